@@ -1,0 +1,41 @@
+# inference-pipelines: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+CLUSTER ?= pipelines
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP) ## Create the virtualenv with the operator and the dev tools
+
+tools: ## Build (or reuse) the pinned Go tool set: control plane, kwok, helm, KServe CRDs/router
+	@bash hack/tools/build.sh >/dev/null
+
+test: venv tools ## Run the test suite (builds the tools on first use; starts a local cluster)
+	$(PY) -m pytest
+
+lint: venv ## ruff + mypy + import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime) with node pools and CRDs
+	$(PY) -m pipeline_operator.localcluster up --name $(CLUSTER)
+
+cluster-down: venv ## Stop the local cluster and every process it started
+	$(PY) -m pipeline_operator.localcluster down --name $(CLUSTER)
+
+demo: cluster-up ## Start the local cluster and show its node pools
+
+.PHONY: help venv tools test lint cluster-up cluster-down demo

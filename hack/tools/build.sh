@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Build (or reuse) the pinned tool set and print the directory that holds it.
+#
+# Every tool is built from its wrapper Go module (hack/tools/<tool>/go.mod + go.sum) with
+# GOTOOLCHAIN=local, so nothing but the Go module proxy is reached. Each tool is cached under
+# $PIPELINE_TOOLS_CACHE/store/<tool>-<key>, the key being a hash of its wrapper and of this
+# script, so a version bump rebuilds that tool only. The tool set (bin/ + kserve-crds/) is
+# assembled under $PIPELINE_TOOLS_CACHE/sets/<key>; its path is the last line printed on stdout.
+# Progress goes to stderr.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${PIPELINE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-pipeline-tools}
+export GOTOOLCHAIN=local GOFLAGS="-mod=mod -trimpath -buildvcs=false" CGO_ENABLED=0
+export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
+mkdir -p "$cache/store" "$cache/sets" "$GOMODCACHE" "$GOCACHE"
+
+log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+key_of() { cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/build.sh" "$here/versions.env" | sha256sum | cut -c1-12; }
+
+# Flags that stamp versions into the binaries (kwokctl picks apiserver flags by version).
+kube_ldflags() {
+  local v=$KUBERNETES_VERSION minor
+  minor=$(echo "$v" | cut -d. -f2)
+  local flags="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    flags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+declare -A ldflags=(
+  [kubernetes]="$(kube_ldflags)"
+  [etcd]="-s -w"
+  [kwok]="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
+  [helm]="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  [kserve]="-s -w"
+)
+declare -A packages=(
+  [kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  [etcd]="go.etcd.io/etcd/server/v3"
+  [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
+  [helm]="helm.sh/helm/v3/cmd/helm"
+  [kserve]="github.com/kserve/kserve/cmd/router"
+)
+order=(kubernetes etcd kwok helm kserve)
+
+build_tool() {
+  local tool=$1 dir
+  dir="$cache/store/$tool-$(key_of "$tool")"
+  if [[ -f $dir/.complete ]]; then
+    log "$tool: cached ($dir)"
+  else
+    log "$tool: building ${packages[$tool]} (cold builds take minutes)"
+    local started=$SECONDS
+    rm -rf "$dir"; mkdir -p "$dir/bin"
+    # shellcheck disable=SC2086
+    (cd "$here/$tool" && go build -ldflags "${ldflags[$tool]}" -o "$dir/bin/" ${packages[$tool]})
+    [[ $tool == etcd ]] && mv "$dir/bin/v3" "$dir/bin/etcd"
+    touch "$dir/.complete"
+    log "$tool: built in $((SECONDS - started))s"
+  fi
+  echo "$dir"
+}
+
+set_key=$(for t in "${order[@]}"; do key_of "$t"; done | sha256sum | cut -c1-12)
+set_dir="$cache/sets/$set_key"
+if [[ ! -f $set_dir/.complete ]]; then
+  rm -rf "$set_dir"; mkdir -p "$set_dir/bin" "$set_dir/kserve-crds"
+  for tool in "${order[@]}"; do
+    store=$(build_tool "$tool")
+    ln -sf "$store"/bin/* "$set_dir/bin/"
+  done
+  # KServe's CRDs, used as they are, from the same pinned module the router is built from.
+  kserve_dir=$(cd "$here/kserve" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  for crd in inferenceservices inferencegraphs servingruntimes clusterservingruntimes; do
+    cp "$kserve_dir/config/crd/full/serving.kserve.io_$crd.yaml" "$set_dir/kserve-crds/"
+  done
+  printf 'KUBERNETES_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nKSERVE_VERSION=%s\n' \
+    "$KUBERNETES_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$KSERVE_VERSION" > "$set_dir/versions.env"
+  touch "$set_dir/.complete"
+  log "tool set ready: $set_dir ($(du -shL "$set_dir/bin" | cut -f1) of binaries)"
+fi
+echo "$set_dir"

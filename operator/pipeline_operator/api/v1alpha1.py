@@ -1,0 +1,469 @@
+"""InferencePipeline v1alpha1: spec and status, the single source of the CRD schema.
+
+Field names are snake_case in Python and camelCase on the wire (``by_alias``). Cross-field
+rules that the apiserver can check are CEL rules (``x-kubernetes-validations``) attached
+with :func:`cel`; the rest (graph cycles through nested nodes, GPU fit) is checked by
+:mod:`pipeline_operator.validation` and reported in status.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "pipelines.inference.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferencePipeline"
+PLURAL = "inferencepipelines"
+SINGULAR = "inferencepipeline"
+SHORT_NAMES = ["ipl", "pipeline"]
+
+MAX_STAGES = 16
+MAX_POOLS = 16
+MAX_NODES = 16
+MAX_STEPS = 16
+MAX_ROLLOUT_STEPS = 32
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+StageName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
+PoolName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
+NodeName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=40)]
+Quantity = Annotated[str, Field(pattern=QUANTITY, max_length=32)]
+Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
+Label = Annotated[str, Field(max_length=253)]
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse a Go-style duration such as ``30s``, ``1m30s`` or ``250ms``."""
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    return timedelta(seconds=seconds)
+
+
+def cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """Attach CEL validation rules ``(rule, message)`` to a model's schema."""
+    validations = []
+    for rule, message in rules:
+        entry = {"rule": rule}
+        entry["messageExpression" if message.startswith("'") else "message"] = message
+        validations.append(entry)
+    return {"x-kubernetes-validations": validations}
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase aliases, unknown fields refused (the CRD prunes them too)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True
+    )
+
+
+# -- placement -------------------------------------------------------------------------------
+
+
+class Toleration(ApiModel):
+    """A Kubernetes toleration (core/v1 Toleration)."""
+
+    key: Label | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: Label | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class NodePool(ApiModel):
+    """A set of nodes that stages can be placed on, e.g. ``gpu-h100`` or ``cpu``."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("!has(self.gpusPerNode) || self.gpusPerNode >= 0", "gpusPerNode must not be negative"),
+    ))
+
+    name: PoolName = Field(description="Pool name that stages refer to in stages[].nodePool.")
+    node_selector: dict[str, Label] = Field(
+        default_factory=dict, description="Labels a node must carry to be in this pool."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=16, description="Tolerations for the pool's taints."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None, description="A core/v1 Affinity applied to every stage in this pool."
+    )
+    gpu_resource: Label = Field(
+        default="nvidia.com/gpu", description="Extended resource name of the pool's GPUs."
+    )
+    gpus_per_node: int | None = Field(
+        default=None, ge=0, le=64,
+        description="GPUs on each node of the pool; when set, a stage asking for more is "
+        "reported as unschedulable instead of being deployed.",
+    )
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+class EnvVar(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    value: Annotated[str, Field(max_length=4096)] = ""
+
+
+class ModelFormat(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="Model format, e.g. huggingface, pytorch, sklearn, onnx."
+    )
+    version: Annotated[str, Field(max_length=32)] | None = None
+
+
+class ModelSpec(ApiModel):
+    """A model served by a KServe runtime (the predictor's ``model`` field)."""
+
+    model_format: ModelFormat
+    storage_uri: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="Where KServe's storage initializer fetches the model (mounted at /mnt/models)."
+    )
+    runtime: Annotated[str, Field(max_length=63)] | None = Field(
+        default=None, description="ServingRuntime name; KServe picks one by format when empty."
+    )
+    protocol_version: Literal["v1", "v2"] | None = None
+    args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+
+
+class ContainerSpec(ApiModel):
+    """A custom model server container (a KServe custom predictor or a transformer)."""
+
+    image: Annotated[str, Field(min_length=1, max_length=512)]
+    command: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
+    args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
+    env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+
+
+class PredictorSpec(ApiModel):
+    """What serves the stage: a KServe model, or a custom container."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("has(self.model) != has(self.container)", "exactly one of model or container must be set"),
+    ))
+
+    model: ModelSpec | None = None
+    container: ContainerSpec | None = None
+
+
+class Resources(ApiModel):
+    """Per-replica resources of the stage's predictor (requests = limits for GPUs)."""
+
+    gpus: int = Field(default=0, ge=0, le=64, description="GPUs per replica.")
+    cpu: Quantity = Field(default="1", description="CPU request and limit per replica.")
+    memory: Quantity = Field(default="2Gi", description="Memory request and limit per replica.")
+
+
+class Scaling(ApiModel):
+    """Autoscaling of one stage, independent of the others."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+    ))
+
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
+        default="concurrency", description="KServe scaleMetric."
+    )
+    target: int = Field(default=10, ge=1, le=100000, description="KServe scaleTarget.")
+
+
+class Batching(ApiModel):
+    """KServe's request batcher in front of the predictor."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    max_latency_ms: int = Field(default=50, ge=1, le=60000)
+
+
+class Stage(ApiModel):
+    """One step of the pipeline: a predictor, optionally behind a transformer."""
+
+    name: StageName = Field(description="Stage name, unique in the pipeline.")
+    predictor: PredictorSpec
+    transformer: ContainerSpec | None = Field(
+        default=None, description="Pre/post-processing container in front of the predictor."
+    )
+    resources: Resources = Field(default_factory=Resources)
+    node_pool: PoolName | None = Field(
+        default=None, description="Name of a spec.nodePools entry to place the stage on."
+    )
+    scaling: Scaling = Field(default_factory=Scaling)
+    batching: Batching | None = None
+
+
+# -- graph -----------------------------------------------------------------------------------
+
+
+class NodeType(StrEnum):
+    SEQUENCE = "Sequence"
+    ENSEMBLE = "Ensemble"
+    SWITCH = "Switch"
+
+
+class GraphStep(ApiModel):
+    """A step of a graph node: a stage, or another node of the graph."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("has(self.stage) != has(self.node)", "exactly one of stage or node must be set"),
+    ))
+
+    stage: StageName | None = None
+    node: NodeName | None = None
+    dependency: Literal["Soft", "Hard"] = Field(
+        default="Hard", description="Hard: a failed step fails the request; Soft: it is skipped."
+    )
+    condition: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="Switch only: GJSON condition on the input selecting this step."
+    )
+    data: Literal["Request", "Response"] | None = Field(
+        default=None,
+        description="Sequence only: pass the original request or the previous step's response "
+        "(default: Response after the first step).",
+    )
+
+
+class GraphNode(ApiModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.steps.all(s, !has(s.node) || s.node != self.name)", "a node cannot contain itself"),
+        ("self.type == 'Switch' ? self.steps.all(s, has(s.condition)) "
+         ": self.steps.all(s, !has(s.condition))",
+         "condition is required on every step of a Switch node and allowed nowhere else"),
+    ))
+
+    name: NodeName
+    type: NodeType = NodeType.SEQUENCE
+    steps: list[GraphStep] = Field(min_length=1, max_length=MAX_STEPS)
+
+
+class Graph(ApiModel):
+    """How stages compose. Without a graph, stages run as one Sequence in the listed order."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.nodes.exists(n, n.name == self.root)", "'root ' + self.root + ' is not a node of graph.nodes'"),
+        ("self.nodes.all(n, self.nodes.exists_one(m, m.name == n.name))", "graph node names must be unique"),
+        ("self.nodes.all(n, n.steps.all(s, !has(s.node) || self.nodes.exists(m, m.name == s.node)))",
+         "every step's node must name a node of graph.nodes"),
+    ))
+
+    root: NodeName = "root"
+    nodes: list[GraphNode] = Field(min_length=1, max_length=MAX_NODES)
+
+
+# -- rollout ---------------------------------------------------------------------------------
+
+
+class Pause(ApiModel):
+    duration: Duration | None = Field(
+        default=None, description="How long to pause; without it, wait for a promote."
+    )
+
+
+class AnalysisMetric(ApiModel):
+    name: NodeName
+    query: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        description="Provider query, e.g. PromQL. {{revision}} and {{pipeline}} are substituted."
+    )
+    success_condition: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="Condition on `result`, e.g. `result >= 0.99`."
+    )
+    interval: Duration = "30s"
+    count: int = Field(default=3, ge=1, le=100, description="Measurements to take.")
+    failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated.")
+
+
+class Analysis(ApiModel):
+    provider: Literal["prometheus"] = "prometheus"
+    address: Annotated[str, Field(max_length=512)] | None = Field(
+        default=None, description="Provider address; the operator's default when empty."
+    )
+    metrics: list[AnalysisMetric] = Field(min_length=1, max_length=8)
+
+
+class CanaryStep(ApiModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+         "a canary step sets exactly one of setWeight, pause or analysis"),
+    ))
+
+    set_weight: int | None = Field(default=None, ge=0, le=100, description="Canary traffic %.")
+    pause: Pause | None = None
+    analysis: Analysis | None = None
+
+
+class Canary(ApiModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+         "setWeight steps must not decrease"),
+    ))
+
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [CanaryStep(set_weight=20), CanaryStep(pause=Pause())],
+        max_length=MAX_ROLLOUT_STEPS,
+        description="Steps walked in order; after the last, the canary becomes stable (100%).",
+    )
+
+
+class BlueGreen(ApiModel):
+    auto_promotion_seconds: int | None = Field(
+        default=None, ge=0, le=86400,
+        description="Promote this long after the preview is ready; without it, wait for promote.",
+    )
+    scale_down_delay_seconds: int = Field(
+        default=30, ge=0, le=86400, description="How long the old revision stays after promotion."
+    )
+
+
+class Rollout(ApiModel):
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.strategy == 'Canary' || !has(self.canary)", "canary is only valid with strategy Canary"),
+        ("self.strategy == 'BlueGreen' || !has(self.blueGreen)",
+         "blueGreen is only valid with strategy BlueGreen"),
+    ))
+
+    strategy: Literal["Canary", "BlueGreen"] = "Canary"
+    canary: Canary | None = None
+    blue_green: BlueGreen | None = None
+    progress_deadline_seconds: int = Field(
+        default=600, ge=10, le=86400,
+        description="A new revision not Ready within this time aborts the rollout.",
+    )
+
+
+# -- spec ------------------------------------------------------------------------------------
+
+
+class InferencePipelineSpec(ApiModel):
+    """Desired state: stages on node pools, how they compose, how new versions roll out."""
+
+    model_config = ConfigDict(json_schema_extra=cel(
+        ("self.stages.all(s, self.stages.exists_one(t, t.name == s.name))", "stage names must be unique"),
+        ("self.nodePools.all(p, self.nodePools.exists_one(q, q.name == p.name))",
+         "nodePool names must be unique"),
+        ("self.stages.all(s, !has(s.nodePool) || self.nodePools.exists(p, p.name == s.nodePool))",
+         "'stage ' + self.stages.filter(s, has(s.nodePool) && !self.nodePools.exists(p, p.name == "
+         "s.nodePool))[0].name + ' names a nodePool that is not in spec.nodePools'"),
+        ("!has(self.graph) || self.graph.nodes.all(n, n.steps.all(s, !has(s.stage) || "
+         "self.stages.exists(t, t.name == s.stage)))",
+         "every graph step's stage must name a stage of spec.stages"),
+    ))
+
+    node_pools: list[NodePool] = Field(default_factory=list, max_length=MAX_POOLS)
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
+    graph: Graph | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
+    paused: bool = Field(default=False, description="Pause the rollout in progress (resume: false).")
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stage_names(cls, stages: list[Stage]) -> list[Stage]:
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError("stage names must be unique")
+        return stages
+
+    def effective_graph(self) -> Graph:
+        """The graph, or the default: one Sequence over the stages in order."""
+        if self.graph is not None:
+            return self.graph
+        steps = [GraphStep(stage=s.name) for s in self.stages]
+        return Graph(root="root", nodes=[GraphNode(name="root", type=NodeType.SEQUENCE, steps=steps)])
+
+    def pool(self, name: str | None) -> NodePool | None:
+        return next((p for p in self.node_pools if p.name == name), None)
+
+    def serving_fields(self) -> dict[str, Any]:
+        """What changes how requests are served; the revision hash is taken over this."""
+        return self.model_dump(by_alias=True, mode="json", include={"node_pools", "stages", "graph"})
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    ABORTED = "Aborted"
+
+
+class StatusModel(BaseModel):
+    """Status objects: written by the operator only, so unknown fields are tolerated."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Condition(StatusModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class TrafficTarget(StatusModel):
+    revision: str
+    weight: int = Field(ge=0, le=100)
+
+
+class StageStatus(StatusModel):
+    name: str
+    service: str = Field(description="The stage's InferenceService.")
+    ready: bool = False
+    message: str = ""
+
+
+class RevisionStatus(StatusModel):
+    name: str = Field(description="Content hash of the revision's serving fields.")
+    stages: list[StageStatus] = Field(default_factory=list)
+    ready: bool = False
+    ready_since: str | None = None
+
+
+class CommandAck(StatusModel):
+    command: str = Field(description="The command annotation value that was handled.")
+    result: Literal["Accepted", "Rejected"]
+    message: str = ""
+    at: str
+
+
+class InferencePipelineStatus(StatusModel):
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    message: str = ""
+    stable_revision: str | None = None
+    canary_revision: str | None = Field(
+        default=None, description="The revision being rolled out (blue-green: the preview)."
+    )
+    previous_revision: str | None = Field(
+        default=None, description="Blue-green: the old revision kept until scale-down."
+    )
+    strategy: Literal["Canary", "BlueGreen"] | None = None
+    current_step_index: int | None = None
+    step_started_at: str | None = None
+    paused_at: str | None = None
+    scale_down_at: str | None = None
+    abort_reason: str | None = None
+    traffic: list[TrafficTarget] = Field(default_factory=list)
+    canary_weight: int = 0
+    revisions: list[RevisionStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    url: str | None = None
+    preview_url: str | None = None
+    last_command: CommandAck | None = None
+    ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")
