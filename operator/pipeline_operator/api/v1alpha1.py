@@ -442,6 +442,22 @@ class CommandAck(StatusModel):
     at: str
 
 
+class Measurement(StatusModel):
+    metric: str
+    value: float | None = None
+    success: bool
+    message: str = ""
+    at: str
+
+
+class AnalysisStatus(StatusModel):
+    step_index: int = Field(description="The canary step whose analysis this is.")
+    revision: str
+    phase: Literal["Running", "Successful", "Failed"] = "Running"
+    measurements: list[Measurement] = Field(default_factory=list)
+    message: str = ""
+
+
 class InferencePipelineStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -465,5 +481,6 @@ class InferencePipelineStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list)
     url: str | None = None
     preview_url: str | None = None
+    analysis: AnalysisStatus | None = None
     last_command: CommandAck | None = None
     ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")

@@ -25,7 +25,7 @@ import yaml
 from pipeline_operator.localcluster.tools import ToolSet
 from pipeline_operator.localcluster.topology import Topology
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "charts" / "inference-pipelines" / "crds"
+CRD_DIR = Path(__file__).resolve().parents[3] / "manifests" / "crds"
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
 
 

@@ -1,0 +1,28 @@
+"""Reading rollout state out of status (pure): which revisions exist and who serves."""
+
+from __future__ import annotations
+
+from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Phase
+
+
+def canary_active(status: InferencePipelineStatus) -> bool:
+    """A canary (or blue-green preview) revision is deployed: set and not aborted."""
+    return status.canary_revision is not None and status.phase != Phase.ABORTED
+
+
+def active_revisions(status: InferencePipelineStatus) -> list[str]:
+    """Revisions whose children must exist, stable first, without duplicates.
+
+    The stable revision; the canary / preview unless the rollout was aborted; blue-green's
+    previous revision until its scale-down time; and any revision still carrying traffic.
+    """
+    candidates = [status.stable_revision]
+    if canary_active(status):
+        candidates.append(status.canary_revision)
+    candidates.append(status.previous_revision)
+    candidates += [t.revision for t in status.traffic if t.weight > 0]
+    out: list[str] = []
+    for revision in candidates:
+        if revision and revision not in out:
+            out.append(revision)
+    return out
