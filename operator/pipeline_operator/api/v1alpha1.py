@@ -84,9 +84,11 @@ class Toleration(ApiModel):
 class NodePool(ApiModel):
     """A set of nodes that stages can be placed on, e.g. ``gpu-h100`` or ``cpu``."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("!has(self.gpusPerNode) || self.gpusPerNode >= 0", "gpusPerNode must not be negative"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("!has(self.gpusPerNode) || self.gpusPerNode >= 0", "gpusPerNode must not be negative"),
+        )
+    )
 
     name: PoolName = Field(description="Pool name that stages refer to in stages[].nodePool.")
     node_selector: dict[str, Label] = Field(
@@ -102,7 +104,9 @@ class NodePool(ApiModel):
         default="nvidia.com/gpu", description="Extended resource name of the pool's GPUs."
     )
     gpus_per_node: int | None = Field(
-        default=None, ge=0, le=64,
+        default=None,
+        ge=0,
+        le=64,
         description="GPUs on each node of the pool; when set, a stage asking for more is "
         "reported as unschedulable instead of being deployed.",
     )
@@ -142,7 +146,9 @@ class ContainerSpec(ApiModel):
     """A custom model server container (a KServe custom predictor or a transformer)."""
 
     image: Annotated[str, Field(min_length=1, max_length=512)]
-    command: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
+    command: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=32
+    )
     args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
@@ -151,9 +157,14 @@ class ContainerSpec(ApiModel):
 class PredictorSpec(ApiModel):
     """What serves the stage: a KServe model, or a custom container."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("has(self.model) != has(self.container)", "exactly one of model or container must be set"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.model) != has(self.container)",
+                "exactly one of model or container must be set",
+            ),
+        )
+    )
 
     model: ModelSpec | None = None
     container: ContainerSpec | None = None
@@ -170,9 +181,11 @@ class Resources(ApiModel):
 class Scaling(ApiModel):
     """Autoscaling of one stage, independent of the others."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+        )
+    )
 
     min_replicas: int = Field(default=1, ge=0, le=1000)
     max_replicas: int = Field(default=1, ge=1, le=1000)
@@ -217,9 +230,11 @@ class NodeType(StrEnum):
 class GraphStep(ApiModel):
     """A step of a graph node: a stage, or another node of the graph."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("has(self.stage) != has(self.node)", "exactly one of stage or node must be set"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.stage) != has(self.node)", "exactly one of stage or node must be set"),
+        )
+    )
 
     stage: StageName | None = None
     node: NodeName | None = None
@@ -237,12 +252,19 @@ class GraphStep(ApiModel):
 
 
 class GraphNode(ApiModel):
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.steps.all(s, !has(s.node) || s.node != self.name)", "a node cannot contain itself"),
-        ("self.type == 'Switch' ? self.steps.all(s, has(s.condition)) "
-         ": self.steps.all(s, !has(s.condition))",
-         "condition is required on every step of a Switch node and allowed nowhere else"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.steps.all(s, !has(s.node) || s.node != self.name)",
+                "a node cannot contain itself",
+            ),
+            (
+                "self.type == 'Switch' ? self.steps.all(s, has(s.condition)) "
+                ": self.steps.all(s, !has(s.condition))",
+                "condition is required on every step of a Switch node and allowed nowhere else",
+            ),
+        )
+    )
 
     name: NodeName
     type: NodeType = NodeType.SEQUENCE
@@ -252,12 +274,22 @@ class GraphNode(ApiModel):
 class Graph(ApiModel):
     """How stages compose. Without a graph, stages run as one Sequence in the listed order."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.nodes.exists(n, n.name == self.root)", "'root ' + self.root + ' is not a node of graph.nodes'"),
-        ("self.nodes.all(n, self.nodes.exists_one(m, m.name == n.name))", "graph node names must be unique"),
-        ("self.nodes.all(n, n.steps.all(s, !has(s.node) || self.nodes.exists(m, m.name == s.node)))",
-         "every step's node must name a node of graph.nodes"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.nodes.exists(n, n.name == self.root)",
+                "'root ' + self.root + ' is not a node of graph.nodes'",
+            ),
+            (
+                "self.nodes.all(n, self.nodes.exists_one(m, m.name == n.name))",
+                "graph node names must be unique",
+            ),
+            (
+                "self.nodes.all(n, n.steps.all(s, !has(s.node) || self.nodes.exists(m, m.name == s.node)))",
+                "every step's node must name a node of graph.nodes",
+            ),
+        )
+    )
 
     root: NodeName = "root"
     nodes: list[GraphNode] = Field(min_length=1, max_length=MAX_NODES)
@@ -294,10 +326,14 @@ class Analysis(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
-         "a canary step sets exactly one of setWeight, pause or analysis"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+                "a canary step sets exactly one of setWeight, pause or analysis",
+            ),
+        )
+    )
 
     set_weight: int | None = Field(default=None, ge=0, le=100, description="Canary traffic %.")
     pause: Pause | None = None
@@ -305,10 +341,14 @@ class CanaryStep(ApiModel):
 
 
 class Canary(ApiModel):
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
-         "setWeight steps must not decrease"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "setWeight steps must not decrease",
+            ),
+        )
+    )
 
     steps: list[CanaryStep] = Field(
         default_factory=lambda: [CanaryStep(set_weight=20), CanaryStep(pause=Pause())],
@@ -319,7 +359,9 @@ class Canary(ApiModel):
 
 class BlueGreen(ApiModel):
     auto_promotion_seconds: int | None = Field(
-        default=None, ge=0, le=86400,
+        default=None,
+        ge=0,
+        le=86400,
         description="Promote this long after the preview is ready; without it, wait for promote.",
     )
     scale_down_delay_seconds: int = Field(
@@ -328,17 +370,26 @@ class BlueGreen(ApiModel):
 
 
 class Rollout(ApiModel):
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.strategy == 'Canary' || !has(self.canary)", "canary is only valid with strategy Canary"),
-        ("self.strategy == 'BlueGreen' || !has(self.blueGreen)",
-         "blueGreen is only valid with strategy BlueGreen"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.strategy == 'Canary' || !has(self.canary)",
+                "canary is only valid with strategy Canary",
+            ),
+            (
+                "self.strategy == 'BlueGreen' || !has(self.blueGreen)",
+                "blueGreen is only valid with strategy BlueGreen",
+            ),
+        )
+    )
 
     strategy: Literal["Canary", "BlueGreen"] = "Canary"
     canary: Canary | None = None
     blue_green: BlueGreen | None = None
     progress_deadline_seconds: int = Field(
-        default=600, ge=10, le=86400,
+        default=600,
+        ge=10,
+        le=86400,
         description="A new revision not Ready within this time aborts the rollout.",
     )
 
@@ -349,23 +400,35 @@ class Rollout(ApiModel):
 class InferencePipelineSpec(ApiModel):
     """Desired state: stages on node pools, how they compose, how new versions roll out."""
 
-    model_config = ConfigDict(json_schema_extra=cel(
-        ("self.stages.all(s, self.stages.exists_one(t, t.name == s.name))", "stage names must be unique"),
-        ("self.nodePools.all(p, self.nodePools.exists_one(q, q.name == p.name))",
-         "nodePool names must be unique"),
-        ("self.stages.all(s, !has(s.nodePool) || self.nodePools.exists(p, p.name == s.nodePool))",
-         "'stage ' + self.stages.filter(s, has(s.nodePool) && !self.nodePools.exists(p, p.name == "
-         "s.nodePool))[0].name + ' names a nodePool that is not in spec.nodePools'"),
-        ("!has(self.graph) || self.graph.nodes.all(n, n.steps.all(s, !has(s.stage) || "
-         "self.stages.exists(t, t.name == s.stage)))",
-         "every graph step's stage must name a stage of spec.stages"),
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.stages.all(s, self.stages.exists_one(t, t.name == s.name))",
+                "stage names must be unique",
+            ),
+            (
+                "self.nodePools.all(p, self.nodePools.exists_one(q, q.name == p.name))",
+                "nodePool names must be unique",
+            ),
+            (
+                "self.stages.all(s, !has(s.nodePool) || self.nodePools.exists(p, p.name == s.nodePool))",
+                "every stages[].nodePool must name an entry of spec.nodePools",
+            ),
+            (
+                "!has(self.graph) || self.graph.nodes.all(n, n.steps.all(s, !has(s.stage) || "
+                "self.stages.exists(t, t.name == s.stage)))",
+                "every graph step's stage must name a stage of spec.stages",
+            ),
+        )
+    )
 
     node_pools: list[NodePool] = Field(default_factory=list, max_length=MAX_POOLS)
     stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
     graph: Graph | None = None
     rollout: Rollout = Field(default_factory=Rollout)
-    paused: bool = Field(default=False, description="Pause the rollout in progress (resume: false).")
+    paused: bool = Field(
+        default=False, description="Pause the rollout in progress (resume: false)."
+    )
 
     @field_validator("stages")
     @classmethod
@@ -380,14 +443,18 @@ class InferencePipelineSpec(ApiModel):
         if self.graph is not None:
             return self.graph
         steps = [GraphStep(stage=s.name) for s in self.stages]
-        return Graph(root="root", nodes=[GraphNode(name="root", type=NodeType.SEQUENCE, steps=steps)])
+        return Graph(
+            root="root", nodes=[GraphNode(name="root", type=NodeType.SEQUENCE, steps=steps)]
+        )
 
     def pool(self, name: str | None) -> NodePool | None:
         return next((p for p in self.node_pools if p.name == name), None)
 
     def serving_fields(self) -> dict[str, Any]:
         """What changes how requests are served; the revision hash is taken over this."""
-        return self.model_dump(by_alias=True, mode="json", include={"node_pools", "stages", "graph"})
+        return self.model_dump(
+            by_alias=True, mode="json", include={"node_pools", "stages", "graph"}
+        )
 
 
 # -- status ----------------------------------------------------------------------------------

@@ -14,8 +14,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline_operator.localcluster")
     parser.add_argument("command", choices=["up", "down", "kubeconfig"])
     parser.add_argument("--name", default="pipelines", help="cluster name (default: pipelines)")
-    parser.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY,
-                        help="node pools YAML (default: the bundled topology.yaml)")
+    parser.add_argument(
+        "--topology",
+        type=Path,
+        default=DEFAULT_TOPOLOGY,
+        help="node pools YAML (default: the bundled topology.yaml)",
+    )
     args = parser.parse_args(argv)
     cluster = LocalCluster(ToolSet.ensure(), name=args.name)
     if args.command == "up":

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from pipeline_operator.localcluster.tools import ToolSet
 from pipeline_operator.localcluster.topology import Topology
 
 CRD_DIR = Path(__file__).resolve().parents[3] / "manifests" / "crds"
-DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
+DEFAULT_HOME = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
+)
 
 
 class ClusterError(RuntimeError):
@@ -37,27 +39,12 @@ def log(message: str) -> None:
     print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class LocalCluster:
-    """One kwokctl cluster with its own working directory and kubeconfig."""
+class Cluster:
+    """Any cluster reachable through a kubeconfig, driven with the pinned kubectl."""
 
-    def __init__(self, tools: ToolSet, name: str = "pipelines", home: Path = DEFAULT_HOME) -> None:
+    def __init__(self, tools: ToolSet, kubeconfig: Path) -> None:
         self.tools = tools
-        self.name = name
-        self.home = home
-        self.kubeconfig = home / f"{name}.kubeconfig"
-        self._kwok_workdir = home / "kwok"
-
-    # -- processes -------------------------------------------------------------------------
-
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "KWOK_WORKDIR": str(self._kwok_workdir), "KUBECONFIG": str(self.kubeconfig)}
-
-    def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, *args]
-        result = subprocess.run(cmd, env=self._env(), capture_output=True, text=True)
-        if check and result.returncode != 0:
-            raise ClusterError(f"{' '.join(cmd[1:])} failed:\n{result.stderr.strip()}")
-        return result
+        self.kubeconfig = kubeconfig
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
@@ -69,11 +56,47 @@ class LocalCluster:
             raise ClusterError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
         return result
 
+    def apply_crds(self, paths: Sequence[Path]) -> None:
+        """Install CRDs with server-side apply (KServe's are too large for client-side)."""
+        if not paths:
+            return
+        args = ["apply", "--server-side", "--force-conflicts", "--field-manager", "local-cluster"]
+        for path in paths:
+            args += ["-f", str(path)]
+        names = self.kubectl(*args, "-o", "name").stdout.split()
+        # `kubectl wait` errors out while a new CRD has no conditions yet: retry it.
+        established = ("wait", "--for=condition=Established", "--timeout=10s", *names)
+        _wait(
+            lambda: self.kubectl(*established, check=False).returncode == 0,
+            60,
+            "the CRDs to be established",
+        )
+        log(f"installed {len(names)} CRDs")
+
+
+class LocalCluster(Cluster):
+    """One kwokctl cluster with its own working directory and kubeconfig."""
+
+    def __init__(self, tools: ToolSet, name: str = "pipelines", home: Path = DEFAULT_HOME) -> None:
+        super().__init__(tools, home / f"{name}.kubeconfig")
+        self.name = name
+        self.home = home
+        self._kwok_workdir = home / "kwok"
+
+    def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, *args]
+        env = {**os.environ, "KWOK_WORKDIR": str(self._kwok_workdir)}
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise ClusterError(f"{' '.join(cmd[1:])} failed:\n{result.stderr.strip()}")
+        return result
+
     @property
     def _cluster_dir(self) -> Path:
         return self._kwok_workdir / "clusters" / self.name
 
-    def _pids(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """PIDs of the cluster's component processes, read from kwokctl's pid files."""
         pids = []
         for pid_file in self._cluster_dir.glob("pids/*.pid"):
             with contextlib.suppress(ValueError, OSError):
@@ -91,7 +114,9 @@ class LocalCluster:
         result = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
         return result.returncode == 0 and result.stdout.strip() == "ok"
 
-    def up(self, topology: Topology | None = None, crds: Sequence[Path] = (), timeout: float = 240) -> None:
+    def up(
+        self, topology: Topology | None = None, crds: Sequence[Path] = (), timeout: float = 240
+    ) -> None:
         """Start the cluster (or reuse a healthy one), then install CRDs and node pools."""
         self.home.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
@@ -106,27 +131,40 @@ class LocalCluster:
             config.write_text(yaml.safe_dump_all(self._kwokctl_config()), encoding="utf-8")
             try:
                 self._kwokctl(
-                    "create", "cluster", "--config", str(config), "--kubeconfig", str(self.kubeconfig),
-                    "--wait", f"{int(timeout)}s", "--timeout", f"{int(timeout)}s",
+                    "create",
+                    "cluster",
+                    "--config",
+                    str(config),
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--wait",
+                    f"{int(timeout)}s",
+                    "--timeout",
+                    f"{int(timeout)}s",
                 )
             except ClusterError:
                 self.down()
                 raise
-        self._wait(lambda: self.healthy(), timeout, "the apiserver to report /readyz ok")
-        self._wait(self._default_service_account, timeout, "the default ServiceAccount")
+        _wait(lambda: self.healthy(), timeout, "the apiserver to report /readyz ok")
+        _wait(self._default_service_account, timeout, "the default ServiceAccount")
         self.apply_crds([*self.tools.kserve_crds, *crds])
         if topology is not None:
             self.apply_nodes(topology)
-        log(f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s "
-            f"(KUBECONFIG={self.kubeconfig})")
+        log(
+            f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s "
+            f"(KUBECONFIG={self.kubeconfig})"
+        )
 
     def down(self) -> None:
         """Delete the cluster and make sure none of its processes outlive it."""
-        pids = self._pids()
+        pids = self.pids()
         if self.exists():
             log(f"deleting cluster {self.name!r}")
             self._kwokctl("delete", "cluster", check=False)
-        for pid in pids:
+        deadline = time.monotonic() + 15
+        while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in filter(process_running, pids):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 log(f"killed leftover process {pid}")
@@ -135,66 +173,88 @@ class LocalCluster:
     def _kwokctl_config(self) -> list[dict[str, Any]]:
         binary = self.tools.binary
         versions = self.tools.versions()
-        return [{
-            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-            "kind": "KwokctlConfiguration",
-            "options": {
-                "runtime": "binary",
-                "kubeVersion": versions["KUBERNETES_VERSION"],
-                "etcdVersion": versions["ETCD_VERSION"],
-                "kubeApiserverBinary": str(binary("kube-apiserver")),
-                "kubeControllerManagerBinary": str(binary("kube-controller-manager")),
-                "kubeSchedulerBinary": str(binary("kube-scheduler")),
-                "kubectlBinary": str(binary("kubectl")),
-                "etcdBinary": str(binary("etcd")),
-                "kwokControllerBinary": str(binary("kwok")),
-                "kubeAuthorization": True,
-                "kubeAdmission": True,
-                "disableQPSLimits": True,
-            },
-        }]
+        return [
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "options": {
+                    "runtime": "binary",
+                    "kubeVersion": versions["KUBERNETES_VERSION"],
+                    "etcdVersion": versions["ETCD_VERSION"],
+                    "kubeApiserverBinary": str(binary("kube-apiserver")),
+                    "kubeControllerManagerBinary": str(binary("kube-controller-manager")),
+                    "kubeSchedulerBinary": str(binary("kube-scheduler")),
+                    "kubectlBinary": str(binary("kubectl")),
+                    "etcdBinary": str(binary("etcd")),
+                    "kwokControllerBinary": str(binary("kwok")),
+                    "kubeAuthorization": True,
+                    "kubeAdmission": True,
+                    "disableQPSLimits": True,
+                },
+            }
+        ]
 
     # -- contents --------------------------------------------------------------------------
-
-    def apply_crds(self, paths: Sequence[Path]) -> None:
-        """Install CRDs with server-side apply (KServe's are too large for client-side)."""
-        if not paths:
-            return
-        args = ["apply", "--server-side", "--force-conflicts", "--field-manager", "local-cluster"]
-        for path in paths:
-            args += ["-f", str(path)]
-        names = self.kubectl(*args, "-o", "name").stdout.split()
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
-        log(f"installed {len(names)} CRDs")
 
     def apply_nodes(self, topology: Topology) -> None:
         """Create (or update) the fake nodes of every pool and wait until they are Ready."""
         nodes = topology.nodes()
         for node in nodes:
             status = node.pop("status")
-            self.kubectl("apply", "--server-side", "--field-manager", "local-cluster", "-f", "-",
-                         stdin=json.dumps(node))
-            self.kubectl("patch", "node", node["metadata"]["name"], "--subresource=status",
-                         "--type=merge", "-p", json.dumps({"status": status}))
-        self.kubectl("wait", "--for=condition=Ready", "--timeout=120s",
-                     *[f"node/{n['metadata']['name']}" for n in nodes])
+            self.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "local-cluster",
+                "-f",
+                "-",
+                stdin=json.dumps(node),
+            )
+            self.kubectl(
+                "patch",
+                "node",
+                node["metadata"]["name"],
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps({"status": status}),
+            )
+        self.kubectl(
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            *[f"node/{n['metadata']['name']}" for n in nodes],
+        )
         log(f"{len(nodes)} nodes ready in pools {', '.join(p.name for p in topology.pools)}")
 
     def _default_service_account(self) -> bool:
-        return self.kubectl("get", "serviceaccount", "default", check=False, timeout=10).returncode == 0
+        return (
+            self.kubectl("get", "serviceaccount", "default", check=False, timeout=10).returncode
+            == 0
+        )
 
-    @staticmethod
-    def _wait(ready: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if time.monotonic() > deadline:
-                raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(0.5)
+
+def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has already exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
-def running_cluster(cluster: LocalCluster, topology: Topology | None = None,
-                    crds: Sequence[Path] = ()) -> Iterator[LocalCluster]:
+def running_cluster(
+    cluster: LocalCluster, topology: Topology | None = None, crds: Sequence[Path] = ()
+) -> Iterator[LocalCluster]:
     """Start ``cluster`` for the duration of the block and always tear it down."""
     try:
         cluster.up(topology, crds)

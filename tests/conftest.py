@@ -1,0 +1,51 @@
+"""Session fixtures: one real control plane for the whole run, a namespace per test.
+
+By default a local kwokctl cluster is started from the pinned tool set and torn down at the
+end, even when tests fail. With ``PIPELINE_TEST_CLUSTER=external`` the tests use the cluster
+that ``KUBECONFIG`` names instead (a kind cluster, a real one); CRDs are installed there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topology
+from pipeline_operator.localcluster.cluster import CRD_DIR
+
+
+@pytest.fixture(scope="session")
+def tools() -> ToolSet:
+    return ToolSet.ensure()
+
+
+@pytest.fixture(scope="session")
+def cluster(tools: ToolSet) -> Iterator[Cluster]:
+    crds = sorted(CRD_DIR.glob("*.yaml"))
+    if os.environ.get("PIPELINE_TEST_CLUSTER") == "external":
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            pytest.fail("PIPELINE_TEST_CLUSTER=external needs KUBECONFIG to name the cluster")
+        external = Cluster(tools, Path(kubeconfig))
+        external.apply_crds([*tools.kserve_crds, *crds])
+        yield external
+        return
+    local = LocalCluster(tools, name=f"test-{os.getpid()}")
+    try:
+        local.up(Topology.load(), crds)
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, "pipelines.inference.dev/test=true")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
