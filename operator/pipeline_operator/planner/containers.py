@@ -1,0 +1,64 @@
+"""Containers of a stage: a KServe model, a custom predictor, a transformer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_operator.api.v1alpha1 import ContainerSpec, EnvVar, ModelSpec
+
+# KServe finds the serving container of a component by this name.
+KSERVE_CONTAINER = "kserve-container"
+
+
+def build_security_context(run_as_non_root: bool = True) -> dict[str, Any]:
+    """A restricted-profile container securityContext."""
+    out: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if run_as_non_root:
+        out["runAsNonRoot"] = True
+    return out
+
+
+def build_env(env: list[EnvVar]) -> list[dict[str, str]]:
+    return [{"name": e.name, "value": e.value} for e in env]
+
+
+def build_container(container: ContainerSpec, resources: dict[str, Any]) -> dict[str, Any]:
+    """A custom container (predictor or transformer), hardened, on ``container.port``."""
+    out: dict[str, Any] = {"name": KSERVE_CONTAINER, "image": container.image}
+    if container.command:
+        out["command"] = list(container.command)
+    if container.args:
+        out["args"] = list(container.args)
+    if container.env:
+        out["env"] = build_env(container.env)
+    out["ports"] = [{"name": "http1", "containerPort": container.port, "protocol": "TCP"}]
+    out["resources"] = resources
+    out["securityContext"] = build_security_context()
+    return out
+
+
+def build_model(model: ModelSpec, resources: dict[str, Any]) -> dict[str, Any]:
+    """The predictor's ``model`` field, served by a KServe ServingRuntime.
+
+    The runtime's image is not ours, so runAsNonRoot is left to the runtime; the rest of the
+    restricted profile applies.
+    """
+    model_format: dict[str, str] = {"name": model.model_format.name}
+    if model.model_format.version:
+        model_format["version"] = model.model_format.version
+    out: dict[str, Any] = {"modelFormat": model_format, "storageUri": model.storage_uri}
+    if model.runtime:
+        out["runtime"] = model.runtime
+    if model.protocol_version:
+        out["protocolVersion"] = model.protocol_version
+    if model.args:
+        out["args"] = list(model.args)
+    if model.env:
+        out["env"] = build_env(model.env)
+    out["resources"] = resources
+    out["securityContext"] = build_security_context(run_as_non_root=False)
+    return out

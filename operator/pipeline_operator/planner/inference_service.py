@@ -1,0 +1,108 @@
+"""One InferenceService (serving.kserve.io/v1beta1) per stage and revision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_operator import naming
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Resources, Stage
+from pipeline_operator.planner.containers import build_container, build_model
+from pipeline_operator.planner.metadata import build_metadata
+from pipeline_operator.planner.options import Owner, PlanError, PlanOptions
+from pipeline_operator.planner.placement import (
+    build_predictor_placement,
+    build_resources,
+    build_stage_resources,
+    build_transformer_placement,
+)
+
+ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+ISVC_KIND = "InferenceService"
+
+
+def build_scaling(stage: Stage) -> dict[str, Any]:
+    """ComponentExtensionSpec autoscaling fields (scaleMetric enum: cpu/memory/concurrency/rps)."""
+    return {
+        "minReplicas": stage.scaling.min_replicas,
+        "maxReplicas": stage.scaling.max_replicas,
+        "scaleMetric": stage.scaling.metric,
+        "scaleTarget": stage.scaling.target,
+    }
+
+
+def build_batcher(stage: Stage) -> dict[str, Any]:
+    """KServe's batcher sidecar settings; maxLatency is in milliseconds."""
+    if stage.batching is None:
+        return {}
+    return {
+        "batcher": {
+            "maxBatchSize": stage.batching.max_batch_size,
+            "maxLatency": stage.batching.max_latency_ms,
+        }
+    }
+
+
+def build_predictor_spec(
+    spec: InferencePipelineSpec, stage: Stage, pod_labels: dict[str, Any]
+) -> dict[str, Any]:
+    """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
+    resources = build_stage_resources(spec, stage)
+    out: dict[str, Any] = {**build_scaling(stage), **build_batcher(stage)}
+    out["labels"] = dict(pod_labels)
+    out.update(build_predictor_placement(spec, stage))
+    if stage.predictor.model is not None:
+        out["model"] = build_model(stage.predictor.model, resources)
+    elif stage.predictor.container is not None:
+        out["containers"] = [build_container(stage.predictor.container, resources)]
+    else:
+        raise PlanError(f"stage {stage.name}: predictor has neither model nor container")
+    return out
+
+
+def build_transformer_spec(
+    spec: InferencePipelineSpec, stage: Stage, pod_labels: dict[str, Any], options: PlanOptions
+) -> dict[str, Any] | None:
+    """spec.transformer: CPU only, never on a GPU pool, scaled like its predictor."""
+    if stage.transformer is None:
+        return None
+    resources = build_resources(
+        Resources(gpus=0, cpu=options.transformer_cpu, memory=options.transformer_memory)
+    )
+    out: dict[str, Any] = {
+        "minReplicas": stage.scaling.min_replicas,
+        "maxReplicas": stage.scaling.max_replicas,
+        "labels": dict(pod_labels),
+    }
+    out.update(build_transformer_placement(spec, stage))
+    out["containers"] = [build_container(stage.transformer, resources)]
+    return out
+
+
+def build_inference_service(
+    owner: Owner,
+    spec: InferencePipelineSpec,
+    stage: Stage,
+    revision: str,
+    options: PlanOptions,
+) -> dict[str, Any]:
+    """The InferenceService of ``stage`` in ``revision``."""
+    labels = naming.labels(owner.name, revision, stage.name)
+    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels)}
+    transformer = build_transformer_spec(spec, stage, labels, options)
+    if transformer is not None:
+        body["transformer"] = transformer
+    return {
+        "apiVersion": ISVC_API_VERSION,
+        "kind": ISVC_KIND,
+        "metadata": build_metadata(
+            owner, naming.service_name(owner.name, stage.name, revision), labels, options
+        ),
+        "spec": body,
+    }
+
+
+def build_inference_services(
+    owner: Owner, spec: InferencePipelineSpec, revision: str, options: PlanOptions
+) -> list[dict[str, Any]]:
+    """Every stage's InferenceService of one revision, in stage order."""
+    return [build_inference_service(owner, spec, s, revision, options) for s in spec.stages]
