@@ -17,7 +17,11 @@ export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
 mkdir -p "$cache/store" "$cache/sets" "$GOMODCACHE" "$GOCACHE"
 
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-key_of() { cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/build.sh" "$here/versions.env" | sha256sum | cut -c1-12; }
+# A tool's cache key: its wrapper module, how it is built, and any patch applied to it.
+key_of() {
+  { cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/$1"/*.patch 2>/dev/null
+    echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}"; } | sha256sum | cut -c1-12
+}
 
 # Flags that stamp versions into the binaries (kwokctl picks apiserver flags by version).
 kube_ldflags() {
@@ -45,6 +49,8 @@ declare -A packages=(
   [helm]="helm.sh/helm/v3/cmd/helm"
   [kserve]="github.com/kserve/kserve/cmd/router"
 )
+# go build names a binary after its package; some are renamed (old name:new name).
+declare -A outputs=([etcd]="server:etcd")
 order=(kubernetes etcd kwok helm kserve)
 
 build_tool() {
@@ -58,7 +64,7 @@ build_tool() {
     rm -rf "$dir"; mkdir -p "$dir/bin"
     # shellcheck disable=SC2086
     (cd "$here/$tool" && go build -ldflags "${ldflags[$tool]}" -o "$dir/bin/" ${packages[$tool]})
-    [[ $tool == etcd ]] && mv "$dir/bin/v3" "$dir/bin/etcd"
+    for rename in ${outputs[$tool]:-}; do mv "$dir/bin/${rename%%:*}" "$dir/bin/${rename#*:}"; done
     touch "$dir/.complete"
     log "$tool: built in $((SECONDS - started))s"
   fi

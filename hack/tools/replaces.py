@@ -18,8 +18,12 @@ def staging_version(upstream_version: str) -> str:
 
 
 def replace_lines(gomod: str, upstream_version: str) -> list[str]:
-    body = re.sub(r"replace\s*\((.*?)\)", lambda m: "\n".join(
-        "replace " + line for line in m.group(1).splitlines()), gomod, flags=re.S)
+    body = re.sub(
+        r"replace\s*\((.*?)\)",
+        lambda m: "\n".join("replace " + line for line in m.group(1).splitlines()),
+        gomod,
+        flags=re.S,
+    )
     out = []
     for line in body.splitlines():
         match = re.match(r"\s*replace\s+(\S+)(?:\s+\S+)?\s*=>\s*(\S+)(?:\s+(\S+))?", line)
