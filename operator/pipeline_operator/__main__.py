@@ -1,0 +1,67 @@
+"""``python -m pipeline_operator``: run the operator.
+
+Flags override ``PIPELINE_OPERATOR_*`` environment variables (see settings.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import kopf
+
+from pipeline_operator import handlers  # noqa: F401 (registers the kopf handlers)
+from pipeline_operator.settings import OperatorSettings
+
+
+def parse_args(argv: list[str] | None = None) -> OperatorSettings:
+    parser = argparse.ArgumentParser(prog="python -m pipeline_operator", description=__doc__)
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        help="namespace to watch (repeatable); default: the whole cluster",
+    )
+    parser.add_argument(
+        "--peering",
+        dest="peering_name",
+        help="elect one active replica through this kopf peering object",
+    )
+    parser.add_argument("--deployment-mode", help="KServe deployment mode of the children")
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--health-port", type=int)
+    parser.add_argument("--resync-seconds", type=float)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {
+        key: value for key, value in vars(args).items() if value is not None and key != "verbose"
+    }
+    if args.peering_name:
+        overrides["standalone"] = False
+    settings = OperatorSettings(**overrides)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
+        '"message":"%(message)s"}',
+    )
+    return settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(argv)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        registry=kopf.get_default_registry(),
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=settings.standalone,
+        peering_name=None if settings.standalone else settings.peering_name,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(settings=settings),
+    )
+
+
+if __name__ == "__main__":
+    main()

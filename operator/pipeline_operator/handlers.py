@@ -1,0 +1,121 @@
+"""kopf wiring: one reconcile loop (a daemon) per pipeline, woken by events and timers.
+
+The daemon serialises reconciles of its pipeline; watch events of the pipeline and of its
+children (InferenceServices and InferenceGraphs it owns) only wake it. A reconcile that
+fails is retried with exponential backoff; one that succeeds sleeps until the engine's
+requeue time, the next event, or the periodic resync, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from pipeline_operator import metrics, tracing
+from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
+from pipeline_operator.kube import Kube, load_config
+from pipeline_operator.naming import LABEL_PIPELINE
+from pipeline_operator.reconcile import Reconciler
+from pipeline_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
+
+
+class Wakeups:
+    """One asyncio.Event per pipeline, set to make its daemon reconcile now."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+
+    def event(self, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((namespace, name), asyncio.Event())
+
+    def wake(self, namespace: str, name: str) -> None:
+        self.event(namespace, name).set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._events.pop((namespace, name), None)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorSettings = memo.settings
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_client_timeout
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING
+    settings.persistence.finalizer = f"{GROUP}/daemons"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    if config.metrics_port:
+        metrics.start_server(config.metrics_port)
+    tracing.configure()
+    memo.wakeups = Wakeups()
+    memo.reconciler = Reconciler(Kube(load_config(), config.field_manager), config)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def pipeline_daemon(
+    name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    """Reconcile the pipeline until it is deleted or the operator stops."""
+    wakeup = memo.wakeups.event(namespace, name)
+    reconciler: Reconciler = memo.reconciler
+    resync = memo.settings.resync_seconds
+    backoff = 1.0
+    try:
+        while not stopped:
+            wakeup.clear()
+            try:
+                requeue = await asyncio.to_thread(reconciler.reconcile, namespace, name)
+                backoff = 1.0
+            except Exception:
+                log.exception(
+                    "reconcile of %s/%s failed; retrying in %.0fs", namespace, name, backoff
+                )
+                requeue, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+            delay = resync if requeue is None else min(max(requeue, 0.0), resync)
+            await _sleep(wakeup, stopped, delay)
+    finally:
+        memo.wakeups.forget(namespace, name)
+
+
+async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    """Sleep up to ``delay`` seconds, less if woken or stopped."""
+    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def pipeline_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.wakeups.wake(namespace, name)
+
+
+def _owner(body: kopf.Body) -> str | None:
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == KIND and owner.get("apiVersion", "").startswith(f"{GROUP}/"):
+            return str(owner["name"])
+    return None
+
+
+@kopf.on.event(
+    "serving.kserve.io", "v1beta1", "inferenceservices", labels={LABEL_PIPELINE: kopf.PRESENT}
+)
+@kopf.on.event(
+    "serving.kserve.io", "v1alpha1", "inferencegraphs", labels={LABEL_PIPELINE: kopf.PRESENT}
+)
+async def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    owner = _owner(body)
+    if owner is not None:
+        memo.wakeups.wake(namespace, owner)

@@ -1,0 +1,282 @@
+"""One level-triggered reconcile of one pipeline: observe, decide (pure), apply, report.
+
+Everything is recomputed from the pipeline's spec and status and from the live children on
+every call, so a lost event, a crash midway or a restart costs nothing but a repeat. The
+status write is the commit point: children are applied before it, events posted after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline_operator import commands, metrics, snapshots
+from pipeline_operator.api.v1alpha1 import (
+    Condition,
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Phase,
+)
+from pipeline_operator.kube import Kube
+from pipeline_operator.naming import graph_name, revision_of
+from pipeline_operator.objects import is_subset, merge_patch, ref
+from pipeline_operator.observe import readiness, ready_summary
+from pipeline_operator.planner import Owner, PlanOptions, plan
+from pipeline_operator.rollout import (
+    AnalysisProvider,
+    Decision,
+    Event,
+    Observations,
+    due_measurements,
+    measure,
+    step,
+)
+from pipeline_operator.settings import OperatorSettings
+from pipeline_operator.state import active_revisions
+from pipeline_operator.tracing import tracer
+from pipeline_operator.validation import validate
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Reconciler:
+    """Reconciles pipelines through ``kube``; the decisions are the engine's and planner's."""
+
+    kube: Kube
+    settings: OperatorSettings
+    analysis: AnalysisProvider | None = None
+    clock: Callable[[], datetime] = utcnow
+    options: PlanOptions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.options = PlanOptions(deployment_mode=self.settings.deployment_mode or None)
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Bring one pipeline a step closer to its spec; return seconds until a requeue."""
+        started = time.perf_counter()
+        with tracer.start_as_current_span(
+            "reconcile", attributes={"k8s.namespace.name": namespace, "pipeline.name": name}
+        ) as span:
+            try:
+                requeue = self._reconcile(namespace, name)
+            except Exception as err:
+                metrics.RECONCILES.labels(result="error").inc()
+                metrics.RECONCILE_ERRORS.labels(reason=type(err).__name__).inc()
+                span.record_exception(err)
+                raise
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            metrics.RECONCILES.labels(result="ok").inc()
+            return requeue
+
+    def _reconcile(self, namespace: str, name: str) -> float | None:
+        pipeline = self.kube.get_pipeline(namespace, name)
+        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+            return None
+        meta = pipeline["metadata"]
+        owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
+        old_status = dict(pipeline.get("status") or {})
+        status = InferencePipelineStatus.model_validate(old_status)
+        try:
+            spec = InferencePipelineSpec.model_validate(pipeline["spec"])
+        except ValidationError as err:
+            self._report_unreadable(pipeline, status, err)
+            return None
+
+        problems = validate(spec)
+        invalid = "; ".join(problems) or None
+        desired = revision_of(spec)
+        snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
+        if invalid is None and desired not in snaps:
+            body = snapshots.build(owner, desired, spec, snapshots.next_number(snaps))
+            self.kube.create_revision(body)
+            snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
+
+        specs = {rev: snap.spec for rev, snap in snaps.items()}
+        if invalid is None:
+            specs[desired] = spec
+        children = self.kube.list_children(namespace, name)
+        services = [c for c in children if c["kind"] == "InferenceService"]
+        observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
+        seen = readiness(name, observed, services)
+
+        now = self.clock()
+        command_value = commands.pending(meta.get("annotations"), status)
+        command = None
+        if command_value is not None:
+            try:
+                command = commands.parse(command_value)
+            except commands.CommandError as err:
+                self._reject_command(pipeline, status, command_value, str(err), now)
+                return 0.0
+        measurements = self._measure(spec, status, name, now)
+        decision = step(
+            spec,
+            status,
+            Observations(
+                now=now,
+                desired_revision=desired,
+                ready=seen.ready,
+                reasons=seen.reasons,
+                command=command,
+                measurements=measurements,
+                invalid=invalid,
+            ),
+            generation=meta.get("generation"),
+        )
+
+        new_status = decision.status
+        serving = active_revisions(new_status)
+        missing = [rev for rev in serving if rev not in specs]
+        if missing:
+            raise RuntimeError(f"no spec snapshot for revision(s) {', '.join(missing)}")
+        wanted = plan(owner, {rev: specs[rev] for rev in serving}, new_status, self.options)
+        self._converge(wanted, children)
+
+        final = readiness(name, {rev: specs[rev] for rev in serving}, services)
+        new_status = self._with_observed(new_status, final.revisions, serving, children, name)
+        self._prune_snapshots(namespace, snaps, serving)
+        self._write_status(pipeline, old_status, new_status)
+        self._post(pipeline, decision)
+        self._export(namespace, name, new_status)
+        return decision.requeue_after
+
+    # -- observe -----------------------------------------------------------------------------
+
+    def _measure(
+        self, spec: InferencePipelineSpec, status: InferencePipelineStatus, name: str, now: datetime
+    ) -> list[Any]:
+        due = due_measurements(spec, status, now)
+        if not due or self.analysis is None or status.canary_revision is None:
+            return []
+        return [measure(self.analysis, metric, status.canary_revision, name, now) for metric in due]
+
+    # -- act ---------------------------------------------------------------------------------
+
+    def _converge(self, wanted: list[dict[str, Any]], children: list[dict[str, Any]]) -> None:
+        """Apply what differs, then delete children no longer wanted (graphs first)."""
+        live = {(c["kind"], c["metadata"]["name"]): c for c in children}
+        for obj in wanted:
+            current = live.get((obj["kind"], obj["metadata"]["name"]))
+            if current is None or not is_subset(obj, current):
+                log.info("applying %s", ref(obj))
+                self.kube.apply(obj)
+        keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
+        orphans = [c for key, c in live.items() if key not in keep]
+        for obj in sorted(orphans, key=lambda c: c["kind"] != "InferenceGraph"):
+            log.info("deleting %s", ref(obj))
+            self.kube.delete(obj)
+
+    def _prune_snapshots(
+        self, namespace: str, snaps: dict[str, snapshots.Snapshot], serving: list[str]
+    ) -> None:
+        for snap in snapshots.expired(snaps, serving, self.settings.revision_history_limit):
+            self.kube.delete_revision(namespace, snap.name)
+
+    def _with_observed(
+        self,
+        status: InferencePipelineStatus,
+        revisions: list[Any],
+        serving: list[str],
+        children: list[dict[str, Any]],
+        name: str,
+    ) -> InferencePipelineStatus:
+        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
+        main = (graphs.get(graph_name(name)) or {}).get("status") or {}
+        preview = (graphs.get(graph_name(name, preview=True)) or {}).get("status") or {}
+        return status.model_copy(
+            update={
+                "revisions": revisions,
+                "ready": ready_summary(revisions, serving),
+                "url": main.get("url"),
+                "preview_url": preview.get("url") if status.canary_revision else None,
+            }
+        )
+
+    def _write_status(
+        self,
+        pipeline: dict[str, Any],
+        old: dict[str, Any],
+        new: InferencePipelineStatus,
+    ) -> None:
+        body = new.model_dump(by_alias=True, mode="json", exclude_none=True)
+        patch = merge_patch(old, body)
+        if patch:
+            meta = pipeline["metadata"]
+            self.kube.patch_pipeline_status(meta["namespace"], meta["name"], patch)
+
+    def _post(self, pipeline: dict[str, Any], decision: Decision) -> None:
+        for event in decision.events:
+            log.info("%s %s: %s", pipeline["metadata"]["name"], event.reason, event.message)
+            self.kube.post_event(pipeline, event.type, event.reason, event.message)
+
+    def _export(self, namespace: str, name: str, status: InferencePipelineStatus) -> None:
+        step_index = status.current_step_index
+        metrics.ROLLOUT_STEP.labels(namespace, name).set(-1 if step_index is None else step_index)
+        for target in status.traffic:
+            metrics.TRAFFIC_WEIGHT.labels(namespace, name, target.revision).set(target.weight)
+        for phase in Phase:
+            metrics.PHASE.labels(namespace, name, phase.value).set(int(status.phase == phase))
+
+    # -- reports without the engine ----------------------------------------------------------
+
+    def _report_unreadable(
+        self, pipeline: dict[str, Any], status: InferencePipelineStatus, err: ValidationError
+    ) -> None:
+        message = "; ".join(
+            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        if status.message == message:
+            return
+        now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        ready = Condition(
+            type="Ready",
+            status="False",
+            reason="InvalidSpec",
+            message=message,
+            last_transition_time=now,
+        )
+        others = [c for c in status.conditions if c.type != "Ready"]
+        new = status.model_copy(
+            update={
+                "phase": Phase.DEGRADED,
+                "message": message,
+                "conditions": [*others, ready],
+            }
+        )
+        self._write_status(pipeline, dict(pipeline.get("status") or {}), new)
+        self.kube.post_event(pipeline, "Warning", "InvalidSpec", message)
+
+    def _reject_command(
+        self,
+        pipeline: dict[str, Any],
+        status: InferencePipelineStatus,
+        value: str,
+        message: str,
+        now: datetime,
+    ) -> None:
+        from pipeline_operator.api.v1alpha1 import CommandAck
+
+        ack = CommandAck(
+            command=value, result="Rejected", message=message, at=now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        self._write_status(
+            pipeline,
+            dict(pipeline.get("status") or {}),
+            status.model_copy(update={"last_command": ack}),
+        )
+        self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
+
+
+__all__ = ["Event", "Reconciler"]

@@ -1,0 +1,44 @@
+"""Operator settings, from flags and ``PIPELINE_OPERATOR_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """How the operator runs. Every field can be set as ``PIPELINE_OPERATOR_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_OPERATOR_")
+
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces to watch; empty = the whole cluster (needs a ClusterRole).",
+    )
+    standalone: bool = Field(
+        default=True, description="Run without peering; false elects one active replica."
+    )
+    peering_name: str = "inference-pipelines"
+    deployment_mode: str | None = Field(
+        default="RawDeployment",
+        description="KServe deployment mode annotated on every InferenceService "
+        "(RawDeployment, Serverless); empty = KServe's default.",
+    )
+    field_manager: str = "inference-pipelines"
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 disables metrics.")
+    health_port: int = Field(default=8081, ge=0, le=65535, description="0 disables /healthz.")
+    resync_seconds: float = Field(
+        default=300, gt=0, description="Reconcile every pipeline at least this often."
+    )
+    watch_server_timeout: int = Field(
+        default=300, ge=10, description="Seconds before the apiserver closes a watch."
+    )
+    watch_client_timeout: int = Field(
+        default=330, ge=10, description="Seconds before the operator gives up on a watch."
+    )
+    prometheus_address: str | None = Field(
+        default=None, description="Default Prometheus for analysis steps without an address."
+    )
+    revision_history_limit: int = Field(
+        default=10, ge=2, le=100, description="Revision snapshots kept per pipeline for undo."
+    )
