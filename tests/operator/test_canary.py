@@ -1,0 +1,102 @@
+"""Canary rollouts end to end: the operator process against the real apiserver."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline_operator.localcluster import Cluster
+from tests import pipelines as p
+from tests.kserve_sim import KServeSimulator
+from tests.operator.conftest import OperatorProcess
+from tests.support import wait_for
+
+pytestmark = pytest.mark.cluster
+
+STEPS = [{"setWeight": 10}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"pause": {}}]
+
+
+def weights(cluster: Cluster, namespace: str, graph: str) -> dict[str, int]:
+    """Splitter weights by revision (node names start with the revision)."""
+    return {node.split("-")[0]: w for node, w in p.splitter(cluster, namespace, graph).items()}
+
+
+def services_of(cluster: Cluster, namespace: str, revision: str) -> list[str]:
+    return sorted(
+        s["metadata"]["name"]
+        for s in p.children(cluster, namespace, "inferenceservices")
+        if s["metadata"]["labels"].get("pipelines.inference.dev/revision") == revision
+    )
+
+
+def deploy_stable(cluster: Cluster, namespace: str, rollout: dict) -> str:
+    p.apply(cluster, p.classifier("clf", namespace, **rollout))
+    st = p.wait_status(cluster, namespace, "clf", "first revision Healthy", phase="Healthy")
+    assert st["traffic"] == [{"revision": st["stableRevision"], "weight": 100}]
+    return str(st["stableRevision"])
+
+
+def test_canary_walks_its_steps_and_promotes(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    stable = deploy_stable(cluster, namespace, {"strategy": "Canary", "canary": {"steps": STEPS}})
+    assert len(services_of(cluster, namespace, stable)) == 2
+    assert weights(cluster, namespace, "clf") == {stable: 100}
+
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2",
+                                  strategy="Canary", canary={"steps": STEPS}))
+    st = p.wait_status(cluster, namespace, "clf", "canary at 10%", canaryWeight=10)
+    canary = st["canaryRevision"]
+    assert canary != stable
+    assert st["stableRevision"] == stable
+    assert len(services_of(cluster, namespace, canary)) == 2
+    assert weights(cluster, namespace, "clf") == {stable: 90, canary: 10}
+
+    st = p.wait_status(cluster, namespace, "clf", "canary at 50% after the timed pause",
+                       canaryWeight=50, phase="Paused")
+    assert st["currentStepIndex"] == 3
+    assert weights(cluster, namespace, "clf") == {stable: 50, canary: 50}
+
+    p.command(cluster, namespace, "clf", "promote", "1")
+    st = p.wait_status(cluster, namespace, "clf", "rollout completed", phase="Healthy",
+                       stableRevision=canary)
+    assert st["traffic"] == [{"revision": canary, "weight": 100}]
+    assert st["lastCommand"]["result"] == "Accepted"
+    assert weights(cluster, namespace, "clf") == {canary: 100}
+    wait_for(lambda: services_of(cluster, namespace, stable) == [], 30,
+             "the old revision's InferenceServices to be deleted")
+    reasons = p.events(cluster, namespace, "clf")
+    for reason in ("RolloutStarted", "WeightChanged", "Paused", "Resumed", "RolloutCompleted"):
+        assert reason in reasons, f"no {reason} Event in {reasons}"
+
+
+def test_abort_returns_all_traffic_to_stable_at_once(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    steps = [{"setWeight": 30}, {"pause": {}}]
+    stable = deploy_stable(cluster, namespace, {"canary": {"steps": steps}})
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": steps}))
+    st = p.wait_status(cluster, namespace, "clf", "canary at 30%", canaryWeight=30, phase="Paused")
+    canary = st["canaryRevision"]
+
+    p.command(cluster, namespace, "clf", "abort", "1")
+    st = p.wait_status(cluster, namespace, "clf", "rollout aborted", phase="Aborted")
+    assert st["traffic"] == [{"revision": stable, "weight": 100}]
+    assert "aborted by user" in st["abortReason"]
+    assert weights(cluster, namespace, "clf") == {stable: 100}
+    wait_for(lambda: services_of(cluster, namespace, canary) == [], 30,
+             "the aborted canary's InferenceServices to be deleted")
+    assert "Aborted" in p.events(cluster, namespace, "clf")
+
+
+def test_canary_not_ready_within_the_deadline_aborts_with_a_reason(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    rollout = {"canary": {"steps": [{"setWeight": 50}]}, "progressDeadlineSeconds": 10}
+    stable = deploy_stable(cluster, namespace, rollout)
+    kserve.hold.add("clf-classify-")  # the new classifier never becomes Ready
+    kserve.hold.add("clf-tokenize-")
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-broken", **rollout))
+    st = p.wait_status(cluster, namespace, "clf", "deadline abort", timeout=40, phase="Aborted")
+    assert st["traffic"] == [{"revision": stable, "weight": 100}]
+    assert "classify" in st["abortReason"]
+    assert "ProgressDeadlineExceeded" in p.events(cluster, namespace, "clf")
