@@ -539,7 +539,21 @@ class InferencePipelineStatus(StatusModel):
     strategy: Literal["Canary", "BlueGreen"] | None = None
     current_step_index: int | None = None
     step_started_at: str | None = None
-    paused_at: str | None = None
+    paused_at: str | None = Field(
+        default=None,
+        description="When the current pause step began (blue-green: when the preview became "
+        "Ready and the rollout started waiting for promotion).",
+    )
+    spec_paused_at: str | None = Field(
+        default=None,
+        description="When spec.paused began holding the rollout; its timers stand still until "
+        "it is released.",
+    )
+    waiting_since: str | None = Field(
+        default=None,
+        description="Since when the revision being brought up has not been Ready; the progress "
+        "deadline counts from here.",
+    )
     scale_down_at: str | None = None
     abort_reason: str | None = None
     traffic: list[TrafficTarget] = Field(default_factory=list)

@@ -1,0 +1,24 @@
+"""The rollout engine (pure): canary and blue-green rollouts of a pipeline, decided from
+spec, status and observations. See :func:`pipeline_operator.rollout.engine.step`."""
+
+from pipeline_operator.rollout.analysis import AnalysisError, AnalysisProvider, measure
+from pipeline_operator.rollout.engine import (
+    Command,
+    Decision,
+    Event,
+    Observations,
+    due_measurements,
+    step,
+)
+
+__all__ = [
+    "AnalysisError",
+    "AnalysisProvider",
+    "Command",
+    "Decision",
+    "Event",
+    "Observations",
+    "due_measurements",
+    "measure",
+    "step",
+]

@@ -1,0 +1,164 @@
+"""Canary analysis: providers, measurements, and the verdict over them (pure apart from the
+provider call that :func:`measure` makes).
+
+Each metric of an analysis step is measured ``count`` times, one ``interval`` apart, the first
+one interval after the step began (so the canary has served traffic at its new weight). A
+metric fails as soon as more than ``failure_limit`` measurements failed and succeeds once all
+``count`` are taken; the step fails when any metric fails and succeeds when all succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pipeline_operator.api.v1alpha1 import (
+    AnalysisMetric,
+    AnalysisStatus,
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Measurement,
+    parse_duration,
+)
+from pipeline_operator.rollout.clock import parse, stamp
+from pipeline_operator.rollout.steps import canary_steps
+from pipeline_operator.rollout.success import ConditionError, evaluate
+from pipeline_operator.state import canary_active
+
+Verdict = Literal["Running", "Successful", "Failed"]
+
+
+class AnalysisError(Exception):
+    """A provider could not produce a value (unreachable, bad query, empty result)."""
+
+
+class AnalysisProvider(Protocol):
+    """Where metric values come from, e.g. Prometheus."""
+
+    def query(self, metric: AnalysisMetric, revision: str, pipeline: str) -> float:
+        """The metric's current value for ``revision`` of ``pipeline``.
+
+        Raises :class:`AnalysisError` when there is no value.
+        """
+        ...
+
+
+def render_query(query: str, revision: str, pipeline: str) -> str:
+    """Substitute ``{{revision}}`` and ``{{pipeline}}`` in a metric query."""
+    return query.replace("{{revision}}", revision).replace("{{pipeline}}", pipeline)
+
+
+def measure(
+    provider: AnalysisProvider,
+    metric: AnalysisMetric,
+    revision: str,
+    pipeline: str,
+    now: datetime,
+) -> Measurement:
+    """Query one metric and judge the value by its success condition.
+
+    A provider error or an invalid condition is a failed measurement, not an exception.
+    """
+    at = stamp(now)
+    try:
+        value = provider.query(metric, revision, pipeline)
+        success = evaluate(metric.success_condition, value)
+    except (AnalysisError, ConditionError) as error:
+        return Measurement(metric=metric.name, success=False, message=str(error), at=at)
+    verb = "meets" if success else "fails"
+    message = f"result {value:g} {verb} {metric.success_condition}"
+    return Measurement(metric=metric.name, value=value, success=success, message=message, at=at)
+
+
+def metric_verdict(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> Verdict:
+    mine = [m for m in measurements if m.metric == metric.name]
+    if sum(not m.success for m in mine) > metric.failure_limit:
+        return "Failed"
+    return "Successful" if len(mine) >= metric.count else "Running"
+
+
+def record(
+    analysis: AnalysisStatus, metrics: Sequence[AnalysisMetric], taken: Iterable[Measurement]
+) -> AnalysisStatus:
+    """Add new measurements (ignoring repeats, unknown metrics and extras beyond ``count``)
+    and re-judge the analysis."""
+    measurements = list(analysis.measurements)
+    by_name = {m.name: m for m in metrics}
+    for new in taken:
+        metric = by_name.get(new.metric)
+        if metric is None or any((m.metric, m.at) == (new.metric, new.at) for m in measurements):
+            continue
+        if sum(m.metric == new.metric for m in measurements) < metric.count:
+            measurements.append(new)
+    verdicts = {m.name: metric_verdict(m, measurements) for m in metrics}
+    failed = [name for name, v in verdicts.items() if v == "Failed"]
+    if failed:
+        phase: Verdict = "Failed"
+        message = "; ".join(_failure(by_name[name], measurements) for name in failed)
+    elif all(v == "Successful" for v in verdicts.values()):
+        phase, message = "Successful", "all metrics passed"
+    else:
+        phase = "Running"
+        message = ", ".join(
+            f"{m.name} {sum(x.metric == m.name for x in measurements)}/{m.count}" for m in metrics
+        )
+    return analysis.model_copy(
+        update={"measurements": measurements, "phase": phase, "message": message}
+    )
+
+
+def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
+    failures = [m for m in measurements if m.metric == metric.name and not m.success]
+    return (
+        f"metric {metric.name} failed {len(failures)} of {metric.count} measurements "
+        f"(failure limit {metric.failure_limit}): {failures[-1].message or 'unsuccessful'}"
+    )
+
+
+def next_due(metric: AnalysisMetric, analysis: AnalysisStatus, started: datetime) -> datetime:
+    """When ``metric`` is to be measured next: one interval after its last measurement, or
+    after the step began."""
+    mine = [m for m in analysis.measurements if m.metric == metric.name]
+    last = parse(mine[-1].at) if mine else started
+    return last + parse_duration(metric.interval)
+
+
+def due_measurements(
+    spec: InferencePipelineSpec, status: InferencePipelineStatus, now: datetime
+) -> list[AnalysisMetric]:
+    """Metrics of the current canary analysis step that are to be measured now.
+
+    The operator calls this with the status it is about to pass to the engine, measures
+    each metric for ``status.canary_revision`` and passes the results in
+    ``Observations.measurements``. Nothing is due before the engine has entered the analysis
+    step (``status.analysis`` names it), while ``spec.paused`` holds the rollout, or once a
+    metric has its verdict.
+    """
+    index = status.current_step_index
+    steps = canary_steps(spec)
+    if (
+        spec.rollout.strategy != "Canary"
+        or spec.paused
+        or not canary_active(status)
+        or index is None
+        or index >= len(steps)
+        or status.step_started_at is None
+    ):
+        return []
+    step = steps[index].analysis
+    if step is None:
+        return []
+    analysis = status.analysis
+    if analysis is None or (analysis.step_index, analysis.revision) != (
+        index,
+        status.canary_revision,
+    ):
+        return []
+    started = parse(status.step_started_at)
+    return [
+        m
+        for m in step.metrics
+        if metric_verdict(m, analysis.measurements) == "Running"
+        and now >= next_due(m, analysis, started)
+    ]

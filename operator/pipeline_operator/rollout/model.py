@@ -1,0 +1,56 @@
+"""What goes into the rollout engine and what comes out of it (plain values, no behaviour)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Measurement
+
+Verb = Literal["promote", "promote-full", "abort", "retry"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A user command, parsed from the resource's command annotation.
+
+    The engine acts on a command once: one whose ``raw`` value equals
+    ``status.last_command.command`` has been acknowledged already and is ignored, so each
+    issued command needs a distinct value (e.g. the verb plus a timestamp).
+    """
+
+    verb: Verb
+    raw: str
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the engine knows about the world at one reconcile."""
+
+    now: datetime
+    desired_revision: str
+    ready: Mapping[str, bool]
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    command: Command | None = None
+    measurements: Sequence[Measurement] = ()
+    invalid: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to record: one per transition."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer: the complete new status, the events, and when to run again."""
+
+    status: InferencePipelineStatus
+    events: tuple[Event, ...]
+    requeue_after: float | None

@@ -1,0 +1,63 @@
+"""status.message: one line saying what the pipeline is doing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pipeline_operator.api.v1alpha1 import Phase
+from pipeline_operator.rollout.bluegreen import settings
+from pipeline_operator.rollout.clock import parse, stamp
+from pipeline_operator.rollout.context import Run
+from pipeline_operator.rollout.steps import canary_steps, position
+from pipeline_operator.state import canary_active
+
+
+def summarize(run: Run) -> str:
+    """e.g. ``canary 3f2a9c1d at 10%, step 2/4: paused for 30s``."""
+    s = run.status
+    stable = s.stable_revision
+    if stable is None:
+        return ""
+    if s.phase == Phase.ABORTED:
+        aborted = f"rollout of {s.canary_revision} aborted: {s.abort_reason}"
+        return f"{aborted}; stable {stable} serves 100%"
+    if canary_active(s):
+        return _rollout(run)
+    if s.phase == Phase.HEALTHY:
+        line = f"revision {stable} serves 100%"
+        if s.previous_revision is not None:
+            line += f"; previous revision {s.previous_revision} scales down at {s.scale_down_at}"
+        return line
+    if s.phase == Phase.PROGRESSING:
+        return f"deploying revision {stable}: {run.why_not_ready(stable)}"
+    return f"stable revision {stable} is not ready: {run.why_not_ready(stable)}"
+
+
+def _rollout(run: Run) -> str:
+    s = run.status
+    revision = s.canary_revision or ""
+    steps = canary_steps(run.spec)
+    index = s.current_step_index or 0
+    if run.spec.rollout.strategy == "BlueGreen":
+        head = f"preview {revision}"
+    elif index < len(steps):
+        head = f"canary {revision} at {s.canary_weight}%, {position(index, run.spec)}"
+    else:
+        head = f"canary {revision} at {s.canary_weight}%"
+    if s.spec_paused_at is not None:
+        return f"{head}: held by spec.paused"
+    if not run.ready(revision):
+        return f"{head}: waiting for it to become Ready: {run.why_not_ready(revision)}"
+    if run.spec.rollout.strategy == "BlueGreen":
+        auto = settings(run).auto_promotion_seconds
+        if auto is None or s.paused_at is None:
+            return f"{head}: Ready, waiting for promote"
+        at = stamp(parse(s.paused_at) + timedelta(seconds=auto))
+        return f"{head}: Ready, promoting automatically at {at}"
+    step = steps[index] if index < len(steps) else None
+    if step is not None and step.pause is not None:
+        until = f"for {step.pause.duration}" if step.pause.duration else "until promote"
+        return f"{head}: paused {until}"
+    if step is not None and step.analysis is not None and s.analysis is not None:
+        return f"{head}: analysis running ({s.analysis.message})"
+    return f"{head}: progressing"

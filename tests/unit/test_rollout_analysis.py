@@ -1,0 +1,220 @@
+"""Analysis: success conditions, measurements, verdicts, and the analysis canary step."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pytest
+from pipeline_operator.api.v1alpha1 import (
+    Analysis,
+    AnalysisMetric,
+    AnalysisStatus,
+    Canary,
+    CanaryStep,
+    Measurement,
+    Phase,
+    Rollout,
+)
+from pipeline_operator.rollout.analysis import (
+    AnalysisError,
+    due_measurements,
+    measure,
+    record,
+    render_query,
+)
+from pipeline_operator.rollout.success import ConditionError, evaluate
+from pipeline_operator.rollout.testing import EPOCH, World, reasons, sample_spec
+
+
+@pytest.mark.parametrize(
+    ("condition", "result", "expected"),
+    [
+        ("result >= 0.99", 0.995, True),
+        ("result >= 0.99", 0.98, False),
+        ("result < 500", 499.9, True),
+        ("result < 500", 500, False),
+        ("result<=1e3", 1000, True),
+        ("0.5 < result", 0.6, True),
+        ("result == -1", -1, True),
+        ("result != 0", 0, False),
+        ("result > 0 and result < 1", 0.5, True),
+        ("result > 0 && result < 1", 1.5, False),
+        ("result < 0 or result > 1", 2, True),
+        ("result < 0 || result > 1", 0.5, False),
+        ("not result > 0.05", 0.01, True),
+        ("!(result > 0.05)", 0.1, False),
+        ("(result < 0 or result > 10) and result != 20", 20, False),
+        ("result > 0.5 or result < 0.1 and result > 0", 0.7, True),
+        ("result >= 0.99", math.nan, False),
+    ],
+)
+def test_success_condition(condition: str, result: float, expected: bool) -> None:
+    assert evaluate(condition, result) is expected
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "",
+        "result",
+        "result >",
+        "result >= 1 1",
+        "(result > 1",
+        "result > 1)",
+        "result = 1",
+        "__import__('os').system('true')",
+        "result > x",
+        "result > 1 and",
+        "len(result) > 1",
+    ],
+)
+def test_invalid_success_condition_is_refused_without_evaluating_it(condition: str) -> None:
+    with pytest.raises(ConditionError):
+        evaluate(condition, 1.0)
+
+
+def test_render_query() -> None:
+    query = 'rate(errors{pipeline="{{pipeline}}",revision="{{revision}}"}[1m])'
+    assert render_query(query, "3f2a9c1d", "sentiment") == (
+        'rate(errors{pipeline="sentiment",revision="3f2a9c1d"}[1m])'
+    )
+
+
+class Fixed:
+    """A provider that answers one value, or fails."""
+
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+
+    def query(self, metric: AnalysisMetric, revision: str, pipeline: str) -> float:
+        if self.value is None:
+            raise AnalysisError("no data for the query")
+        return self.value
+
+
+METRIC = AnalysisMetric(
+    name="success-rate", query="q", success_condition="result >= 0.99", interval="10s", count=2
+)
+
+
+def test_measure_judges_the_value_and_turns_errors_into_failures() -> None:
+    now = datetime(2026, 1, 1, 0, 0, 10, tzinfo=EPOCH.tzinfo)
+    good = measure(Fixed(0.995), METRIC, "r2", "p", now)
+    assert (good.success, good.value, good.at) == (True, 0.995, "2026-01-01T00:00:10Z")
+    assert measure(Fixed(0.9), METRIC, "r2", "p", now).success is False
+    failed = measure(Fixed(None), METRIC, "r2", "p", now)
+    assert (failed.success, failed.value, failed.message) == (False, None, "no data for the query")
+    broken = METRIC.model_copy(update={"success_condition": "result >>= 1"})
+    assert measure(Fixed(1.0), broken, "r2", "p", now).success is False
+
+
+def sample(metric: str, success: bool, second: int) -> Measurement:
+    return Measurement(
+        metric=metric, success=success, at=f"2026-01-01T00:00:{second:02d}Z", value=1.0
+    )
+
+
+def test_record_ignores_repeats_unknown_metrics_and_extras() -> None:
+    start = AnalysisStatus(step_index=0, revision="r2")
+    taken = [
+        sample("success-rate", True, 10),
+        sample("success-rate", True, 10),
+        sample("latency", True, 10),
+        sample("success-rate", True, 20),
+        sample("success-rate", False, 30),
+    ]
+    result = record(start, [METRIC], taken)
+    assert [m.at[-3:] for m in result.measurements] == ["10Z", "20Z"]
+    assert result.phase == "Successful"
+
+
+def test_record_fails_when_failures_exceed_the_limit() -> None:
+    lenient = METRIC.model_copy(update={"count": 3, "failure_limit": 1})
+    start = AnalysisStatus(step_index=0, revision="r2")
+    once = record(start, [lenient], [sample("success-rate", False, 10)])
+    assert once.phase == "Running"
+    assert once.message == "success-rate 1/3"
+    twice = record(once, [lenient], [sample("success-rate", False, 20)])
+    assert twice.phase == "Failed"
+    assert "success-rate" in twice.message
+
+
+def analysed(failure_limit: int = 0) -> World:
+    metric = METRIC.model_copy(update={"failure_limit": failure_limit})
+    steps = [
+        CanaryStep(set_weight=20),
+        CanaryStep(analysis=Analysis(metrics=[metric])),
+        CanaryStep(set_weight=60),
+    ]
+    world = World(spec=sample_spec(Rollout(canary=Canary(steps=steps))))
+    world.ready["r1"] = True
+    world.tick()
+    world.desired = "r2"
+    world.ready["r2"] = True
+    return world
+
+
+def measured(world: World, value: float) -> list[Measurement]:
+    due = due_measurements(world.spec, world.status, world.now)
+    return [measure(Fixed(value), m, "r2", "p", world.now) for m in due]
+
+
+def test_analysis_step_measures_each_interval_and_passes() -> None:
+    world = analysed()
+    entered = world.tick()
+    assert reasons(entered) == ["RolloutStarted", "WeightChanged", "AnalysisStarted"]
+    assert entered.requeue_after == 10
+    assert world.status.phase == Phase.PROGRESSING
+    assert world.status.analysis is not None
+    assert world.status.analysis.phase == "Running"
+    assert world.status.message == (
+        "canary r2 at 20%, step 2/3: analysis running (success-rate 0/2)"
+    )
+    assert due_measurements(world.spec, world.status, world.now) == []
+    world.advance(10)
+    first = world.tick(measurements=measured(world, 0.999))
+    assert reasons(first) == []
+    assert first.requeue_after == 10
+    assert world.status.message.endswith("(success-rate 1/2)")
+    world.advance(5)
+    assert measured(world, 0.999) == []
+    world.advance(5)
+    passed = world.tick(measurements=measured(world, 0.999))
+    assert reasons(passed) == ["AnalysisSucceeded", "WeightChanged", "RolloutCompleted"]
+    assert world.status.stable_revision == "r2"
+    assert world.status.analysis is not None
+    assert world.status.analysis.phase == "Successful"
+
+
+def test_failed_analysis_aborts_naming_the_metric() -> None:
+    world = analysed()
+    world.tick()
+    world.advance(10)
+    failed = world.tick(measurements=measured(world, 0.5))
+    assert reasons(failed) == ["AnalysisFailed", "Aborted"]
+    assert world.status.phase == Phase.ABORTED
+    assert "success-rate" in (world.status.abort_reason or "")
+    assert world.status.analysis is not None
+    assert world.status.analysis.phase == "Failed"
+    assert [(t.revision, t.weight) for t in world.status.traffic] == [("r1", 100)]
+    assert due_measurements(world.spec, world.status, world.now) == []
+
+
+def test_late_measurements_are_due_at_once_and_requeue_is_never_zero() -> None:
+    world = analysed(failure_limit=1)
+    world.tick()
+    world.advance(300)
+    assert [m.name for m in due_measurements(world.spec, world.status, world.now)] == [
+        "success-rate"
+    ]
+    assert world.tick().requeue_after == 10
+
+
+def test_nothing_is_due_while_held_or_outside_an_analysis_step() -> None:
+    world = analysed()
+    assert due_measurements(world.spec, world.status, world.now) == []
+    world.tick()
+    world.advance(60)
+    held = world.spec.model_copy(update={"paused": True})
+    assert due_measurements(held, world.status, world.now) == []
