@@ -26,7 +26,11 @@ def step(
     obs: Observations,
     generation: int | None = None,
 ) -> Decision:
-    """Decide the next status of a pipeline; ``status`` is not modified."""
+    """Decide the next status of a pipeline; ``status`` is not modified.
+
+    With ``obs.invalid`` set, only the phase (Degraded; an aborted rollout stays Aborted),
+    the Ready condition, the message and the rejection of a pending command change.
+    """
     if obs.now.tzinfo is None:
         raise ValueError("Observations.now must be timezone-aware")
     run = Run.of(spec, status, obs)
@@ -56,6 +60,8 @@ def _invalid(run: Run, message: str) -> None:
 
 
 def _reconcile(run: Run) -> None:
+    """Follow the spec, carry out the command, advance the rollout, then derive traffic,
+    message and conditions from the settled state."""
     _follow_spec(run)
     promote_once = commands.apply(run)
     if not hold(run) and canary_active(run.status):
