@@ -1,0 +1,123 @@
+"""Restart safety and self-healing: level-triggered reconciles from spec + status alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+
+import pytest
+
+from pipeline_operator.localcluster import Cluster
+from tests import pipelines as p
+from tests.kserve_sim import KServeSimulator
+from tests.operator.conftest import OperatorProcess
+from tests.operator.test_canary import deploy_stable, services_of, weights
+from tests.support import kubectl_json, wait_for
+
+pytestmark = pytest.mark.cluster
+
+STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
+
+
+def counter(operator: OperatorProcess, name: str) -> float:
+    """Sum of a counter over its labels, scraped from the operator's /metrics."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    pattern = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
+    return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+
+
+def api_writes(operator: OperatorProcess) -> float:
+    return counter(operator, "pipeline_operator_api_writes_total")
+
+
+def test_operator_killed_mid_rollout_continues_from_the_same_step(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    stable = deploy_stable(cluster, namespace, {"canary": {"steps": STEPS}})
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": STEPS}))
+    st = p.wait_status(cluster, namespace, "clf", "canary paused at 20%", canaryWeight=20,
+                       phase="Paused")
+    canary = st["canaryRevision"]
+    names_before = sorted(s["metadata"]["name"]
+                          for s in p.children(cluster, namespace, "inferenceservices"))
+
+    operator.kill()
+    p.command(cluster, namespace, "clf", "promote", "while-down")
+    operator.start()
+
+    st = p.wait_status(cluster, namespace, "clf", "the promote to be handled after restart",
+                       canaryWeight=60, phase="Paused")
+    assert st["stableRevision"] == stable
+    assert st["canaryRevision"] == canary
+    assert st["currentStepIndex"] == 3
+    names_after = sorted(s["metadata"]["name"]
+                         for s in p.children(cluster, namespace, "inferenceservices"))
+    assert names_after == names_before, "no child duplicated or lost across the restart"
+    assert weights(cluster, namespace, "clf") == {stable: 40, canary: 60}
+    assert p.events(cluster, namespace, "clf").count("RolloutStarted") == 1
+
+
+def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    stable = deploy_stable(cluster, namespace, {})
+    victim = services_of(cluster, namespace, stable)[0]
+    uid = kubectl_json(cluster, "get", "isvc", victim, "-n", namespace)["metadata"]["uid"]
+    cluster.kubectl("delete", "isvc", victim, "-n", namespace)
+
+    def recreated() -> bool:
+        got = cluster.kubectl("get", "isvc", victim, "-n", namespace, "-o", "json", check=False)
+        return got.returncode == 0 and json.loads(got.stdout)["metadata"]["uid"] != uid
+
+    wait_for(recreated, 30, f"InferenceService {victim} to be recreated")
+
+    patch = {"spec": {"predictor": {"maxReplicas": 42}}}
+    cluster.kubectl("patch", "isvc", victim, "-n", namespace, "--type=merge",
+                    "-p", json.dumps(patch))
+    wait_for(
+        lambda: kubectl_json(cluster, "get", "isvc", victim, "-n", namespace)["spec"]["predictor"]
+        .get("maxReplicas") == 1,
+        30, "the hand edit (maxReplicas 42) to be reverted to 1",
+    )
+    cluster.kubectl("patch", "inferencegraph", "clf", "-n", namespace, "--type=merge", "-p",
+                    json.dumps({"spec": {"nodes": {"root": {"routerType": "Sequence"}}}}))
+    wait_for(
+        lambda: kubectl_json(cluster, "get", "inferencegraph", "clf", "-n", namespace)["spec"]
+        ["nodes"]["root"]["routerType"] == "Splitter",
+        30, "the graph's root Splitter to be restored",
+    )
+
+
+def test_a_reconcile_that_changes_nothing_writes_nothing(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    deploy_stable(cluster, namespace, {})
+    wait_for(lambda: p.status(cluster, namespace, "clf").get("url"), 20, "status.url")
+
+    def versions() -> dict[str, str]:
+        items = [*p.children(cluster, namespace, "inferenceservices"),
+                 *p.children(cluster, namespace, "inferencegraphs")]
+        items.append(p.get(cluster, namespace, "clf"))
+        return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
+
+    def settled() -> bool:
+        before = (versions(), api_writes(operator))
+        time.sleep(1)
+        return (versions(), api_writes(operator)) == before
+
+    wait_for(settled, 30, "the operator to settle")
+    before, writes = versions(), api_writes(operator)
+    reconciles = counter(operator, "pipeline_operator_reconciles_total")
+    # Wake the reconcile loop three times without changing anything it owns.
+    for i in range(3):
+        cluster.kubectl("label", p.PLURAL, "clf", "-n", namespace, f"touch=t{i}", "--overwrite")
+    time.sleep(3)
+    after = versions()
+    assert counter(operator, "pipeline_operator_reconciles_total") > reconciles
+    assert api_writes(operator) == writes
+    assert {k: v for k, v in after.items() if k != "clf"} == {
+        k: v for k, v in before.items() if k != "clf"
+    }
