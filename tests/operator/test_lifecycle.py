@@ -1,0 +1,150 @@
+"""Validation, placement and deletion of pipelines on the real control plane."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
+from pipeline_operator.localcluster import Cluster, Topology
+from pipeline_operator.naming import revision_of
+from pipeline_operator.planner import Owner, plan
+from tests import pipelines as p
+from tests.kserve_sim import KServeSimulator, predictor_deployment
+from tests.operator.conftest import OperatorProcess
+from tests.support import kubectl_json, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def test_apiserver_refuses_an_invalid_pipeline_naming_the_field(
+    cluster: Cluster, namespace: str
+) -> None:
+    pipeline = p.classifier("clf", namespace)
+    pipeline["spec"]["stages"][1]["nodePool"] = "gpu-a100"  # not a pool of the pipeline
+    pipeline["spec"]["rollout"] = {"canary": {"steps": [{"setWeight": 50}, {"setWeight": 20}]}}
+    result = cluster.kubectl("create", "-f", "-", stdin=json.dumps(pipeline), check=False)
+    assert result.returncode != 0
+    assert "every stages[].nodePool must name an entry of spec.nodePools" in result.stderr
+    assert "spec.rollout.canary" in result.stderr
+    assert "setWeight steps must not decrease" in result.stderr
+
+
+def test_a_cycle_the_schema_cannot_see_is_reported_in_status_and_events(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    pipeline = p.classifier("clf", namespace)
+    pipeline["spec"]["graph"] = {"root": "a", "nodes": [
+        {"name": "a", "steps": [{"stage": "tokenize"}, {"node": "b"}]},
+        {"name": "b", "steps": [{"stage": "classify"}, {"node": "a"}]},
+    ]}
+    p.apply(cluster, pipeline)
+    st = p.wait_status(cluster, namespace, "clf", "the cycle to be reported", phase="Degraded")
+    assert "cycle" in st["message"]
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.graph.nodes" in ready["message"]
+    assert "InvalidSpec" in p.events(cluster, namespace, "clf")
+    assert p.children(cluster, namespace, "inferenceservices") == []
+    assert "Traceback" not in operator.logs()
+
+
+def test_a_stage_asking_for_more_gpus_than_its_pool_has_is_reported(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    pipeline = p.classifier("clf", namespace)
+    pipeline["spec"]["stages"][1]["resources"]["gpus"] = 16  # the pool has 8 per node
+    p.apply(cluster, pipeline)
+    st = p.wait_status(cluster, namespace, "clf", "the GPU over-ask to be reported",
+                       phase="Degraded")
+    assert "16 GPUs" in st["message"]
+    assert "gpu-h100" in st["message"]
+    assert p.children(cluster, namespace, "inferenceservices") == []
+
+
+def test_stages_land_on_the_node_pools_they_name(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    p.apply(cluster, p.classifier("clf", namespace))
+    p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")
+    pool_label = Topology.load().pool_label
+    for isvc in p.children(cluster, namespace, "inferenceservices"):
+        # Play KServe's raw-deployment controller: a Deployment from the predictor spec.
+        cluster.kubectl("apply", "--server-side", "-f", "-",
+                        stdin=json.dumps(predictor_deployment(isvc)))
+    expected = {"tokenize": "cpu", "classify": "gpu-h100"}
+    for isvc in p.children(cluster, namespace, "inferenceservices"):
+        stage = isvc["metadata"]["labels"]["pipelines.inference.dev/stage"]
+        app = f"{isvc['metadata']['name']}-predictor"
+
+        def scheduled(app: str = app) -> list[dict]:
+            pods = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", f"app={app}")
+            ok = [x for x in pods["items"] if x["status"].get("phase") == "Running"]
+            return ok
+
+        for pod in wait_for(scheduled, 60, f"the {stage} predictor pod Running"):
+            node = kubectl_json(cluster, "get", "node", pod["spec"]["nodeName"])
+            assert node["metadata"]["labels"][pool_label] == expected[stage]
+
+
+def test_deleting_the_pipeline_deletes_its_children(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    p.apply(cluster, p.classifier("clf", namespace))
+    p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")
+    assert p.children(cluster, namespace, "inferenceservices")
+    cluster.kubectl("delete", p.PLURAL, "clf", "-n", namespace, "--timeout=30s")
+
+    def all_gone() -> bool:
+        return not any(p.children(cluster, namespace, kind) for kind in
+                       ("inferenceservices", "inferencegraphs", "controllerrevisions"))
+
+    wait_for(all_gone, 60, "garbage collection of the pipeline's children")
+
+
+def test_every_planned_object_passes_server_side_validation(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A pipeline using every feature: ensemble, switch, transformer, batching, two revisions."""
+    spec = InferencePipelineSpec.model_validate({
+        "nodePools": [p.GPU_POOL, p.CPU_POOL],
+        "stages": [
+            {"name": "tokenize", "predictor": {"container": {"image": "tok:1", "args": ["--x"]}},
+             "nodePool": "cpu", "scaling": {"minReplicas": 2, "maxReplicas": 4, "metric": "cpu",
+                                            "target": 70}},
+            {"name": "small", "predictor": {"model": {"modelFormat": {"name": "huggingface"},
+                                                      "storageUri": "pvc://m/small",
+                                                      "protocolVersion": "v2"}},
+             "transformer": {"image": "pre:1", "env": [{"name": "A", "value": "1"}]},
+             "resources": {"gpus": 1}, "nodePool": "gpu-h100",
+             "batching": {"maxBatchSize": 16, "maxLatencyMs": 20}},
+            {"name": "large", "predictor": {"model": {"modelFormat": {"name": "huggingface"},
+                                                      "storageUri": "pvc://m/large"}},
+             "resources": {"gpus": 4}, "nodePool": "gpu-h100"},
+            {"name": "vote", "predictor": {"container": {"image": "agg:1"}}, "nodePool": "cpu"},
+        ],
+        "graph": {"root": "main", "nodes": [
+            {"name": "main", "type": "Sequence",
+             "steps": [{"stage": "tokenize"}, {"node": "cascade"}]},
+            {"name": "cascade", "type": "Switch", "steps": [
+                {"condition": "confidence < 0.9", "node": "both"},
+                {"condition": "confidence >= 0.9", "stage": "small", "dependency": "Soft"}]},
+            {"name": "both", "type": "Ensemble",
+             "steps": [{"stage": "small"}, {"stage": "large"}]},
+        ]},
+    })
+    other = spec.model_copy(deep=True)
+    other.stages[2].resources.gpus = 8
+    old, new = revision_of(spec), revision_of(other)
+    status = InferencePipelineStatus.model_validate({
+        "stableRevision": old, "canaryRevision": new, "strategy": "BlueGreen",
+        "phase": "Progressing", "traffic": [{"revision": old, "weight": 100}],
+    })
+    owner = Owner(name="everything", namespace=namespace, uid="00000000-0000-0000-0000-000000000001")
+    objects = plan(owner, {old: spec, new: other}, status)
+    assert {o["kind"] for o in objects} == {"InferenceService", "InferenceGraph"}
+    for obj in objects:
+        result = cluster.kubectl("create", "--dry-run=server", "--validate=strict", "-f", "-",
+                                 stdin=json.dumps(obj), check=False)
+        assert result.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {result.stderr}"
