@@ -8,8 +8,8 @@ scheduler places its pods on the kwok node pools.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +18,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 KSERVE = "serving.kserve.io"
-KINDS = {"InferenceService": ("v1beta1", "inferenceservices"),
-         "InferenceGraph": ("v1alpha1", "inferencegraphs")}
+KINDS = {
+    "InferenceService": ("v1beta1", "inferenceservices"),
+    "InferenceGraph": ("v1alpha1", "inferencegraphs"),
+}
 
 
 def api_client(kubeconfig: str) -> client.ApiClient:
@@ -68,10 +70,9 @@ class KServeSimulator:
     def _run(self) -> None:
         while not self._stop.is_set():
             for kind in KINDS:
-                try:
+                # The namespace going away, an object deleted meanwhile: next round.
+                with contextlib.suppress(ApiException):
                     self._mark(kind, self.objects(kind))
-                except ApiException:
-                    pass  # namespace going away, object deleted meanwhile: next round
             self._stop.wait(self.interval)
 
     def _mark(self, kind: str, objects: Iterable[dict[str, Any]]) -> None:
@@ -82,7 +83,11 @@ class KServeSimulator:
             if self._held(name) or any(c.get("type") == "Ready" for c in conditions):
                 continue
             self.custom.patch_namespaced_custom_object_status(
-                KSERVE, version, self.namespace, plural, name,
+                KSERVE,
+                version,
+                self.namespace,
+                plural,
+                name,
                 {"status": ready_status(kind, name, self.namespace)},
             )
 
@@ -93,11 +98,13 @@ def predictor_deployment(isvc: dict[str, Any]) -> dict[str, Any]:
     name = f"{isvc['metadata']['name']}-predictor"
     container = dict(predictor.get("model") or predictor["containers"][0])
     pod_spec: dict[str, Any] = {
-        "containers": [{
-            "name": "kserve-container",
-            "image": container.get("image", "kserve/huggingfaceserver:v0.17.0"),
-            "resources": container.get("resources", {}),
-        }],
+        "containers": [
+            {
+                "name": "kserve-container",
+                "image": container.get("image", "kserve/huggingfaceserver:v0.17.0"),
+                "resources": container.get("resources", {}),
+            }
+        ],
     }
     for key in ("nodeSelector", "tolerations", "affinity"):
         if key in predictor:
@@ -112,5 +119,3 @@ def predictor_deployment(isvc: dict[str, Any]) -> dict[str, Any]:
             "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
         },
     }
-
-

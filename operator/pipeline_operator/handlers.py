@@ -63,9 +63,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def pipeline_daemon(
-    name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+    name: str, namespace: str | None, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
 ) -> None:
     """Reconcile the pipeline until it is deleted or the operator stops."""
+    assert namespace is not None  # InferencePipelines are namespaced
     wakeup = memo.wakeups.event(namespace, name)
     reconciler: Reconciler = memo.reconciler
     resync = memo.settings.resync_seconds
@@ -98,8 +99,11 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.wakeups.wake(namespace, name)
+async def pipeline_changed(
+    name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    if namespace is not None:
+        memo.wakeups.wake(namespace, name)
 
 
 def _owner(body: kopf.Body) -> str | None:
@@ -115,7 +119,9 @@ def _owner(body: kopf.Body) -> str | None:
 @kopf.on.event(
     "serving.kserve.io", "v1alpha1", "inferencegraphs", labels={LABEL_PIPELINE: kopf.PRESENT}
 )
-async def child_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def child_changed(
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     owner = _owner(body)
-    if owner is not None:
+    if owner is not None and namespace is not None:
         memo.wakeups.wake(namespace, owner)

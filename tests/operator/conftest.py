@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pipeline_operator.localcluster import Cluster
+
 from tests.kserve_sim import KServeSimulator
 
 
@@ -36,9 +36,20 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_operator", "-n", self.namespace,
-             "--metrics-port", str(self.metrics_port), "--health-port", "0"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "pipeline_operator",
+                "-n",
+                self.namespace,
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                "0",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def kill(self) -> None:

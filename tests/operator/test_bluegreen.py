@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from pipeline_operator.localcluster import Cluster
+
 from tests import pipelines as p
 from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
@@ -26,15 +26,19 @@ def test_blue_green_with_manual_promotion(
     assert graphs(cluster, namespace) == ["clf"]
 
     p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
-    st = p.wait_status(cluster, namespace, "clf", "preview ready, waiting for promote",
-                       phase="Paused")
+    st = p.wait_status(
+        cluster, namespace, "clf", "preview ready, waiting for promote", phase="Paused"
+    )
     green = st["canaryRevision"]
     assert st["traffic"] == [{"revision": blue, "weight": 100}]
     assert graphs(cluster, namespace) == ["clf", "clf-preview"]
     assert weights(cluster, namespace, "clf") == {blue: 100}
     assert weights(cluster, namespace, "clf-preview") == {green: 100}
-    wait_for(lambda: p.status(cluster, namespace, "clf").get("previewUrl"), 20,
-             "status.previewUrl from the preview graph")
+    wait_for(
+        lambda: p.status(cluster, namespace, "clf").get("previewUrl"),
+        20,
+        "status.previewUrl from the preview graph",
+    )
 
     p.command(cluster, namespace, "clf", "promote", "1")
     st = p.wait_status(cluster, namespace, "clf", "green promoted", stableRevision=green)
@@ -42,8 +46,11 @@ def test_blue_green_with_manual_promotion(
     assert st["previousRevision"] == blue
     assert len(services_of(cluster, namespace, blue)) == 2, "blue stays for the scale-down delay"
     wait_for(lambda: graphs(cluster, namespace) == ["clf"], 30, "the preview graph to go")
-    wait_for(lambda: services_of(cluster, namespace, blue) == [], 30,
-             "blue to be scaled down after the delay")
+    wait_for(
+        lambda: services_of(cluster, namespace, blue) == [],
+        30,
+        "blue to be scaled down after the delay",
+    )
     st = p.status(cluster, namespace, "clf")
     assert st["phase"] == "Healthy"
     assert "previousRevision" not in st
@@ -52,8 +59,10 @@ def test_blue_green_with_manual_promotion(
 def test_blue_green_promotes_itself_after_auto_promotion_seconds(
     cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
 ) -> None:
-    rollout = {"strategy": "BlueGreen",
-               "blueGreen": {"autoPromotionSeconds": 2, "scaleDownDelaySeconds": 0}}
+    rollout = {
+        "strategy": "BlueGreen",
+        "blueGreen": {"autoPromotionSeconds": 2, "scaleDownDelaySeconds": 0},
+    }
     blue = deploy_stable(cluster, namespace, rollout)
     p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from pipeline_operator.localcluster import Cluster
+
 from tests import pipelines as p
 from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
@@ -42,8 +42,10 @@ def test_canary_walks_its_steps_and_promotes(
     assert len(services_of(cluster, namespace, stable)) == 2
     assert weights(cluster, namespace, "clf") == {stable: 100}
 
-    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2",
-                                  strategy="Canary", canary={"steps": STEPS}))
+    p.apply(
+        cluster,
+        p.classifier("clf", namespace, model="bert-v2", strategy="Canary", canary={"steps": STEPS}),
+    )
     st = p.wait_status(cluster, namespace, "clf", "canary at 10%", canaryWeight=10)
     canary = st["canaryRevision"]
     assert canary != stable
@@ -51,19 +53,29 @@ def test_canary_walks_its_steps_and_promotes(
     assert len(services_of(cluster, namespace, canary)) == 2
     assert weights(cluster, namespace, "clf") == {stable: 90, canary: 10}
 
-    st = p.wait_status(cluster, namespace, "clf", "canary at 50% after the timed pause",
-                       canaryWeight=50, phase="Paused")
+    st = p.wait_status(
+        cluster,
+        namespace,
+        "clf",
+        "canary at 50% after the timed pause",
+        canaryWeight=50,
+        phase="Paused",
+    )
     assert st["currentStepIndex"] == 3
     assert weights(cluster, namespace, "clf") == {stable: 50, canary: 50}
 
     p.command(cluster, namespace, "clf", "promote", "1")
-    st = p.wait_status(cluster, namespace, "clf", "rollout completed", phase="Healthy",
-                       stableRevision=canary)
+    st = p.wait_status(
+        cluster, namespace, "clf", "rollout completed", phase="Healthy", stableRevision=canary
+    )
     assert st["traffic"] == [{"revision": canary, "weight": 100}]
     assert st["lastCommand"]["result"] == "Accepted"
     assert weights(cluster, namespace, "clf") == {canary: 100}
-    wait_for(lambda: services_of(cluster, namespace, stable) == [], 30,
-             "the old revision's InferenceServices to be deleted")
+    wait_for(
+        lambda: services_of(cluster, namespace, stable) == [],
+        30,
+        "the old revision's InferenceServices to be deleted",
+    )
     reasons = p.events(cluster, namespace, "clf")
     for reason in ("RolloutStarted", "WeightChanged", "Paused", "Resumed", "RolloutCompleted"):
         assert reason in reasons, f"no {reason} Event in {reasons}"
@@ -83,8 +95,11 @@ def test_abort_returns_all_traffic_to_stable_at_once(
     assert st["traffic"] == [{"revision": stable, "weight": 100}]
     assert "aborted by user" in st["abortReason"]
     assert weights(cluster, namespace, "clf") == {stable: 100}
-    wait_for(lambda: services_of(cluster, namespace, canary) == [], 30,
-             "the aborted canary's InferenceServices to be deleted")
+    wait_for(
+        lambda: services_of(cluster, namespace, canary) == [],
+        30,
+        "the aborted canary's InferenceServices to be deleted",
+    )
     assert "Aborted" in p.events(cluster, namespace, "clf")
 
 

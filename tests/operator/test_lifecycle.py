@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.localcluster import Cluster, Topology
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
+
 from tests import pipelines as p
 from tests.kserve_sim import KServeSimulator, predictor_deployment
 from tests.operator.conftest import OperatorProcess
@@ -35,10 +35,13 @@ def test_a_cycle_the_schema_cannot_see_is_reported_in_status_and_events(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     pipeline = p.classifier("clf", namespace)
-    pipeline["spec"]["graph"] = {"root": "a", "nodes": [
-        {"name": "a", "steps": [{"stage": "tokenize"}, {"node": "b"}]},
-        {"name": "b", "steps": [{"stage": "classify"}, {"node": "a"}]},
-    ]}
+    pipeline["spec"]["graph"] = {
+        "root": "a",
+        "nodes": [
+            {"name": "a", "steps": [{"stage": "tokenize"}, {"node": "b"}]},
+            {"name": "b", "steps": [{"stage": "classify"}, {"node": "a"}]},
+        ],
+    }
     p.apply(cluster, pipeline)
     st = p.wait_status(cluster, namespace, "clf", "the cycle to be reported", phase="Degraded")
     assert "cycle" in st["message"]
@@ -56,8 +59,9 @@ def test_a_stage_asking_for_more_gpus_than_its_pool_has_is_reported(
     pipeline = p.classifier("clf", namespace)
     pipeline["spec"]["stages"][1]["resources"]["gpus"] = 16  # the pool has 8 per node
     p.apply(cluster, pipeline)
-    st = p.wait_status(cluster, namespace, "clf", "the GPU over-ask to be reported",
-                       phase="Degraded")
+    st = p.wait_status(
+        cluster, namespace, "clf", "the GPU over-ask to be reported", phase="Degraded"
+    )
     assert "16 GPUs" in st["message"]
     assert "gpu-h100" in st["message"]
     assert p.children(cluster, namespace, "inferenceservices") == []
@@ -71,8 +75,9 @@ def test_stages_land_on_the_node_pools_they_name(
     pool_label = Topology.load().pool_label
     for isvc in p.children(cluster, namespace, "inferenceservices"):
         # Play KServe's raw-deployment controller: a Deployment from the predictor spec.
-        cluster.kubectl("apply", "--server-side", "-f", "-",
-                        stdin=json.dumps(predictor_deployment(isvc)))
+        cluster.kubectl(
+            "apply", "--server-side", "-f", "-", stdin=json.dumps(predictor_deployment(isvc))
+        )
     expected = {"tokenize": "cpu", "classify": "gpu-h100"}
     for isvc in p.children(cluster, namespace, "inferenceservices"):
         stage = isvc["metadata"]["labels"]["pipelines.inference.dev/stage"]
@@ -97,8 +102,10 @@ def test_deleting_the_pipeline_deletes_its_children(
     cluster.kubectl("delete", p.PLURAL, "clf", "-n", namespace, "--timeout=30s")
 
     def all_gone() -> bool:
-        return not any(p.children(cluster, namespace, kind) for kind in
-                       ("inferenceservices", "inferencegraphs", "controllerrevisions"))
+        return not any(
+            p.children(cluster, namespace, kind)
+            for kind in ("inferenceservices", "inferencegraphs", "controllerrevisions")
+        )
 
     wait_for(all_gone, 60, "garbage collection of the pipeline's children")
 
@@ -107,44 +114,97 @@ def test_every_planned_object_passes_server_side_validation(
     cluster: Cluster, namespace: str
 ) -> None:
     """A pipeline using every feature: ensemble, switch, transformer, batching, two revisions."""
-    spec = InferencePipelineSpec.model_validate({
-        "nodePools": [p.GPU_POOL, p.CPU_POOL],
-        "stages": [
-            {"name": "tokenize", "predictor": {"container": {"image": "tok:1", "args": ["--x"]}},
-             "nodePool": "cpu", "scaling": {"minReplicas": 2, "maxReplicas": 4, "metric": "cpu",
-                                            "target": 70}},
-            {"name": "small", "predictor": {"model": {"modelFormat": {"name": "huggingface"},
-                                                      "storageUri": "pvc://m/small",
-                                                      "protocolVersion": "v2"}},
-             "transformer": {"image": "pre:1", "env": [{"name": "A", "value": "1"}]},
-             "resources": {"gpus": 1}, "nodePool": "gpu-h100",
-             "batching": {"maxBatchSize": 16, "maxLatencyMs": 20}},
-            {"name": "large", "predictor": {"model": {"modelFormat": {"name": "huggingface"},
-                                                      "storageUri": "pvc://m/large"}},
-             "resources": {"gpus": 4}, "nodePool": "gpu-h100"},
-            {"name": "vote", "predictor": {"container": {"image": "agg:1"}}, "nodePool": "cpu"},
-        ],
-        "graph": {"root": "main", "nodes": [
-            {"name": "main", "type": "Sequence",
-             "steps": [{"stage": "tokenize"}, {"node": "cascade"}]},
-            {"name": "cascade", "type": "Switch", "steps": [
-                {"condition": "confidence < 0.9", "node": "both"},
-                {"condition": "confidence >= 0.9", "stage": "small", "dependency": "Soft"}]},
-            {"name": "both", "type": "Ensemble",
-             "steps": [{"stage": "small"}, {"stage": "large"}]},
-        ]},
-    })
+    spec = InferencePipelineSpec.model_validate(
+        {
+            "nodePools": [p.GPU_POOL, p.CPU_POOL],
+            "stages": [
+                {
+                    "name": "tokenize",
+                    "predictor": {"container": {"image": "tok:1", "args": ["--x"]}},
+                    "nodePool": "cpu",
+                    "scaling": {"minReplicas": 2, "maxReplicas": 4, "metric": "cpu", "target": 70},
+                },
+                {
+                    "name": "small",
+                    "predictor": {
+                        "model": {
+                            "modelFormat": {"name": "huggingface"},
+                            "storageUri": "pvc://m/small",
+                            "protocolVersion": "v2",
+                        }
+                    },
+                    "transformer": {"image": "pre:1", "env": [{"name": "A", "value": "1"}]},
+                    "resources": {"gpus": 1},
+                    "nodePool": "gpu-h100",
+                    "batching": {"maxBatchSize": 16, "maxLatencyMs": 20},
+                },
+                {
+                    "name": "large",
+                    "predictor": {
+                        "model": {
+                            "modelFormat": {"name": "huggingface"},
+                            "storageUri": "pvc://m/large",
+                        }
+                    },
+                    "resources": {"gpus": 4},
+                    "nodePool": "gpu-h100",
+                },
+                {"name": "vote", "predictor": {"container": {"image": "agg:1"}}, "nodePool": "cpu"},
+            ],
+            "graph": {
+                "root": "main",
+                "nodes": [
+                    {
+                        "name": "main",
+                        "type": "Sequence",
+                        "steps": [{"stage": "tokenize"}, {"node": "cascade"}],
+                    },
+                    {
+                        "name": "cascade",
+                        "type": "Switch",
+                        "steps": [
+                            {"condition": "confidence < 0.9", "node": "both"},
+                            {
+                                "condition": "confidence >= 0.9",
+                                "stage": "small",
+                                "dependency": "Soft",
+                            },
+                        ],
+                    },
+                    {
+                        "name": "both",
+                        "type": "Ensemble",
+                        "steps": [{"stage": "small"}, {"stage": "large"}],
+                    },
+                ],
+            },
+        }
+    )
     other = spec.model_copy(deep=True)
     other.stages[2].resources.gpus = 8
     old, new = revision_of(spec), revision_of(other)
-    status = InferencePipelineStatus.model_validate({
-        "stableRevision": old, "canaryRevision": new, "strategy": "BlueGreen",
-        "phase": "Progressing", "traffic": [{"revision": old, "weight": 100}],
-    })
-    owner = Owner(name="everything", namespace=namespace, uid="00000000-0000-0000-0000-000000000001")
+    status = InferencePipelineStatus.model_validate(
+        {
+            "stableRevision": old,
+            "canaryRevision": new,
+            "strategy": "BlueGreen",
+            "phase": "Progressing",
+            "traffic": [{"revision": old, "weight": 100}],
+        }
+    )
+    owner = Owner(
+        name="everything", namespace=namespace, uid="00000000-0000-0000-0000-000000000001"
+    )
     objects = plan(owner, {old: spec, new: other}, status)
     assert {o["kind"] for o in objects} == {"InferenceService", "InferenceGraph"}
     for obj in objects:
-        result = cluster.kubectl("create", "--dry-run=server", "--validate=strict", "-f", "-",
-                                 stdin=json.dumps(obj), check=False)
+        result = cluster.kubectl(
+            "create",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            "-",
+            stdin=json.dumps(obj),
+            check=False,
+        )
         assert result.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {result.stderr}"

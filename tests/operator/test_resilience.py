@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 import pytest
-
 from pipeline_operator.localcluster import Cluster
+
 from tests import pipelines as p
 from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
@@ -38,23 +38,32 @@ def test_operator_killed_mid_rollout_continues_from_the_same_step(
 ) -> None:
     stable = deploy_stable(cluster, namespace, {"canary": {"steps": STEPS}})
     p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": STEPS}))
-    st = p.wait_status(cluster, namespace, "clf", "canary paused at 20%", canaryWeight=20,
-                       phase="Paused")
+    st = p.wait_status(
+        cluster, namespace, "clf", "canary paused at 20%", canaryWeight=20, phase="Paused"
+    )
     canary = st["canaryRevision"]
-    names_before = sorted(s["metadata"]["name"]
-                          for s in p.children(cluster, namespace, "inferenceservices"))
+    names_before = sorted(
+        s["metadata"]["name"] for s in p.children(cluster, namespace, "inferenceservices")
+    )
 
     operator.kill()
     p.command(cluster, namespace, "clf", "promote", "while-down")
     operator.start()
 
-    st = p.wait_status(cluster, namespace, "clf", "the promote to be handled after restart",
-                       canaryWeight=60, phase="Paused")
+    st = p.wait_status(
+        cluster,
+        namespace,
+        "clf",
+        "the promote to be handled after restart",
+        canaryWeight=60,
+        phase="Paused",
+    )
     assert st["stableRevision"] == stable
     assert st["canaryRevision"] == canary
     assert st["currentStepIndex"] == 3
-    names_after = sorted(s["metadata"]["name"]
-                         for s in p.children(cluster, namespace, "inferenceservices"))
+    names_after = sorted(
+        s["metadata"]["name"] for s in p.children(cluster, namespace, "inferenceservices")
+    )
     assert names_after == names_before, "no child duplicated or lost across the restart"
     assert weights(cluster, namespace, "clf") == {stable: 40, canary: 60}
     assert p.events(cluster, namespace, "clf").count("RolloutStarted") == 1
@@ -75,19 +84,38 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
     wait_for(recreated, 30, f"InferenceService {victim} to be recreated")
 
     patch = {"spec": {"predictor": {"maxReplicas": 42}}}
-    cluster.kubectl("patch", "isvc", victim, "-n", namespace, "--type=merge",
-                    "-p", json.dumps(patch))
-    wait_for(
-        lambda: kubectl_json(cluster, "get", "isvc", victim, "-n", namespace)["spec"]["predictor"]
-        .get("maxReplicas") == 1,
-        30, "the hand edit (maxReplicas 42) to be reverted to 1",
+    cluster.kubectl(
+        "patch", "isvc", victim, "-n", namespace, "--type=merge", "-p", json.dumps(patch)
     )
-    cluster.kubectl("patch", "inferencegraph", "clf", "-n", namespace, "--type=merge", "-p",
-                    json.dumps({"spec": {"nodes": {"root": {"routerType": "Sequence"}}}}))
     wait_for(
-        lambda: kubectl_json(cluster, "get", "inferencegraph", "clf", "-n", namespace)["spec"]
-        ["nodes"]["root"]["routerType"] == "Splitter",
-        30, "the graph's root Splitter to be restored",
+        lambda: (
+            kubectl_json(cluster, "get", "isvc", victim, "-n", namespace)["spec"]["predictor"].get(
+                "maxReplicas"
+            )
+            == 1
+        ),
+        30,
+        "the hand edit (maxReplicas 42) to be reverted to 1",
+    )
+    cluster.kubectl(
+        "patch",
+        "inferencegraph",
+        "clf",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"nodes": {"root": {"routerType": "Sequence"}}}}),
+    )
+    wait_for(
+        lambda: (
+            kubectl_json(cluster, "get", "inferencegraph", "clf", "-n", namespace)["spec"]["nodes"][
+                "root"
+            ]["routerType"]
+            == "Splitter"
+        ),
+        30,
+        "the graph's root Splitter to be restored",
     )
 
 
@@ -98,8 +126,10 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
     wait_for(lambda: p.status(cluster, namespace, "clf").get("url"), 20, "status.url")
 
     def versions() -> dict[str, str]:
-        items = [*p.children(cluster, namespace, "inferenceservices"),
-                 *p.children(cluster, namespace, "inferencegraphs")]
+        items = [
+            *p.children(cluster, namespace, "inferenceservices"),
+            *p.children(cluster, namespace, "inferencegraphs"),
+        ]
         items.append(p.get(cluster, namespace, "clf"))
         return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}
 

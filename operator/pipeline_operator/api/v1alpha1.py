@@ -285,7 +285,8 @@ class Graph(ApiModel):
                 "graph node names must be unique",
             ),
             (
-                "self.nodes.all(n, n.steps.all(s, !has(s.node) || self.nodes.exists(m, m.name == s.node)))",
+                "self.nodes.all(n, n.steps.all(s, !has(s.node) || "
+                "self.nodes.exists(m, m.name == s.node)))",
                 "every step's node must name a node of graph.nodes",
             ),
         )
@@ -329,7 +330,8 @@ class CanaryStep(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+                "[has(self.setWeight), has(self.pause), has(self.analysis)]"
+                ".filter(x, x).size() == 1",
                 "a canary step sets exactly one of setWeight, pause or analysis",
             ),
         )
@@ -411,7 +413,8 @@ class InferencePipelineSpec(ApiModel):
                 "nodePool names must be unique",
             ),
             (
-                "self.stages.all(s, !has(s.nodePool) || self.nodePools.exists(p, p.name == s.nodePool))",
+                "self.stages.all(s, !has(s.nodePool) || "
+                "self.nodePools.exists(p, p.name == s.nodePool))",
                 "every stages[].nodePool must name an entry of spec.nodePools",
             ),
             (

@@ -1,0 +1,54 @@
+"""The committed CRD is generated from the pydantic models and must be current."""
+
+from __future__ import annotations
+
+from pipeline_operator.api import crd
+from pipeline_operator.api import v1alpha1 as api
+
+
+def test_committed_crd_files_are_up_to_date() -> None:
+    for path, text in (
+        (crd.CRD_FILE, crd.render_plain()),
+        (crd.CHART_CRD_FILE, crd.render_chart()),
+    ):
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path} is stale: run python -m pipeline_operator.api.crd"
+        )
+
+
+def test_crd_shape() -> None:
+    body = crd.crd()
+    version = body["spec"]["versions"][0]
+    assert body["spec"]["names"]["shortNames"] == api.SHORT_NAMES
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Phase", "Stable", "Canary", "Weight", "Ready", "Age"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    stage = spec["properties"]["stages"]["items"]
+    assert stage["properties"]["name"]["pattern"] == api.DNS_LABEL
+    assert stage["properties"]["scaling"]["properties"]["metric"]["enum"] == [
+        "concurrency",
+        "rps",
+        "cpu",
+        "memory",
+    ]
+    rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
+    assert any("exists_one" in r for r in rules)
+    canary = spec["properties"]["rollout"]["properties"]["canary"]
+    assert "isSorted()" in canary["x-kubernetes-validations"][0]["rule"]
+
+
+def test_schema_is_structural() -> None:
+    """No $ref, anyOf or titles survive; every node has a type or preserves unknown fields."""
+
+    def walk(node: dict, path: str) -> None:
+        assert not {"$ref", "anyOf", "allOf", "oneOf", "title"} & node.keys(), path
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        for name, sub in node.get("properties", {}).items():
+            walk(sub, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}{{}}")
+
+    walk(crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
