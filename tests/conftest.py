@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topology
 from pipeline_operator.localcluster.cluster import CRD_DIR
 

@@ -39,10 +39,12 @@ def classifier(name: str, namespace: str, model: str = "bert-v1", **rollout: Any
                 },
                 {
                     "name": "classify",
-                    "predictor": {"model": {
-                        "modelFormat": {"name": "huggingface"},
-                        "storageUri": f"pvc://models/{model}",
-                    }},
+                    "predictor": {
+                        "model": {
+                            "modelFormat": {"name": "huggingface"},
+                            "storageUri": f"pvc://models/{model}",
+                        }
+                    },
                     "resources": {"gpus": 1, "cpu": "4", "memory": "16Gi"},
                     "nodePool": "gpu-h100",
                 },
@@ -53,8 +55,9 @@ def classifier(name: str, namespace: str, model: str = "bert-v1", **rollout: Any
 
 
 def apply(cluster: Cluster, obj: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "--server-side", "--field-manager", "tests", "-f", "-",
-                    stdin=json.dumps(obj))
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager", "tests", "-f", "-", stdin=json.dumps(obj)
+    )
 
 
 def get(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
@@ -89,12 +92,20 @@ def splitter(cluster: Cluster, namespace: str, graph: str) -> dict[str, int]:
 
 
 def events(cluster: Cluster, namespace: str, name: str) -> list[str]:
-    listed = kubectl_json(cluster, "get", "events", "-n", namespace,
-                          "--field-selector", f"involvedObject.name={name}")
+    listed = kubectl_json(
+        cluster, "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
+    )
     ordered = sorted(listed["items"], key=lambda e: e["metadata"]["creationTimestamp"])
     return [e["reason"] for e in ordered]
 
 
 def command(cluster: Cluster, namespace: str, name: str, verb: str, command_id: str) -> None:
-    cluster.kubectl("annotate", PLURAL, name, "-n", namespace, "--overwrite",
-                    f"pipelines.inference.dev/command={verb}:{command_id}")
+    cluster.kubectl(
+        "annotate",
+        PLURAL,
+        name,
+        "-n",
+        namespace,
+        "--overwrite",
+        f"pipelines.inference.dev/command={verb}:{command_id}",
+    )

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_operator.localcluster import Cluster
 
+from pipeline_operator.localcluster import Cluster
 from tests.kserve_sim import KServeSimulator
 
 
