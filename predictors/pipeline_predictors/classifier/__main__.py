@@ -1,0 +1,27 @@
+"""``python -m pipeline_predictors.classifier``: serve a sequence classifier."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ..cli import add_encoder_args, encoder_options, serve, stage_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = stage_parser("Serve a Hugging Face sequence classifier (KServe v1 and v2).")
+    add_encoder_args(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from .model import SequenceClassifier
+
+    model = SequenceClassifier(args.model_name, encoder_options(args))
+    model.load()
+    serve(args, [model], f"classifier/{args.model_name}")
+
+
+if __name__ == "__main__":
+    main()

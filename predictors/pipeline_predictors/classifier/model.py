@@ -1,0 +1,69 @@
+"""A Hugging Face sequence classifier served by KServe, with dynamic batching.
+
+Input: raw text (v1 ``{"instances": ["..."]}`` or ``[{"text": "..."}]``; v2 BYTES ``text``)
+and/or pre-tokenized ids (v1 ``[{"input_ids": [...], "attention_mask": [...]}]``; v2 INT64
+``input_ids`` + ``attention_mask``, what the tokenizer transformer sends).
+Output: v1 ``{"predictions": [{"label", "score", "probabilities", "logits"}]}``; v2 tensors
+``logits`` and ``probabilities`` (FP32 ``[n, labels]``) and ``label`` (BYTES ``[n]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from kserve.protocol.infer_type import InferRequest, InferResponse
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from ..codecs import Instance, merge_revisions, softmax, v2_response
+from ..encoder import EncoderModel, EncoderOptions
+
+
+class SequenceClassifier(EncoderModel):
+    """Serves ``AutoModelForSequenceClassification`` from a local directory."""
+
+    def __init__(self, name: str, options: EncoderOptions) -> None:
+        super().__init__(name, options)
+        self.labels: list[str] = []
+
+    def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), local_files_only=True, torch_dtype=dtype
+        )
+        id2label = model.config.id2label or {}
+        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(model.config.num_labels)]
+        return model  # type: ignore[no-any-return]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        assert self.model is not None
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
+
+    def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
+        probs = softmax(rows)
+        predictions = []
+        for logits, p, inst in zip(rows, probs, instances, strict=True):
+            best = int(np.argmax(p))
+            item: dict[str, Any] = {
+                "label": self.labels[best],
+                "score": float(p[best]),
+                "probabilities": [float(v) for v in p],
+                "logits": [float(v) for v in logits],
+            }
+            revisions = merge_revisions(inst.revisions, self.lineage_key, self.revision)
+            if revisions:
+                item["revisions"] = revisions
+            predictions.append(item)
+        return {"predictions": predictions}
+
+    def format_v2(self, rows: np.ndarray, request: InferRequest) -> InferResponse:
+        probs = softmax(rows)
+        labels = np.array([self.labels[int(i)] for i in np.argmax(probs, axis=-1)], dtype=object)
+        return v2_response(
+            self.name,
+            {"logits": rows, "probabilities": probs, "label": labels},
+            request_id=request.id,
+            parameters={"revision": self.revision} if self.revision else None,
+        )

@@ -1,0 +1,145 @@
+"""Command-line plumbing shared by the data-plane servers.
+
+Every server's parser extends KServe's own (``kserve.model_server.parser``: ``--http_port``,
+``--model_name``, ``--predictor_host``, ...) with the flags below. Nothing is parsed at import
+time: each ``__main__`` builds its parser and parses inside ``main()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from kserve import Model, ModelServer
+from kserve import model_server as kserve_model_server
+from kserve.predictor_config import PredictorConfig
+
+from .batching import BatchingConfig
+from .observability import TRACE_EXPORTERS, configure_tracing
+
+if TYPE_CHECKING:
+    from .encoder import EncoderOptions
+
+DEFAULT_MODEL_DIR = "/mnt/models"
+
+
+def str2bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """KServe's parser plus revision and tracing flags."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        parents=[kserve_model_server.parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("pipeline stage")
+    group.add_argument(
+        "--revision",
+        default=os.environ.get("PIPELINE_REVISION") or None,
+        help="Pipeline revision this stage serves, stamped into responses (env PIPELINE_REVISION).",
+    )
+    group.add_argument(
+        "--trace_exporter",
+        choices=TRACE_EXPORTERS,
+        default=os.environ.get("PIPELINE_TRACE_EXPORTER", "none"),
+        help="Where finished spans go (env PIPELINE_TRACE_EXPORTER); traceparent is "
+        "propagated whatever the exporter.",
+    )
+    group.add_argument(
+        "--trace_file",
+        default=os.environ.get("PIPELINE_TRACE_FILE") or None,
+        help="JSON-lines span file for --trace_exporter file (env PIPELINE_TRACE_FILE).",
+    )
+    return parser
+
+
+def add_batching_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dynamic batching")
+    group.add_argument(
+        "--max_batch_size",
+        type=int,
+        default=32,
+        help="Most instances in one forward pass; 1 turns batching off.",
+    )
+    group.add_argument(
+        "--max_latency_ms",
+        type=float,
+        default=5.0,
+        help="Longest time the first instance of a batch waits for more to arrive.",
+    )
+
+
+def batching_config(args: argparse.Namespace) -> BatchingConfig:
+    return BatchingConfig(
+        max_batch_size=args.max_batch_size, max_latency_s=args.max_latency_ms / 1000.0
+    )
+
+
+def add_encoder_args(parser: argparse.ArgumentParser) -> None:
+    """Model flags of the torch predictors (classifier, embedding)."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model_dir", default=DEFAULT_MODEL_DIR, help="Local model directory.")
+    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N].")
+    group.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        help="auto is float16 on CUDA, float32 on CPU.",
+    )
+    group.add_argument("--max_length", type=int, default=None, help="Most tokens per instance.")
+    group.add_argument("--num_threads", type=int, default=None, help="torch CPU threads.")
+    add_batching_args(parser)
+
+
+def encoder_options(args: argparse.Namespace) -> EncoderOptions:
+    from .encoder import EncoderOptions
+
+    return EncoderOptions(
+        model_dir=args.model_dir,
+        batching=batching_config(args),
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        num_threads=args.num_threads,
+        revision=args.revision,
+    )
+
+
+def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) -> None:
+    """Configure tracing and run KServe's model server with these (loaded) models."""
+    configure_tracing(service_name, args.trace_exporter, args.trace_file)
+    ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        predictor_config=predictor_config(args),
+    ).start(list(models))
+
+
+def predictor_config(args: argparse.Namespace) -> PredictorConfig:
+    """Where a transformer calls its predictor (KServe's ``--predictor_*`` flags)."""
+    protocol = args.predictor_protocol
+    if protocol == "v1" and args.protocol != "v1":  # the deprecated --protocol flag
+        protocol = args.protocol
+    return PredictorConfig(
+        predictor_host=args.predictor_host,
+        predictor_protocol=protocol,
+        predictor_use_ssl=args.predictor_use_ssl,
+        predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
+        predictor_request_retries=args.predictor_request_retries,
+        predictor_health_check=args.enable_predictor_health_check,
+    )

@@ -1,0 +1,275 @@
+"""Pure codecs between request payloads (v1 JSON, v2 open inference protocol) and arrays.
+
+No model, no I/O: everything here is a function of its arguments, so it is tested directly.
+Errors a client can fix raise ``kserve.errors.InvalidInput`` (answered with HTTP 400) and say
+what was wrong and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+
+TEXT_INPUT = "text"
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+REVISIONS = "revisions"
+
+
+@dataclass(frozen=True)
+class TextInstance:
+    """One raw-text instance, with the revisions of the stages it went through so far."""
+
+    text: str
+    revisions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TokenInstance:
+    """One pre-tokenized instance (padding already removed)."""
+
+    input_ids: tuple[int, ...]
+    revisions: Mapping[str, str] = field(default_factory=dict)
+
+
+Instance = TextInstance | TokenInstance
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _revisions(item: Mapping[str, Any], where: str) -> dict[str, str]:
+    raw = item.get(REVISIONS, {})
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise InvalidInput(f"{where}: {REVISIONS!r} must be an object of strings")
+    return dict(raw)
+
+
+def _int_list(value: object, where: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{where}: expected a non-empty list of integers")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise InvalidInput(f"{where}: expected integers only")
+    return value
+
+
+def strip_padding(
+    input_ids: Sequence[int], attention_mask: Sequence[int] | None
+) -> tuple[int, ...]:
+    """Drop the positions whose attention mask is 0 (padding)."""
+    if attention_mask is None:
+        return tuple(int(i) for i in input_ids)
+    if len(attention_mask) != len(input_ids):
+        raise InvalidInput(
+            f"{ATTENTION_MASK} has {len(attention_mask)} positions but {INPUT_IDS} has "
+            f"{len(input_ids)}"
+        )
+    kept = tuple(int(i) for i, m in zip(input_ids, attention_mask, strict=True) if m)
+    if not kept:
+        raise InvalidInput(f"{ATTENTION_MASK} masks every token of an instance")
+    return kept
+
+
+def instance_from_v1(item: object, index: int) -> Instance:
+    """Decode one v1 instance: a string, ``{"text": ...}`` or ``{"input_ids": [...], ...}``."""
+    where = f"instance {index}"
+    if isinstance(item, str):
+        if not item.strip():
+            raise InvalidInput(f"{where} is an empty string")
+        return TextInstance(item)
+    if isinstance(item, Mapping):
+        revisions = _revisions(item, where)
+        if TEXT_INPUT in item:
+            text = item[TEXT_INPUT]
+            if not isinstance(text, str):
+                raise InvalidInput(f"{where}: 'text' must be a string, got {_type_name(text)}")
+            if not text.strip():
+                raise InvalidInput(f"{where}: 'text' is empty")
+            return TextInstance(text, revisions)
+        if INPUT_IDS in item:
+            ids = _int_list(item[INPUT_IDS], f"{where}: {INPUT_IDS!r}")
+            mask = item.get(ATTENTION_MASK)
+            if mask is not None:
+                mask = _int_list(mask, f"{where}: {ATTENTION_MASK!r}")
+            return TokenInstance(strip_padding(ids, mask), revisions)
+    raise InvalidInput(
+        f"{where}: expected a string, or an object with 'text' or 'input_ids', "
+        f"got {_type_name(item)}"
+    )
+
+
+def instances_from_v1(payload: object) -> list[Instance]:
+    """Decode a v1 request body ``{"instances": [...]}``."""
+    if not isinstance(payload, Mapping) or "instances" not in payload:
+        raise InvalidInput('expected a JSON object with an "instances" list')
+    items = payload["instances"]
+    if not isinstance(items, list):
+        raise InvalidInput(f'"instances" must be a list, got {_type_name(items)}')
+    if not items:
+        raise InvalidInput('"instances" is empty')
+    return [instance_from_v1(item, i) for i, item in enumerate(items)]
+
+
+def tensor_values(tensor: InferInput | InferOutput) -> np.ndarray:
+    """A tensor's data as a numpy array of its declared shape (JSON or binary data)."""
+    try:
+        if tensor.datatype == "BYTES" and getattr(tensor, "_raw_data", None) is None:
+            flat = np.array(
+                [
+                    v.decode("utf-8") if isinstance(v, bytes) else v
+                    for v in np.asarray(tensor.data, dtype=object).reshape(-1)
+                ],
+                dtype=object,
+            )
+            return flat.reshape(tensor.shape)
+        return tensor.as_numpy()
+    except InvalidInput:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"tensor {tensor.name!r}: data does not match shape {tensor.shape} and datatype "
+            f"{tensor.datatype} ({exc})"
+        ) from exc
+
+
+def _input(request: InferRequest, name: str) -> InferInput | None:
+    for tensor in request.inputs or []:
+        if tensor.name == name:
+            return tensor
+    return None
+
+
+def texts_from_v2(request: InferRequest) -> list[str]:
+    """The strings of the BYTES input named ``text`` (shape ``[n]`` or ``[n, 1]``)."""
+    tensor = _input(request, TEXT_INPUT)
+    if tensor is None:
+        names = [t.name for t in request.inputs or []]
+        raise InvalidInput(f"expected a BYTES input named {TEXT_INPUT!r}, got inputs {names}")
+    if tensor.datatype != "BYTES":
+        raise InvalidInput(f"input {TEXT_INPUT!r} must be BYTES, got {tensor.datatype}")
+    values = tensor_values(tensor).reshape(-1)
+    if values.size == 0:
+        raise InvalidInput(f"input {TEXT_INPUT!r} is empty")
+    texts: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"input {TEXT_INPUT!r} element {i} is empty or not a string")
+        texts.append(value)
+    return texts
+
+
+def instances_from_v2(request: InferRequest) -> list[Instance]:
+    """Decode a v2 request: a BYTES ``text`` input, or INT ``input_ids`` (+ ``attention_mask``)."""
+    if not request.inputs:
+        raise InvalidInput("the request has no inputs")
+    if _input(request, TEXT_INPUT) is not None:
+        return [TextInstance(t) for t in texts_from_v2(request)]
+    ids_tensor = _input(request, INPUT_IDS)
+    if ids_tensor is None:
+        names = [t.name for t in request.inputs]
+        raise InvalidInput(
+            f"expected an input named {TEXT_INPUT!r} (BYTES) or {INPUT_IDS!r} (INT64), got {names}"
+        )
+    if not ids_tensor.datatype.startswith(("INT", "UINT")):
+        raise InvalidInput(
+            f"input {INPUT_IDS!r} must be an integer tensor, got {ids_tensor.datatype}"
+        )
+    ids = tensor_values(ids_tensor)
+    if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise InvalidInput(
+            f"input {INPUT_IDS!r} must have shape [batch, tokens], got {list(ids.shape)}"
+        )
+    mask_tensor = _input(request, ATTENTION_MASK)
+    mask = tensor_values(mask_tensor) if mask_tensor is not None else None
+    if mask is not None and mask.shape != ids.shape:
+        raise InvalidInput(
+            f"input {ATTENTION_MASK!r} has shape {list(mask.shape)} but {INPUT_IDS!r} has "
+            f"{list(ids.shape)}"
+        )
+    return [
+        TokenInstance(strip_padding(ids[i].tolist(), None if mask is None else mask[i].tolist()))
+        for i in range(ids.shape[0])
+    ]
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token rows to one length: ``(input_ids, attention_mask)`` as int64 arrays."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis, in float64."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def v2_output(name: str, array: np.ndarray) -> InferOutput:
+    """A JSON-encoded v2 output tensor from a numpy array (FP32, INT64 or BYTES)."""
+    if array.dtype.kind in "fc":
+        datatype, data = "FP32", array.astype(np.float32).reshape(-1).tolist()
+    elif array.dtype.kind in "iub":
+        datatype, data = "INT64", array.astype(np.int64).reshape(-1).tolist()
+    else:
+        datatype, data = "BYTES", [str(v) for v in array.reshape(-1)]
+    return InferOutput(name=name, shape=list(array.shape), datatype=datatype, data=data)
+
+
+def v2_response(
+    model_name: str,
+    outputs: Mapping[str, np.ndarray],
+    request_id: str | None = None,
+    parameters: Mapping[str, str | int | bool] | None = None,
+) -> InferResponse:
+    return InferResponse(
+        response_id=request_id or "",
+        model_name=model_name,
+        infer_outputs=[v2_output(name, array) for name, array in outputs.items()],
+        parameters=dict(parameters) if parameters else None,
+    )
+
+
+def output_array(response: InferResponse | Mapping[str, Any], name: str) -> np.ndarray:
+    """The named output of a v2 response (object or JSON dict) as a numpy array."""
+    if isinstance(response, InferResponse):
+        for out in response.outputs:
+            if out.name == name:
+                return tensor_values(out)
+        names = [o.name for o in response.outputs]
+    else:
+        outputs = response.get("outputs")
+        if not isinstance(outputs, list):
+            raise InvalidInput("a v2 response needs an 'outputs' list")
+        for out in outputs:
+            if isinstance(out, Mapping) and out.get("name") == name:
+                try:
+                    return np.asarray(out["data"]).reshape(out["shape"])
+                except (KeyError, ValueError) as exc:
+                    raise InvalidInput(f"output {name!r} is malformed: {exc}") from exc
+        names = [o.get("name") for o in outputs if isinstance(o, Mapping)]
+    raise InvalidInput(f"no output named {name!r} in the response (outputs: {names})")
+
+
+def merge_revisions(base: Mapping[str, str], stage: str, revision: str | None) -> dict[str, str]:
+    """The revisions of the stages a request went through, plus this stage's."""
+    merged = dict(base)
+    if revision:
+        merged[stage] = revision
+    return merged

@@ -1,0 +1,219 @@
+"""Metrics and traces shared by every data-plane stage (predictors and transformers).
+
+Metrics go to prometheus-client's default registry, which KServe's model server already
+serves on ``GET /metrics`` next to its own ``request_{preprocess,predict,postprocess}_seconds``
+histograms. Spans go to an OpenTelemetry SDK tracer provider; the W3C ``traceparent`` of an
+incoming request becomes the parent of the stage's server span, and outgoing calls carry the
+current span's ``traceparent`` (see :func:`inject_trace_headers`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.model import InferenceVerb
+from kserve.protocol.infer_type import InferRequest
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter, Histogram
+
+TRACER_NAME = "inference-pipelines.dataplane"
+TRACE_EXPORTERS = ("none", "console", "file", "otlp")
+
+REQUESTS = Counter(
+    "pipeline_stage_requests_total",
+    "Requests handled by a data-plane stage, by outcome (ok, invalid_input, error).",
+    ["stage", "model", "protocol", "outcome"],
+)
+LATENCY = Histogram(
+    "pipeline_stage_request_duration_seconds",
+    "Time a data-plane stage spends on one request (pre-process, predict, post-process).",
+    ["stage", "model", "protocol"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_SIZE = Histogram(
+    "pipeline_stage_batch_size",
+    "Instances per model forward pass (dynamic batching groups concurrent requests).",
+    ["stage", "model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+ERRORS = Counter(
+    "pipeline_stage_errors_total",
+    "Failed requests of a data-plane stage, by kind (invalid_input, upstream, internal).",
+    ["stage", "model", "kind"],
+)
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Writes one JSON object per finished span to a file (for tests and local debugging)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [json.dumps(span_record(span)) for span in spans]
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """A flat, JSON-friendly view of a finished span (ids in hex, as in ``traceparent``)."""
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "name": span.name,
+        "kind": span.kind.name,
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "parent_span_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "service": span.resource.attributes.get("service.name"),
+        "attributes": dict(span.attributes or {}),
+        "status": span.status.status_code.name,
+    }
+
+
+def configure_tracing(
+    service_name: str, exporter: str = "none", trace_file: str | None = None
+) -> TracerProvider:
+    """Install the global tracer provider for this process and return it.
+
+    ``exporter``: ``none`` (spans and propagation only), ``console``, ``file`` (JSON lines to
+    ``trace_file``) or ``otlp`` (needs ``opentelemetry-exporter-otlp``; configured by the
+    standard ``OTEL_EXPORTER_OTLP_*`` environment variables).
+    """
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif exporter == "file":
+        if not trace_file:
+            raise ValueError("the file trace exporter needs --trace_file")
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
+    elif exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter,
+            )
+        except ImportError as exc:
+            raise ValueError(
+                "the otlp trace exporter needs the opentelemetry-exporter-otlp package"
+            ) from exc
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter != "none":
+        raise ValueError(f"unknown trace exporter {exporter!r}; one of {TRACE_EXPORTERS}")
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def inject_trace_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current span's W3C trace context (``traceparent``, ``tracestate``) to headers."""
+    propagate.inject(headers)
+    return headers
+
+
+def request_protocol(body: object) -> str:
+    return "v2" if isinstance(body, InferRequest) else "v1"
+
+
+class ObservedModel(Model):  # type: ignore[misc]
+    """A ``kserve.Model`` whose every request is counted, timed and traced.
+
+    The server span's parent is the incoming ``traceparent``; the span stays current while
+    pre-process, predict and post-process run, so outgoing calls made from them (with
+    :func:`inject_trace_headers`) continue the same trace.
+    """
+
+    stage_kind = "predictor"
+
+    def __init__(self, name: str, revision: str | None = None) -> None:
+        super().__init__(name)
+        self.revision = revision
+
+    @property
+    def lineage_key(self) -> str:
+        """This stage's key in a response's ``revisions`` (model name and stage kind)."""
+        return f"{self.name}/{self.stage_kind}"
+
+    def observe_batch(self, size: int) -> None:
+        BATCH_SIZE.labels(self.stage_kind, self.name).observe(size)
+
+    async def __call__(
+        self,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> Any:
+        protocol = request_protocol(body)
+        # Recent FastAPI versions open an HTTP server span themselves (from the incoming
+        # traceparent); nest under it when present, else continue the caller's trace here.
+        nested = trace.get_current_span().get_span_context().is_valid
+        parent = otel_context.get_current() if nested else propagate.extract(dict(headers or {}))
+        attributes: dict[str, str] = {
+            "pipeline.stage": self.stage_kind,
+            "pipeline.model": self.name,
+            "pipeline.protocol": protocol,
+        }
+        if self.revision:
+            attributes["pipeline.revision"] = self.revision
+        started = time.perf_counter()
+        outcome = "ok"
+        token = otel_context.attach(parent)
+        try:
+            with tracer().start_as_current_span(
+                f"{self.stage_kind} {self.name}",
+                kind=SpanKind.INTERNAL if nested else SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=True,
+                set_status_on_exception=True,
+            ) as span:
+                try:
+                    call = super().__call__(body, headers=headers, verb=verb)
+                    return await call if inspect.isawaitable(call) else call
+                except InvalidInput as exc:
+                    outcome = "invalid_input"
+                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    raise
+                except UpstreamError:
+                    outcome = "upstream"
+                    raise
+                except Exception:
+                    outcome = "internal"
+                    raise
+        finally:
+            otel_context.detach(token)
+            LATENCY.labels(self.stage_kind, self.name, protocol).observe(
+                time.perf_counter() - started
+            )
+            REQUESTS.labels(self.stage_kind, self.name, protocol, outcome).inc()
+            if outcome != "ok":
+                ERRORS.labels(self.stage_kind, self.name, outcome).inc()
+
+
+class UpstreamError(RuntimeError):
+    """The next stage (a transformer's predictor) failed with a server error."""

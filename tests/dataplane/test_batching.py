@@ -1,0 +1,137 @@
+"""The asyncio dynamic batcher, without any model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipeline_predictors.batching import BatchingConfig, DynamicBatcher
+
+pytestmark = pytest.mark.dataplane
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+        self.fail_on = fail_on
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError(f"bad item {self.fail_on}")
+        return [i * 10 for i in items]
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, timeout=10))
+
+
+def test_concurrent_items_run_as_one_batch() -> None:
+    rec = Recorder()
+    sizes: list[int] = []
+
+    async def main() -> list[int]:
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.05), on_batch=sizes.append)
+        out = await asyncio.gather(*(b.submit(i) for i in range(5)))
+        await b.close()
+        return list(out)
+
+    assert run(main()) == [0, 10, 20, 30, 40]
+    assert rec.batches == [[0, 1, 2, 3, 4]]
+    assert sizes == [5]
+
+
+def test_batches_never_exceed_max_size_and_keep_order() -> None:
+    rec = Recorder(delay=0.01)
+
+    async def main() -> list[int]:
+        b = DynamicBatcher(rec, BatchingConfig(4, 0.05))
+        out = await b.submit_many(list(range(10)))
+        await b.close()
+        return out
+
+    assert run(main()) == [i * 10 for i in range(10)]
+    assert all(len(batch) <= 4 for batch in rec.batches)
+    assert [i for batch in rec.batches for i in batch] == list(range(10))
+
+
+def test_items_outside_the_window_run_separately() -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.01))
+        await b.submit(1)
+        await asyncio.sleep(0.05)
+        await b.submit(2)
+        await b.close()
+
+    run(main())
+    assert rec.batches == [[1], [2]]
+
+
+def test_latency_zero_takes_only_what_is_queued() -> None:
+    rec = Recorder(delay=0.02)
+
+    async def main() -> None:
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.0))
+        first = asyncio.create_task(b.submit(0))
+        await asyncio.sleep(0.005)  # the first batch is running now
+        await asyncio.gather(first, *(b.submit(i) for i in range(1, 4)))
+        await b.close()
+
+    run(main())
+    assert rec.batches == [[0], [1, 2, 3]]
+
+
+def test_max_batch_size_one_disables_batching() -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        b = DynamicBatcher(rec, BatchingConfig(1, 0.05))
+        await asyncio.gather(*(b.submit(i) for i in range(3)))
+        await b.close()
+
+    run(main())
+    assert rec.batches == [[0], [1], [2]]
+    assert not BatchingConfig(1, 0.05).enabled
+
+
+def test_a_failed_batch_fails_its_items_and_the_batcher_goes_on() -> None:
+    rec = Recorder(fail_on=2)
+
+    async def main() -> tuple[list[object], int]:
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.02))
+        results = await asyncio.gather(*(b.submit(i) for i in range(3)), return_exceptions=True)
+        after = await b.submit(5)
+        await b.close()
+        return list(results), after
+
+    results, after = run(main())
+    assert all(isinstance(r, ValueError) and "bad item 2" in str(r) for r in results)
+    assert after == 50
+
+
+def test_a_cancelled_caller_does_not_break_the_batch() -> None:
+    rec = Recorder(delay=0.01)
+
+    async def main() -> int:
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.03))
+        doomed = asyncio.create_task(b.submit(1))
+        kept = asyncio.create_task(b.submit(2))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        value = await kept
+        await b.close()
+        return value
+
+    assert run(main()) == 20
+
+
+@pytest.mark.parametrize(("size", "latency"), [(0, 0.01), (4, -1.0)])
+def test_config_rejects_nonsense(size: int, latency: float) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        BatchingConfig(size, latency)

@@ -1,0 +1,201 @@
+"""Pure codecs: payload decoding, tensors, softmax/top-k, ensemble aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+
+from pipeline_predictors.aggregator import aggregate, member_scores
+from pipeline_predictors.codecs import (
+    TextInstance,
+    TokenInstance,
+    instances_from_v1,
+    instances_from_v2,
+    output_array,
+    pad,
+    softmax,
+    strip_padding,
+    v2_response,
+)
+from pipeline_transformers.codecs import (
+    classification_v1,
+    classification_v2,
+    logits_from_response,
+    texts_from_request,
+    tokenized_request,
+    top_k,
+)
+
+pytestmark = pytest.mark.dataplane
+
+
+def test_v1_instances_of_every_shape() -> None:
+    got = instances_from_v1(
+        {
+            "instances": [
+                "plain text",
+                {"text": "with lineage", "revisions": {"tok/transformer": "r1"}},
+                {"input_ids": [2, 7, 9, 0, 0], "attention_mask": [1, 1, 1, 0, 0]},
+            ]
+        }
+    )
+    assert got == [
+        TextInstance("plain text"),
+        TextInstance("with lineage", {"tok/transformer": "r1"}),
+        TokenInstance((2, 7, 9)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([], 'expected a JSON object with an "instances" list'),
+        ({"instances": "text"}, '"instances" must be a list, got str'),
+        ({"instances": []}, '"instances" is empty'),
+        ({"instances": [""]}, "instance 0 is an empty string"),
+        ({"instances": ["ok", 3]}, "instance 1: expected a string"),
+        ({"instances": [{"text": 5}]}, "'text' must be a string, got int"),
+        ({"instances": [{"input_ids": ["a"]}]}, "expected integers only"),
+        ({"instances": [{"input_ids": [1, 2], "attention_mask": [1]}]}, "has 1 positions"),
+        ({"instances": [{"input_ids": [1], "attention_mask": [0]}]}, "masks every token"),
+    ],
+)
+def test_v1_errors_say_what_is_wrong(payload: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        instances_from_v1(payload)
+
+
+def bytes_request(texts: list[str]) -> InferRequest:
+    return InferRequest("m", [InferInput("text", [len(texts)], "BYTES", texts)])
+
+
+def test_v2_text_and_token_inputs() -> None:
+    assert instances_from_v2(bytes_request(["a b", "c"])) == [
+        TextInstance("a b"),
+        TextInstance("c"),
+    ]
+    req = tokenized_request([(2, 5, 3), (2, 3)], "m", pad_id=0)
+    assert [i.name for i in req.inputs] == ["input_ids", "attention_mask"]
+    assert req.inputs[0].shape == [2, 3]
+    assert instances_from_v2(req) == [TokenInstance((2, 5, 3)), TokenInstance((2, 3))]
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (InferRequest("m", []), "the request has no inputs"),
+        (InferRequest("m", [InferInput("x", [1], "FP32", [1.0])]), "got \\['x'\\]"),
+        (InferRequest("m", [InferInput("text", [1], "FP32", [1.0])]), "must be BYTES"),
+        (InferRequest("m", [InferInput("text", [1], "BYTES", [""])]), "element 0 is empty"),
+        (InferRequest("m", [InferInput("input_ids", [3], "INT64", [1, 2, 3])]), "shape \\[batch"),
+        (
+            InferRequest("m", [InferInput("input_ids", [2, 2], "INT64", [1, 2, 3])]),
+            "does not match",
+        ),
+    ],
+)
+def test_v2_errors_say_what_is_wrong(request_: InferRequest, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        instances_from_v2(request_)
+
+
+def test_pad_and_strip_padding_round_trip() -> None:
+    ids, mask = pad([(1, 2, 3), (4,)], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert strip_padding(ids[1].tolist(), mask[1].tolist()) == (4,)
+
+
+def test_softmax_is_stable_and_normalized() -> None:
+    p = softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, 1.0, 2.0]]))
+    assert np.allclose(p.sum(axis=-1), 1.0)
+    assert np.allclose(p[0], [0.5, 0.5, 0.0])
+    assert np.argmax(p[1]) == 2
+
+
+def test_top_k_orders_best_first_and_breaks_ties_by_index() -> None:
+    res = top_k(np.array([[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]]), 2, ["a", "b", "c"])
+    assert res[0].labels == ("b", "c")
+    assert res[0].scores == (0.5, 0.3)
+    assert res[1].labels == ("a", "b")
+    assert top_k(np.array([[0.1, 0.9]]), 5, ["x"])[0].labels == ("LABEL_1", "x")
+
+
+def test_classification_payloads() -> None:
+    res = top_k(np.array([[0.1, 0.9]]), 1, ["no", "yes"])
+    assert classification_v1(res, [{"a/transformer": "r1"}]) == {
+        "predictions": [
+            {
+                "label": "yes",
+                "score": 0.9,
+                "labels": ["yes"],
+                "scores": [0.9],
+                "revisions": {"a/transformer": "r1"},
+            }
+        ]
+    }
+    v2 = classification_v2(res, "m")
+    assert output_array(v2, "label").tolist() == [["yes"]]
+
+
+def test_texts_from_request_refuses_token_ids() -> None:
+    with pytest.raises(InvalidInput, match="takes text, not token ids"):
+        texts_from_request({"instances": [{"input_ids": [1, 2]}]})
+    assert texts_from_request(bytes_request(["hi"])) == (["hi"], [{}])
+
+
+def test_logits_from_v1_and_v2_responses() -> None:
+    v2 = v2_response("m", {"logits": np.array([[1.0, 2.0]])})
+    assert logits_from_response(v2).tolist() == [[1.0, 2.0]]
+    assert isinstance(v2, InferResponse)
+    rest, _ = v2.to_rest()
+    assert logits_from_response(rest).tolist() == [[1.0, 2.0]]  # type: ignore[arg-type]
+    assert logits_from_response({"predictions": [{"logits": [3.0, 4.0]}]}).tolist() == [[3.0, 4.0]]
+    with pytest.raises(InvalidInput, match="no output named 'logits'"):
+        logits_from_response(v2_response("m", {"other": np.array([[1.0]])}))
+
+
+def v1_member(rows: list[list[float]], label: str | None = None) -> dict[str, object]:
+    return {"predictions": [{"probabilities": r, "label": label} for r in rows]}
+
+
+def test_aggregate_mean_and_vote() -> None:
+    a = member_scores("a", v1_member([[0.6, 0.4], [0.1, 0.9]]), "probabilities")
+    b = member_scores("b", v1_member([[0.2, 0.8], [0.3, 0.7]]), "probabilities")
+    c = member_scores("c", {"predictions": [[0.7, 0.3], [0.2, 0.8]]}, "probabilities")
+    mean = aggregate([a, b], "mean", labels=["no", "yes"])
+    assert mean[0]["label"] == "yes"
+    assert mean[0]["probabilities"] == pytest.approx([0.4, 0.6])
+    vote = aggregate([a, b, c], "vote", labels=["no", "yes"])
+    assert vote[0]["label"] == "no"
+    assert vote[0]["votes"] == {"no": 2, "yes": 1}
+    assert vote[0]["score"] == pytest.approx(2 / 3)
+    assert vote[1]["label"] == "yes"
+    assert vote[1]["votes"] == {"yes": 3}
+
+
+def test_vote_tie_goes_to_the_higher_mean() -> None:
+    a = member_scores("a", v1_member([[0.9, 0.1]]), "probabilities")
+    b = member_scores("b", v1_member([[0.4, 0.6]]), "probabilities")
+    assert aggregate([a, b], "vote")[0]["label"] == "0"
+
+
+def test_aggregate_logits_and_v2_members() -> None:
+    v2, _ = v2_response("m", {"logits": np.array([[0.0, 2.0]])}).to_rest()
+    a = member_scores("a", v2, "logits")
+    b = member_scores("b", {"predictions": [{"logits": [0.0, 0.0]}]}, "logits")
+    out = aggregate([a, b], "mean", "logits")
+    assert out[0]["probabilities"] == pytest.approx(softmax(np.array([0.0, 1.0])).tolist())
+
+
+def test_aggregate_errors() -> None:
+    a = member_scores("a", v1_member([[0.5, 0.5]]), "probabilities")
+    b = member_scores("b", v1_member([[0.5, 0.5], [0.5, 0.5]]), "probabilities")
+    with pytest.raises(InvalidInput, match="disagree"):
+        aggregate([a, b])
+    with pytest.raises(InvalidInput, match="member 'x': prediction 0 has no numeric"):
+        member_scores("x", {"predictions": [{"label": "a"}]}, "probabilities")
+    with pytest.raises(InvalidInput, match="expected a v1 'predictions' list"):
+        member_scores("x", {"error": "boom"}, "probabilities")

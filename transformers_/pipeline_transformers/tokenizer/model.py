@@ -1,0 +1,251 @@
+"""A KServe transformer: tokenize on the way in, softmax and top-k on the way out.
+
+With ``--predictor_host`` it calls the predictor (v2 by default: INT64 ``input_ids`` and
+``attention_mask``; or v1 ``instances``) and answers with the top-k labels in the protocol the
+client used. Without a predictor host it only tokenizes (an InferenceGraph Sequence step whose
+next step is the classifier, with ``mapPredictionsToInstances``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest, InferResponse
+from opentelemetry.trace import SpanKind
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from pipeline_predictors.codecs import merge_revisions
+from pipeline_predictors.observability import (
+    ObservedModel,
+    UpstreamError,
+    inject_trace_headers,
+    tracer,
+)
+
+from ..codecs import (
+    classification_v1,
+    classification_v2,
+    logits_from_response,
+    softmax,
+    texts_from_request,
+    tokenized_request,
+    tokenized_v1,
+    tokenized_v2,
+    top_k,
+)
+
+DEFAULT_MAX_LENGTH = 512
+
+
+@dataclass
+class _RequestState:
+    """What post-processing needs to know about the request it answers."""
+
+    v2: bool
+    request_id: str | None
+    rows: list[tuple[int, ...]]
+    revisions: list[dict[str, str]] = field(default_factory=list)
+
+
+_state: contextvars.ContextVar[_RequestState] = contextvars.ContextVar("tokenizer_request")
+
+
+def labels_from_config(model_dir: Path) -> list[str]:
+    """Label names by index from a Hugging Face ``config.json`` (``id2label``), if any."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        return []
+    id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, Mapping) and "error" in body:
+        return str(body["error"])
+    return str(body)[:500]
+
+
+class TokenizerTransformer(ObservedModel):
+    """Tokenizer pre-processing and softmax/top-k post-processing around a predictor."""
+
+    stage_kind = "transformer"
+
+    def __init__(
+        self,
+        name: str,
+        model_dir: str,
+        *,
+        top_k: int = 1,
+        max_length: int | None = None,
+        labels: list[str] | None = None,
+        predictor_model_name: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        super().__init__(name, revision=revision)
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        self.model_dir = Path(model_dir)
+        self.top_k = top_k
+        self.requested_max_length = max_length
+        self.max_length = max_length or DEFAULT_MAX_LENGTH
+        self.labels = labels or []
+        self.predictor_model_name = predictor_model_name or name
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.pad_id = 0
+
+    def load(self) -> bool:
+        if not self.model_dir.is_dir():
+            raise FileNotFoundError(f"tokenizer directory {self.model_dir} does not exist")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        limits = [
+            n
+            for n in (self.requested_max_length, self.tokenizer.model_max_length)
+            if isinstance(n, int) and 0 < n < 1_000_000
+        ]
+        self.max_length = min(limits) if limits else DEFAULT_MAX_LENGTH
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        if not self.labels:
+            self.labels = labels_from_config(self.model_dir)
+        self.ready = True
+        return True
+
+    def start(self) -> None:
+        """Readiness stays what :meth:`load` made it."""
+
+    @property
+    def has_predictor(self) -> bool:
+        config = self.predictor_config
+        return bool(config is not None and config.predictor_host)
+
+    @property
+    def predictor_v2(self) -> bool:
+        config = self.predictor_config
+        return config is None or config.predictor_protocol != "v1"
+
+    def tokenize(self, texts: list[str]) -> list[tuple[int, ...]]:
+        assert self.tokenizer is not None
+        encoded = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
+        rows = [tuple(int(i) for i in ids) for ids in encoded]
+        for i, row in enumerate(rows):
+            if len(row) > self.max_length:
+                raise InvalidInput(
+                    f"instance {i} is too long: {len(row)} tokens, at most {self.max_length}"
+                )
+        return rows
+
+    async def preprocess(
+        self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | InferRequest:
+        texts, revisions = texts_from_request(payload)
+        rows = self.tokenize(texts)
+        is_v2 = isinstance(payload, InferRequest)
+        request_id = payload.id if isinstance(payload, InferRequest) else None
+        lineage = [merge_revisions(r, self.lineage_key, self.revision) for r in revisions]
+        _state.set(_RequestState(is_v2, request_id, rows, lineage))
+        if self.has_predictor and not self.predictor_v2:
+            return tokenized_v1(rows, [{}] * len(rows), key="instances")
+        return tokenized_request(rows, self.predictor_model_name, self.pad_id, request_id)
+
+    async def predict(
+        self,
+        payload: dict[str, Any] | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse | InferRequest:
+        if not self.has_predictor:
+            return payload  # tokenize-only: post-processing formats the tokens
+        return await super().predict(payload, headers, response_headers)  # type: ignore[no-any-return]
+
+    async def _http_predict(
+        self,
+        payload: dict[str, Any] | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Call the predictor in a client span whose ``traceparent`` goes with the request."""
+        config = self.predictor_config
+        assert config is not None
+        outgoing = {"Content-Type": "application/json"}
+        for name in ("x-request-id", "x-b3-traceid"):
+            if headers and name in headers:
+                outgoing[name] = headers[name]
+        with tracer().start_as_current_span(
+            f"call predictor {self.predictor_model_name}",
+            kind=SpanKind.CLIENT,
+            attributes={"server.address": str(config.predictor_host)},
+        ):
+            inject_trace_headers(outgoing)
+            try:
+                result: dict[str, Any] | InferResponse = await self._http_client.infer(
+                    config.predictor_base_url,
+                    model_name=self.predictor_model_name,
+                    data=payload,
+                    headers=outgoing,
+                    response_headers=response_headers,
+                )
+            except httpx.HTTPStatusError as exc:
+                status = exc.response.status_code
+                message = error_message(exc.response)
+                if 400 <= status < 500:
+                    raise InvalidInput(
+                        f"the predictor rejected the request ({status}): {message}"
+                    ) from exc
+                raise UpstreamError(f"the predictor failed ({status}): {message}") from exc
+            except httpx.RequestError as exc:
+                raise UpstreamError(
+                    f"the predictor at {config.predictor_host} is unreachable: {exc!r}"
+                ) from exc
+        return result
+
+    async def postprocess(
+        self,
+        result: dict[str, Any] | InferResponse | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        state = _state.get()
+        if not self.has_predictor:
+            if state.v2:
+                return tokenized_v2(state.rows, self.name, self.pad_id, state.request_id)
+            return tokenized_v1(state.rows, state.revisions)
+        probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type]
+        if probabilities.shape[0] != len(state.rows):
+            raise UpstreamError(
+                f"the predictor returned {probabilities.shape[0]} rows for {len(state.rows)} "
+                "instances"
+            )
+        results = top_k(probabilities, self.top_k, self.labels)
+        predictor_revision = _predictor_revision(result)
+        lineage = [
+            merge_revisions(r, f"{self.predictor_model_name}/predictor", predictor_revision)
+            for r in state.revisions
+        ]
+        if state.v2:
+            params = {k: v for k, v in lineage[0].items()} if lineage and lineage[0] else None
+            return classification_v2(results, self.name, state.request_id, params)
+        return classification_v1(results, lineage)
+
+
+def _predictor_revision(result: object) -> str | None:
+    if isinstance(result, InferResponse):
+        params = result.parameters or {}
+        value = params.get("revision") if isinstance(params, Mapping) else None
+    elif isinstance(result, Mapping):
+        preds = result.get("predictions")
+        first = preds[0] if isinstance(preds, list) and preds else None
+        revs = first.get("revisions") if isinstance(first, Mapping) else None
+        value = next(iter(revs.values()), None) if isinstance(revs, Mapping) and revs else None
+    else:
+        value = None
+    return str(value) if value else None
