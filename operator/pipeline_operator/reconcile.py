@@ -21,6 +21,7 @@ from pipeline_operator.api.v1alpha1 import (
     Condition,
     InferencePipelineSpec,
     InferencePipelineStatus,
+    Measurement,
     Phase,
 )
 from pipeline_operator.kube import Kube
@@ -28,6 +29,7 @@ from pipeline_operator.naming import graph_name, revision_of
 from pipeline_operator.objects import is_subset, merge_patch, ref
 from pipeline_operator.observe import readiness, ready_summary
 from pipeline_operator.planner import Owner, PlanOptions, plan
+from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
     AnalysisProvider,
     Decision,
@@ -37,6 +39,7 @@ from pipeline_operator.rollout import (
     measure,
     step,
 )
+from pipeline_operator.rollout.steps import canary_steps
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.state import active_revisions
 from pipeline_operator.tracing import tracer
@@ -55,8 +58,8 @@ class Reconciler:
 
     kube: Kube
     settings: OperatorSettings
-    analysis: AnalysisProvider | None = None
     clock: Callable[[], datetime] = utcnow
+    providers: Callable[[str], AnalysisProvider] = PrometheusProvider
     options: PlanOptions = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,11 +159,18 @@ class Reconciler:
 
     def _measure(
         self, spec: InferencePipelineSpec, status: InferencePipelineStatus, name: str, now: datetime
-    ) -> list[Any]:
+    ) -> list[Measurement]:
         due = due_measurements(spec, status, now)
-        if not due or self.analysis is None or status.canary_revision is None:
+        if not due or status.canary_revision is None or status.current_step_index is None:
             return []
-        return [measure(self.analysis, metric, status.canary_revision, name, now) for metric in due]
+        analysis = canary_steps(spec)[status.current_step_index].analysis
+        address = (analysis.address if analysis else None) or self.settings.prometheus_address
+        if address is None:
+            message = "no Prometheus address: set the analysis step's address or the operator's"
+            at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return [Measurement(metric=m.name, success=False, message=message, at=at) for m in due]
+        provider = self.providers(address)
+        return [measure(provider, metric, status.canary_revision, name, now) for metric in due]
 
     # -- act ---------------------------------------------------------------------------------
 
