@@ -38,4 +38,7 @@ cluster-down: venv ## Stop the local cluster and every process it started
 
 demo: cluster-up ## Start the local cluster and show its node pools
 
-.PHONY: help venv tools test lint cluster-up cluster-down demo
+bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
+	PYTHONUNBUFFERED=1 $(PY) bench/operator.py
+
+.PHONY: help venv tools test lint cluster-up cluster-down demo bench
