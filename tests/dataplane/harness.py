@@ -343,8 +343,9 @@ def router(
             name="router",
             argv=[str(binary), "--graph-json", json.dumps(graph_spec)],
             log_path=log_dir / f"router-{time.monotonic_ns()}.log",
-            # Headers the router forwards to every step (regexes): W3C trace context + ids.
-            env={"PROPAGATE_HEADERS": "traceparent,tracestate,x-request-id"},
+            # Headers the router forwards to every step (regexes over canonical names such as
+            # "Traceparent"): the W3C trace context and the request id.
+            env={"PROPAGATE_HEADERS": "(?i)^(traceparent|tracestate|x-request-id)$"},
         )
         proc.start()
         try:

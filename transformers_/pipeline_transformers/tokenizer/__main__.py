@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Model name on the predictor (default: --model_name, as KServe deploys it).",
     )
+    group.add_argument(
+        "--tokens_key",
+        choices=["instances", "predictions"],
+        default="instances",
+        help="Tokenize-only mode (no --predictor_host): the key of the v1 answer. 'instances' "
+        "is the next Sequence step's request as it is; 'predictions' suits a next step with "
+        "mapPredictionsToInstances.",
+    )
     return parser
 
 
@@ -47,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         labels=labels,
         predictor_model_name=args.predictor_model_name,
         revision=args.revision,
+        tokens_key=args.tokens_key,
     )
     model.load()
     serve(args, [model], f"transformer/{args.model_name}")

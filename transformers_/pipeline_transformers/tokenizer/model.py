@@ -2,8 +2,10 @@
 
 With ``--predictor_host`` it calls the predictor (v2 by default: INT64 ``input_ids`` and
 ``attention_mask``; or v1 ``instances``) and answers with the top-k labels in the protocol the
-client used. Without a predictor host it only tokenizes (an InferenceGraph Sequence step whose
-next step is the classifier, with ``mapPredictionsToInstances``).
+client used. Without a predictor host it only tokenizes: a Sequence step of an InferenceGraph
+whose next step is the classifier. Its v1 answer is then ``{"instances": [...]}`` (by default),
+the next step's request as it is, or ``{"predictions": [...]}`` for a graph whose next step sets
+``mapPredictionsToInstances``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class TokenizerTransformer(ObservedModel):
         labels: list[str] | None = None,
         predictor_model_name: str | None = None,
         revision: str | None = None,
+        tokens_key: str = "instances",
     ) -> None:
         super().__init__(name, revision=revision)
         if top_k < 1:
@@ -101,6 +104,9 @@ class TokenizerTransformer(ObservedModel):
         self.max_length = max_length or DEFAULT_MAX_LENGTH
         self.labels = labels or []
         self.predictor_model_name = predictor_model_name or name
+        if tokens_key not in ("instances", "predictions"):
+            raise ValueError(f"tokens_key must be instances or predictions, got {tokens_key!r}")
+        self.tokens_key = tokens_key
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.pad_id = 0
 
@@ -218,7 +224,7 @@ class TokenizerTransformer(ObservedModel):
         if not self.has_predictor:
             if state.v2:
                 return tokenized_v2(state.rows, self.name, self.pad_id, state.request_id)
-            return tokenized_v1(state.rows, state.revisions)
+            return tokenized_v1(state.rows, state.revisions, key=self.tokens_key)
         probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type]
         if probabilities.shape[0] != len(state.rows):
             raise UpstreamError(
