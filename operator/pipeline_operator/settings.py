@@ -20,9 +20,9 @@ class OperatorSettings(BaseSettings):
     )
     peering_name: str = "inference-pipelines"
     deployment_mode: str | None = Field(
-        default="RawDeployment",
+        default="Standard",
         description="KServe deployment mode annotated on every InferenceService "
-        "(RawDeployment, Serverless); empty = KServe's default.",
+        "(Standard = raw Deployments, Serverless = Knative); empty = KServe's default.",
     )
     field_manager: str = "inference-pipelines"
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="0 disables metrics.")

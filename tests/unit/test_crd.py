@@ -52,3 +52,11 @@ def test_schema_is_structural() -> None:
             walk(node["additionalProperties"], f"{path}{{}}")
 
     walk(crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "")
+
+
+def test_api_reference_is_up_to_date() -> None:
+    from pipeline_operator.api import reference
+
+    assert reference.REFERENCE_FILE.read_text(encoding="utf-8") == reference.render(), (
+        "docs/api.md is stale: run python -m pipeline_operator.api.reference"
+    )

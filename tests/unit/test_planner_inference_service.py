@@ -199,7 +199,7 @@ def test_metadata() -> None:
     assert meta["labels"]["pipelines.inference.dev/revision"] == "abcd1234"
     assert meta["labels"]["pipelines.inference.dev/stage"] == "clf"
     assert obj["spec"]["predictor"]["labels"] == meta["labels"]
-    assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
     assert meta["ownerReferences"] == [{
         "apiVersion": "pipelines.inference.dev/v1alpha1", "kind": "InferencePipeline",
         "name": "demo", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True,

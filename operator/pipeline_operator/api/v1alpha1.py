@@ -190,9 +190,13 @@ class Scaling(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=1000)
     max_replicas: int = Field(default=1, ge=1, le=1000)
     metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
-        default="concurrency", description="KServe scaleMetric."
+        default="cpu",
+        description="KServe scaleMetric: cpu or memory (HPA, Standard mode), concurrency or rps "
+        "(Knative, Serverless mode).",
     )
-    target: int = Field(default=10, ge=1, le=100000, description="KServe scaleTarget.")
+    target: int = Field(
+        default=80, ge=1, le=100000, description="KServe scaleTarget (percent for cpu/memory)."
+    )
 
 
 class Batching(ApiModel):

@@ -26,7 +26,7 @@ class PlanOptions:
     the requests and limits of every transformer container (the API has no per-stage field).
     """
 
-    deployment_mode: str | None = "RawDeployment"
+    deployment_mode: str | None = "Standard"
     router_node_selector: Mapping[str, str] = field(default_factory=dict)
     router_tolerations: tuple[Mapping[str, Any], ...] = ()
     router_affinity: Mapping[str, Any] | None = None
