@@ -84,11 +84,24 @@ def _walk(annotation: Any) -> list[Any]:
     return out
 
 
+def _rules(model: type[BaseModel]) -> list[str]:
+    """Messages of the model's CEL rules (attached by ``v1alpha1.cel``)."""
+    extra = model.model_config.get("json_schema_extra")
+    validations = extra.get("x-kubernetes-validations") if isinstance(extra, dict) else None
+    if not isinstance(validations, list):
+        return []
+    return [
+        str(rule.get("message") or rule.get("messageExpression"))
+        for rule in validations
+        if isinstance(rule, dict)
+    ]
+
+
 def _section(model: type[BaseModel]) -> str:
     doc = inspect.getdoc(model) or ""
     if doc.startswith(("Base:", "Status objects")):
         doc = ""
-    rules = (model.model_config.get("json_schema_extra") or {}).get("x-kubernetes-validations", [])
+    rules = _rules(model)
     lines = [f"### {model.__name__}", ""]
     if doc:
         lines += [doc, ""]
@@ -106,7 +119,7 @@ def _section(model: type[BaseModel]) -> str:
         )
     if rules:
         lines += ["", "Validation rules (checked by the apiserver):", ""]
-        lines += [f"- {r.get('message') or r.get('messageExpression')}" for r in rules]
+        lines += [f"- {rule}" for rule in rules]
     return "\n".join(lines) + "\n"
 
 
