@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from tests.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 
 
 def free_port() -> int:

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline_operator.localcluster import Cluster
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from tests import pipelines as p
-from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
 from tests.operator.test_canary import deploy_stable
 from tests.support import wait_for

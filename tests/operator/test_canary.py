@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline_operator.localcluster import Cluster
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from tests import pipelines as p
-from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
 from tests.support import wait_for
 

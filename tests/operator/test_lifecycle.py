@@ -8,10 +8,10 @@ import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.localcluster import Cluster, Topology
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator, predictor_deployment
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
 from tests import pipelines as p
-from tests.kserve_sim import KServeSimulator, predictor_deployment
 from tests.operator.conftest import OperatorProcess
 from tests.support import kubectl_json, wait_for
 

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from pipeline_operator.localcluster import Cluster
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from tests import pipelines as p
-from tests.kserve_sim import KServeSimulator
 from tests.operator.conftest import OperatorProcess
 from tests.operator.test_canary import deploy_stable, services_of, weights
 from tests.support import kubectl_json, wait_for

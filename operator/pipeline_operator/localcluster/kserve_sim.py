@@ -1,4 +1,4 @@
-"""Playing KServe's part in tests: its controllers do not run on the local cluster.
+"""Playing KServe's part on the local cluster, where its controllers do not run.
 
 :class:`KServeSimulator` marks the InferenceServices and InferenceGraphs of a namespace Ready
 (as KServe's controllers would once the pods serve), except those it is told to hold back,
