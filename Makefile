@@ -36,7 +36,8 @@ cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime) with
 cluster-down: venv ## Stop the local cluster and every process it started
 	$(PY) -m pipeline_operator.localcluster down --name $(CLUSTER)
 
-demo: cluster-up ## Start the local cluster and show its node pools
+demo: venv tools ## Local cluster + operator + example pipeline, then a canary rollout walked to the end
+	PYTHONUNBUFFERED=1 $(PY) -m pipeline_operator.localcluster.demo
 
 bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
 	PYTHONUNBUFFERED=1 $(PY) bench/operator.py

@@ -37,6 +37,7 @@ from pipeline_operator.planner import Owner, plan
 
 RESULTS = Path("bench-results")
 NAMESPACE = "bench"
+RAW_NAMESPACE = "bench-raw"  # where the plain client loop writes, apart from the operator
 
 
 def pipeline(name: str) -> dict[str, Any]:
@@ -50,8 +51,12 @@ def pipeline(name: str) -> dict[str, Any]:
                 {"name": "tokenize", "predictor": {"container": {"image": "tok:1"}}},
                 {
                     "name": "classify",
-                    "predictor": {"model": {"modelFormat": {"name": "huggingface"},
-                                            "storageUri": f"pvc://models/{name}"}},
+                    "predictor": {
+                        "model": {
+                            "modelFormat": {"name": "huggingface"},
+                            "storageUri": f"pvc://models/{name}",
+                        }
+                    },
                     "resources": {"gpus": 1},
                     "nodePool": "gpu",
                 },
@@ -87,9 +92,20 @@ class Bench:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         log_file = (RESULTS / "operator.log").open("ab")
         self.operator = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_operator", "-n", NAMESPACE,
-             "--metrics-port", str(self.metrics_port), "--health-port", "0"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "pipeline_operator",
+                "-n",
+                NAMESPACE,
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                "0",
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -131,8 +147,10 @@ class Bench:
 
     def children_by_pipeline(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for group, version, plural in (("serving.kserve.io", "v1beta1", "inferenceservices"),
-                                       ("serving.kserve.io", "v1alpha1", "inferencegraphs")):
+        for group, version, plural in (
+            ("serving.kserve.io", "v1beta1", "inferenceservices"),
+            ("serving.kserve.io", "v1alpha1", "inferencegraphs"),
+        ):
             items = self.custom.list_namespaced_custom_object(group, version, NAMESPACE, plural)
             for item in items["items"]:
                 owner = item["metadata"]["ownerReferences"][0]["name"]
@@ -141,19 +159,26 @@ class Bench:
 
     def converged(self, names: list[str]) -> int:
         listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
-        observed = {i["metadata"]["name"] for i in listed["items"]
-                    if (i.get("status") or {}).get("observedGeneration") == 1}
+        observed = {
+            i["metadata"]["name"]
+            for i in listed["items"]
+            if (i.get("status") or {}).get("observedGeneration") == 1
+        }
         children = self.children_by_pipeline()
-        return sum(1 for n in names
-                   if n in observed and children.get(n, 0) == CHILDREN_PER_PIPELINE)
+        return sum(
+            1 for n in names if n in observed and children.get(n, 0) == CHILDREN_PER_PIPELINE
+        )
 
     def resource_versions(self) -> dict[str, str]:
         out = {}
-        for group, version, plural in (("serving.kserve.io", "v1beta1", "inferenceservices"),
-                                       ("serving.kserve.io", "v1alpha1", "inferencegraphs"),
-                                       (GROUP, VERSION, PLURAL)):
+        for group, version, plural in (
+            ("serving.kserve.io", "v1beta1", "inferenceservices"),
+            ("serving.kserve.io", "v1alpha1", "inferencegraphs"),
+            (GROUP, VERSION, PLURAL),
+        ):
             for item in self.custom.list_namespaced_custom_object(
-                    group, version, NAMESPACE, plural)["items"]:
+                group, version, NAMESPACE, plural
+            )["items"]:
                 out[f"{plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
         return out
 
@@ -200,9 +225,10 @@ class Bench:
         for i in range(count):
             spec = InferencePipelineSpec.model_validate(pipeline(f"raw-{i:04d}")["spec"])
             rev = revision_of(spec)
-            status = Status.model_validate({"stableRevision": rev,
-                                            "traffic": [{"revision": rev, "weight": 100}]})
-            owner = Owner(f"raw-{i:04d}", NAMESPACE, "00000000-0000-0000-0000-000000000000")
+            status = Status.model_validate(
+                {"stableRevision": rev, "traffic": [{"revision": rev, "weight": 100}]}
+            )
+            owner = Owner(f"raw-{i:04d}", RAW_NAMESPACE, "00000000-0000-0000-0000-000000000000")
             for obj in plan(owner, {rev: spec}, status):
                 obj["metadata"].pop("ownerReferences")
                 objects.append(obj)
@@ -224,11 +250,11 @@ def main() -> None:
     try:
         cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
         cluster.kubectl("create", "namespace", NAMESPACE)
+        cluster.kubectl("create", "namespace", RAW_NAMESPACE)
         bench = Bench(cluster)
 
         log(f"raw limit: server-side apply of {args.pipelines} pipelines' children")
         raw_rate = bench.raw_writes(args.pipelines)
-        cluster.kubectl("delete", "inferenceservices,inferencegraphs", "--all", "-n", NAMESPACE)
 
         bench.start_operator()
         log(f"latency: {args.latency_pipelines} pipelines applied one at a time")

@@ -1,0 +1,185 @@
+"""The demo (``make demo``): a canary rollout of a pipeline on the local cluster, end to end.
+
+Starts the local control plane with its GPU node pools, runs the operator against it, applies
+the text-classifier example, then changes its model and walks the canary to the end (timed
+pause, then a promote), printing the rollout's progress as it happens. KServe's controllers
+do not run here: a stand-in marks InferenceServices and graphs Ready, as KServe would once
+their pods serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from pipeline_operator.api.v1alpha1 import PLURAL
+from pipeline_operator.commands import command_patch
+from pipeline_operator.localcluster.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
+from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.tools import REPO_ROOT, ToolSet
+from pipeline_operator.localcluster.topology import Topology
+
+EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
+NAMESPACE = "demo"
+
+
+class Demo:
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.started = time.monotonic()
+        self.last_line = ""
+
+    def say(self, message: str) -> None:
+        print(f"\n==> {message}", flush=True)
+
+    def run(self, *args: str) -> None:
+        """Run kubectl as a user would, echoing the command and its output."""
+        print(f"$ kubectl {' '.join(args)}", flush=True)
+        print(self.cluster.kubectl(*args).stdout.rstrip(), flush=True)
+
+    def status(self, name: str) -> dict[str, Any]:
+        got = self.cluster.kubectl("get", PLURAL, name, "-n", NAMESPACE, "-o", "json")
+        return dict(json.loads(got.stdout).get("status") or {})
+
+    def show(self, st: dict[str, Any]) -> None:
+        """Print one line of progress when something changed."""
+        traffic = ", ".join(f"{t['revision']}={t['weight']}%" for t in st.get("traffic", []))
+        line = (
+            f"phase={st.get('phase', '-'):<11} stable={st.get('stableRevision') or '-'} "
+            f"canary={st.get('canaryRevision') or '-'} traffic[{traffic}] "
+            f"ready={st.get('ready', '-')} | {st.get('message', '')}"
+        )
+        if line != self.last_line:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {line}", flush=True)
+            self.last_line = line
+
+    def watch(self, name: str, done: Any, timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status(name)
+            self.show(st)
+            if done(st):
+                return st
+            if time.monotonic() > deadline:
+                raise SystemExit(f"demo: timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the cluster running at the end (make cluster-down stops it)",
+    )
+    args = parser.parse_args(argv)
+
+    cluster = LocalCluster(ToolSet.ensure(), name="demo")
+    demo = Demo(cluster)
+    demo.say(
+        "Starting the local cluster (kube-apiserver, etcd, scheduler, controller-manager, "
+        "kwok node pools)"
+    )
+    cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        demo.run("get", "nodes", "-L", "pipelines.inference.dev/pool")
+        cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+
+        demo.say("Starting the operator (python -m pipeline_operator), watching namespace demo")
+        log_path = DEFAULT_HOME / "demo-operator.log"
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline_operator",
+                "-n",
+                NAMESPACE,
+                "--metrics-port",
+                "0",
+                "--health-port",
+                "0",
+            ],
+            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+            stdout=log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        print(f"operator log: {log_path}")
+
+        with KServeSimulator(str(cluster.kubeconfig), NAMESPACE):
+            walk(demo, cluster)
+    finally:
+        if operator is not None:
+            operator.terminate()
+            operator.wait(timeout=30)
+        if args.keep:
+            print(f"\nThe cluster is still up: export KUBECONFIG={cluster.kubeconfig}")
+        else:
+            demo.say("Stopping the local cluster")
+            cluster.down()
+
+
+def walk(demo: Demo, cluster: LocalCluster) -> None:
+    body = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    body["metadata"]["namespace"] = NAMESPACE
+    name = body["metadata"]["name"]
+    demo.say(f"Applying {EXAMPLE.relative_to(REPO_ROOT)}: tokenizer -> classifier on gpu-h100")
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    stable = demo.watch(name, lambda s: s.get("phase") == "Healthy", 120, "the first revision")
+    demo.run("get", "inferencepipelines,inferenceservices,inferencegraphs", "-n", NAMESPACE)
+
+    demo.say(
+        "Rolling out a new model (storageUri sentiment-v1 -> sentiment-v2) as a canary: "
+        "20% -> pause 30s -> 50% -> pause until promote"
+    )
+    model = body["spec"]["stages"][0]["predictor"]["model"]
+    model["storageUri"] = model["storageUri"].replace("v1", "v2")
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    demo.watch(
+        name,
+        lambda s: s.get("phase") == "Paused" and s.get("canaryWeight") == 50,
+        180,
+        "the canary to reach 50% and wait for promote",
+    )
+    demo.run("get", "inferencegraph", name, "-n", NAMESPACE, "-o", "jsonpath={.spec.nodes.root}")
+    print()
+
+    demo.say(
+        f"Promoting: kubectl pipeline promote {name} (the annotation "
+        "pipelines.inference.dev/command)"
+    )
+    patch = command_patch("promote")
+    cluster.kubectl("patch", PLURAL, name, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
+    final = demo.watch(
+        name,
+        lambda s: (
+            s.get("phase") == "Healthy" and s.get("stableRevision") != stable["stableRevision"]
+        ),
+        120,
+        "the canary to become stable",
+    )
+    demo.say(
+        f"Rollout complete: revision {final['stableRevision']} serves 100% "
+        f"(was {stable['stableRevision']})"
+    )
+    demo.run("get", "inferencepipelines,inferenceservices", "-n", NAMESPACE)
+    demo.run(
+        "get",
+        "events",
+        "-n",
+        NAMESPACE,
+        "--field-selector",
+        f"involvedObject.kind=InferencePipeline,involvedObject.name={name}",
+        "--sort-by=.metadata.creationTimestamp",
+    )
+
+
+if __name__ == "__main__":
+    main()
