@@ -33,11 +33,15 @@ def check_stages(spec: InferencePipelineSpec) -> Iterator[str]:
             yield f"{path}: nodePool {stage.node_pool} is not in spec.nodePools"
         gpus = stage.resources.gpus
         if pool is not None and pool.gpus_per_node is not None and gpus > pool.gpus_per_node:
-            yield (f"{path}: asks for {gpus} GPUs per replica but nodePool {pool.name} "
-                   f"has gpusPerNode {pool.gpus_per_node}")
-        containers = [("predictor.model", stage.predictor.model),
-                      ("predictor.container", stage.predictor.container),
-                      ("transformer", stage.transformer)]
+            yield (
+                f"{path}: asks for {gpus} GPUs per replica but nodePool {pool.name} "
+                f"has gpusPerNode {pool.gpus_per_node}"
+            )
+        containers = [
+            ("predictor.model", stage.predictor.model),
+            ("predictor.container", stage.predictor.container),
+            ("transformer", stage.transformer),
+        ]
         for field, container in containers:
             names = [e.name for e in container.env] if container is not None else []
             for name in sorted({n for n in names if names.count(n) > 1}):
@@ -86,7 +90,7 @@ def check_cycles(graph: Graph) -> Iterator[str]:
         stack.append(name)
         for child in children(graph, node):
             if child in stack:
-                cycle = " -> ".join([*stack[stack.index(child):], child])
+                cycle = " -> ".join([*stack[stack.index(child) :], child])
                 yield f"{node_path(index[name], node)}: cycle {cycle}"
             elif child not in done:
                 yield from visit(child, stack)
@@ -145,8 +149,10 @@ def lint_graph(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]:
     used = used_stages(graph)
     for i, stage in enumerate(spec.stages):
         if stage.name not in used:
-            yield (f"spec.stages[{i}] ({stage.name}): used by no step reachable from the graph "
-                   "root; it is deployed and must become ready all the same")
+            yield (
+                f"spec.stages[{i}] ({stage.name}): used by no step reachable from the graph "
+                "root; it is deployed and must become ready all the same"
+            )
     types = {n.name: n.type for n in reversed(graph.nodes)}
     for i, node in enumerate(graph.nodes):
         path = node_path(i, node)
@@ -154,10 +160,12 @@ def lint_graph(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]:
             step_path = f"{path}.steps[{j}]"
             nested = types.get(step.node or "")
             if node.type == NodeType.ENSEMBLE and nested == NodeType.ENSEMBLE:
-                yield (f"{step_path}: Ensemble {step.node} nested directly in Ensemble "
-                       f"{node.name}: KServe returns its responses as one object keyed by step "
-                       "name inside the outer one; put an aggregating stage after it in a "
-                       "Sequence")
+                yield (
+                    f"{step_path}: Ensemble {step.node} nested directly in Ensemble "
+                    f"{node.name}: KServe returns its responses as one object keyed by step "
+                    "name inside the outer one; put an aggregating stage after it in a "
+                    "Sequence"
+                )
             if step.data is not None and node.type != NodeType.SEQUENCE:
                 yield f"{step_path}: data is ignored outside Sequence nodes"
             if step.data == "Response" and node.type == NodeType.SEQUENCE and j == 0:
@@ -172,11 +180,15 @@ def lint_scaling(spec: InferencePipelineSpec, deployment_mode: str | None) -> It
         scaling = stage.scaling
         autoscaled = scaling.min_replicas != scaling.max_replicas
         if autoscaled and scaling.metric in ("concurrency", "rps"):
-            yield (f"{path}.metric: {scaling.metric} needs Knative; in {deployment_mode} mode "
-                   "KServe's HPA scales on cpu or memory only")
+            yield (
+                f"{path}.metric: {scaling.metric} needs Knative; in {deployment_mode} mode "
+                "KServe's HPA scales on cpu or memory only"
+            )
         if scaling.min_replicas == 0:
-            yield (f"{path}.minReplicas: scale to zero needs Knative; in {deployment_mode} "
-                   "mode the stage keeps at least one replica")
+            yield (
+                f"{path}.minReplicas: scale to zero needs Knative; in {deployment_mode} "
+                "mode the stage keeps at least one replica"
+            )
 
 
 def lint(spec: InferencePipelineSpec, deployment_mode: str | None = None) -> list[str]:
@@ -186,7 +198,9 @@ def lint(spec: InferencePipelineSpec, deployment_mode: str | None = None) -> lis
         warnings += lint_graph(spec, spec.graph)
     for i, stage in enumerate(spec.stages):
         if stage.resources.gpus > 0 and stage.node_pool is None:
-            warnings.append(f"spec.stages[{i}] ({stage.name}): asks for GPUs but names no "
-                            "nodePool; it gets no GPU node tolerations")
+            warnings.append(
+                f"spec.stages[{i}] ({stage.name}): asks for GPUs but names no "
+                "nodePool; it gets no GPU node tolerations"
+            )
     warnings += lint_scaling(spec, deployment_mode)
     return warnings
