@@ -42,4 +42,13 @@ demo: venv tools ## Local cluster + operator + example pipeline, then a canary r
 bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
 	PYTHONUNBUFFERED=1 $(PY) bench/operator.py
 
-.PHONY: help venv tools test lint cluster-up cluster-down demo bench
+bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
+	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
+
+.PHONY: help venv tools test lint cluster-up cluster-down demo bench bench-cluster
+
+bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
+	$(PY) -m pip install --quiet -e '.[dataplane]'
+	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
+
+.PHONY: bench-dataplane

@@ -93,18 +93,25 @@ def build_tokenizer(directory: Path, corpus: Sequence[str] = CORPUS) -> None:
     fast.save_pretrained(str(directory))
 
 
-def build_classifier(directory: Path, seed: int, tokenizer_dir: Path) -> None:
-    """A tiny seeded BertForSequenceClassification (3 labels) beside a copy of the tokenizer."""
+def build_classifier(
+    directory: Path,
+    seed: int,
+    tokenizer_dir: Path,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+) -> None:
+    """A small seeded BertForSequenceClassification (3 labels) beside a copy of the tokenizer."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden_size,
         initializer_range=0.2,
         max_position_embeddings=64,
         num_labels=len(LABELS),

@@ -1,0 +1,333 @@
+"""Data-plane benchmark on loopback (``make bench-dataplane``).
+
+(a) What each hop adds: one-process baseline (tokenizer + model in this process) vs the
+    predictor over HTTP, the transformer in front of it, and KServe's router in front of
+    both; p50/p99 latency at concurrency 1 and throughput at concurrency 8.
+(b) Dynamic batching on vs off, straight to the predictor, at concurrency 1, 8 and 32:
+    throughput, the on/off ratio, and p99.
+(c) GPU (only when CUDA is present): batching on/off and float32 vs float16.
+
+The model is a BERT classifier built locally from a config (no hub). Results: a table on
+stdout, ``bench-results/dataplane.json`` and ``bench-results/dataplane.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, bench/ would be first on sys.path, where another benchmark's operator.py
+# would shadow the standard library's operator module: import from the repository root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tests.dataplane.harness import (  # noqa: E402
+    CORPUS,
+    Baseline,
+    Stage,
+    build_classifier,
+    build_tokenizer,
+    router,
+    stage,
+    start_all,
+)
+
+TEXTS = [f"{a} and {b}" for a in CORPUS for b in CORPUS[:4]]
+
+
+@dataclass
+class Result:
+    name: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def summarize(
+    name: str, concurrency: int, latencies: list[float], errors: int, seconds: float
+) -> Result:
+    ms = np.array(latencies) * 1000.0 if latencies else np.array([np.nan])
+    return Result(
+        name,
+        concurrency,
+        len(latencies),
+        errors,
+        seconds,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+    )
+
+
+async def load(
+    url: str, concurrency: int, seconds: float, warmup: int = 10
+) -> tuple[list[float], int, float]:
+    """Closed-loop load: ``concurrency`` workers post one-text v1 requests for ``seconds``."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
+        for i in range(warmup):
+            await client.post(url, json={"instances": [TEXTS[i % len(TEXTS)]]})
+        latencies: list[float] = []
+        errors = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, json={"instances": [TEXTS[i % len(TEXTS)]]})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+                i += concurrency
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def run_http(name: str, url: str, concurrency: int, seconds: float) -> Result:
+    latencies, errors, elapsed = asyncio.run(load(url, concurrency, seconds))
+    return summarize(name, concurrency, latencies, errors, elapsed)
+
+
+def run_inprocess(name: str, fn: Callable[[str], Any], seconds: float) -> Result:
+    for text in TEXTS[:10]:
+        fn(text)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    i = 0
+    while time.perf_counter() < started + seconds:
+        t0 = time.perf_counter()
+        fn(TEXTS[i % len(TEXTS)])
+        latencies.append(time.perf_counter() - t0)
+        i += 1
+    return summarize(name, 1, latencies, 0, time.perf_counter() - started)
+
+
+@contextmanager
+def servers(stages: list[Stage]) -> Iterator[None]:
+    start_all(stages)
+    try:
+        yield
+    finally:
+        for s in stages:
+            s.stop()
+
+
+def classifier(name: str, model_dir: Path, log_dir: Path, batch: int, extra: list[str]) -> Stage:
+    args = ["--model_dir", str(model_dir), "--max_batch_size", str(batch), *extra]
+    return stage(name, "pipeline_predictors.classifier", args, log_dir, model_name="clf")
+
+
+def hops(model_dir: Path, log_dir: Path, seconds: float, threads: str) -> list[Result]:
+    import torch
+
+    torch.set_num_threads(int(threads))
+    base = Baseline(model_dir)
+    results = [run_inprocess("in-process baseline", lambda t: base.probabilities([t]), seconds)]
+    clf = classifier("bench-clf", model_dir, log_dir, 1, ["--num_threads", threads])
+    tf = stage(
+        "bench-transformer",
+        "pipeline_transformers.tokenizer",
+        [
+            "--model_dir",
+            str(model_dir),
+            "--predictor_host",
+            f"127.0.0.1:{clf.port}",
+            "--predictor_protocol",
+            "v2",
+        ],
+        log_dir,
+        model_name="clf",
+    )
+    from pipeline_operator.localcluster import ToolSet
+
+    router_bin = Path(os.environ.get("PIPELINE_ROUTER_BIN") or ToolSet.ensure().binary("router"))
+    graph = {
+        "nodes": {
+            "root": {
+                "routerType": "Sequence",
+                "steps": [{"name": "classify", "serviceUrl": tf.v1_url, "dependency": "Hard"}],
+            }
+        }
+    }
+    with servers([clf, tf]), router(router_bin, graph, log_dir) as router_url:
+        paths = [
+            ("predictor", clf.v1_url),
+            ("transformer -> predictor", tf.v1_url),
+            ("router -> transformer -> predictor", router_url),
+        ]
+        for name, url in paths:
+            results.append(run_http(name, url, 1, seconds))
+        for name, url in paths:
+            results.append(run_http(name, url, 8, seconds))
+    return results
+
+
+def batching(
+    model_dir: Path, log_dir: Path, seconds: float, extra: list[str], label: str = ""
+) -> list[Result]:
+    on = classifier("bench-batch-on", model_dir, log_dir, 32, [*extra, "--max_latency_ms", "5"])
+    off = classifier("bench-batch-off", model_dir, log_dir, 1, extra)
+    results = []
+    with servers([on, off]):
+        for concurrency in (1, 8, 32):
+            results.append(run_http(f"batching off{label}", off.v1_url, concurrency, seconds))
+            results.append(run_http(f"batching on{label}", on.v1_url, concurrency, seconds))
+    return results
+
+
+def table(results: list[Result]) -> str:
+    head = f"{'path':44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        rows.append(
+            f"{r.name:44} {r.concurrency:>4} {r.throughput:>9.1f} {r.p50_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f} {r.errors:>6}"
+        )
+    return "\n".join(rows)
+
+
+def hop_table(results: list[Result]) -> str:
+    seq = [r for r in results if r.concurrency == 1]
+    rows = [f"{'hop added':44} {'p50 ms':>8} {'p99 ms':>8}"]
+    for prev, cur in itertools.pairwise(seq):
+        rows.append(
+            f"{cur.name.split(' -> ')[0] + ' hop':44} {cur.p50_ms - prev.p50_ms:>8.2f} "
+            f"{cur.p99_ms - prev.p99_ms:>8.2f}"
+        )
+    return "\n".join(rows)
+
+
+def ratio_table(results: list[Result]) -> str:
+    rows = [f"{'concurrency':>11} {'on/off throughput':>18} {'p99 off ms':>11} {'p99 on ms':>10}"]
+    by = {(r.name, r.concurrency): r for r in results}
+    for c in sorted({r.concurrency for r in results}):
+        off, on = by.get(("batching off", c)), by.get(("batching on", c))
+        if off and on:
+            ratio = on.throughput / off.throughput if off.throughput else float("nan")
+            rows.append(f"{c:>11} {ratio:>18.2f} {off.p99_ms:>11.2f} {on.p99_ms:>10.2f}")
+    return "\n".join(rows)
+
+
+def plot(hop_results: list[Result], batch_results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    seq = [r for r in hop_results if r.concurrency == 1]
+    x = np.arange(len(seq))
+    ax1.bar(x - 0.2, [r.p50_ms for r in seq], 0.4, label="p50")
+    ax1.bar(x + 0.2, [r.p99_ms for r in seq], 0.4, label="p99")
+    ax1.set_xticks(x, [r.name.replace(" -> ", "\n-> ") for r in seq], fontsize=7)
+    ax1.set_ylabel("latency (ms), concurrency 1")
+    ax1.set_title("(a) latency per path")
+    ax1.legend()
+    for name, marker in (("batching off", "o"), ("batching on", "s")):
+        pts = sorted((r.concurrency, r.throughput) for r in batch_results if r.name == name)
+        ax2.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=name)
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("concurrency")
+    ax2.set_ylabel("requests / s")
+    ax2.set_title("(b) dynamic batching, predictor on CPU")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Measurement time per point.")
+    parser.add_argument("--threads", default="1", help="torch threads per server process.")
+    parser.add_argument("--hidden", type=int, default=256, help="BERT hidden size.")
+    parser.add_argument("--layers", type=int, default=4, help="BERT layers.")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
+        root = Path(tmp)
+        log_dir = root / "logs"
+        log_dir.mkdir()
+        build_tokenizer(root / "tokenizer")
+        model_dir = root / "model"
+        build_classifier(model_dir, 0, root / "tokenizer", args.hidden, args.layers, heads=4)
+        print(
+            f"model: BERT hidden {args.hidden}, {args.layers} layers, built locally; "
+            f"{args.seconds:.0f}s per point; torch threads per server {args.threads}",
+            flush=True,
+        )
+        hop_results = hops(model_dir, log_dir, args.seconds, args.threads)
+        cpu = ["--num_threads", args.threads, "--device", "cpu"]
+        batch_results = batching(model_dir, log_dir, args.seconds, cpu)
+        gpu_results: list[Result] = []
+        if torch.cuda.is_available():
+            for dtype in ("float32", "float16"):
+                gpu_results += batching(
+                    model_dir,
+                    log_dir,
+                    args.seconds,
+                    ["--device", "cuda", "--dtype", dtype],
+                    label=f" (cuda {dtype})",
+                )
+
+    print("\n(a) hops: router -> transformer -> predictor vs one process")
+    print(table(hop_results))
+    print()
+    print(hop_table(hop_results))
+    print("\n(b) dynamic batching (max 32 instances, 5 ms window) vs off, CPU")
+    print(table(batch_results))
+    print()
+    print(ratio_table(batch_results))
+    if gpu_results:
+        print("\n(c) GPU")
+        print(table(gpu_results))
+    else:
+        print("\n(c) GPU: skipped (CUDA is not available on this machine)")
+    report = {
+        "hops": [asdict(r) | {"throughput": r.throughput} for r in hop_results],
+        "batching": [asdict(r) | {"throughput": r.throughput} for r in batch_results],
+        "gpu": [asdict(r) | {"throughput": r.throughput} for r in gpu_results]
+        or "skipped: CUDA not available",
+    }
+    (args.out / "dataplane.json").write_text(json.dumps(report, indent=2))
+    plot(hop_results, batch_results, args.out / "dataplane.png")
+    print(f"\nwrote {args.out / 'dataplane.json'} and {args.out / 'dataplane.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
