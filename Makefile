@@ -13,10 +13,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --progress-bar off -e '.[dev,dataplane]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-venv: $(STAMP) ## Create the virtualenv with the operator and the dev tools
+venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, transformers, kserve), dev tools
 
 tools: ## Build (or reuse) the pinned Go tool set: control plane, kwok, helm, KServe CRDs/router
 	@bash hack/tools/build.sh >/dev/null
@@ -48,7 +48,6 @@ bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 s
 .PHONY: help venv tools test lint cluster-up cluster-down demo bench bench-cluster
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
-	$(PY) -m pip install --quiet -e '.[dataplane]'
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
 
 .PHONY: bench-dataplane
