@@ -130,7 +130,7 @@ def tensor_values(tensor: InferInput | InferOutput) -> np.ndarray:
                 dtype=object,
             )
             return flat.reshape(tensor.shape)
-        return tensor.as_numpy()
+        return np.asarray(tensor.as_numpy())
     except InvalidInput:
         raise
     except (ValueError, TypeError) as exc:
@@ -223,6 +223,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def v2_output(name: str, array: np.ndarray) -> InferOutput:
     """A JSON-encoded v2 output tensor from a numpy array (FP32, INT64 or BYTES)."""
+    data: list[Any]
     if array.dtype.kind in "fc":
         datatype, data = "FP32", array.astype(np.float32).reshape(-1).tolist()
     elif array.dtype.kind in "iub":

@@ -103,9 +103,12 @@ class EncoderModel(ObservedModel):
             torch.set_num_threads(self.options.num_threads)
         self.device = pick_device(self.options.device)
         self.dtype = pick_dtype(self.options.dtype, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
+            str(model_dir), local_files_only=True
+        )
         model = self.load_model(model_dir, self.dtype)
-        self.model = model.to(self.device).eval()
+        model.to(self.device)  # type: ignore[arg-type]
+        self.model = model.eval()  # type: ignore[no-untyped-call]
         config = self.model.config
         limits = [
             n

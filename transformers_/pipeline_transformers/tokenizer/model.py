@@ -113,7 +113,9 @@ class TokenizerTransformer(ObservedModel):
     def load(self) -> bool:
         if not self.model_dir.is_dir():
             raise FileNotFoundError(f"tokenizer directory {self.model_dir} does not exist")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
+            str(self.model_dir), local_files_only=True
+        )
         limits = [
             n
             for n in (self.requested_max_length, self.tokenizer.model_max_length)
@@ -171,7 +173,7 @@ class TokenizerTransformer(ObservedModel):
     ) -> dict[str, Any] | InferResponse | InferRequest:
         if not self.has_predictor:
             return payload  # tokenize-only: post-processing formats the tokens
-        return await super().predict(payload, headers, response_headers)  # type: ignore[no-any-return]
+        return await super().predict(payload, headers, response_headers)  # type: ignore[no-any-return,unused-ignore]
 
     async def _http_predict(
         self,
@@ -225,7 +227,7 @@ class TokenizerTransformer(ObservedModel):
             if state.v2:
                 return tokenized_v2(state.rows, self.name, self.pad_id, state.request_id)
             return tokenized_v1(state.rows, state.revisions, key=self.tokens_key)
-        probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type]
+        probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type,unused-ignore]
         if probabilities.shape[0] != len(state.rows):
             raise UpstreamError(
                 f"the predictor returned {probabilities.shape[0]} rows for {len(state.rows)} "

@@ -1,0 +1,68 @@
+"""The model classes in-process: readiness follows loading; input limits are enforced."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from kserve.errors import InvalidInput
+
+from pipeline_predictors.batching import BatchingConfig
+from pipeline_predictors.classifier import SequenceClassifier
+from pipeline_predictors.encoder import EncoderOptions, pick_device, pick_dtype
+
+from .conftest import Models
+
+pytestmark = pytest.mark.dataplane
+
+
+def classifier(model_dir: Path) -> SequenceClassifier:
+    options = EncoderOptions(model_dir=str(model_dir), batching=BatchingConfig(4, 0.001))
+    return SequenceClassifier("clf", options)
+
+
+def test_ready_only_after_load(models: Models) -> None:
+    model = classifier(models.model_r1)
+    assert not model.ready
+    model.start()  # KServe calls start(); it must not make an unloaded model ready
+    assert not model.ready
+    assert model.load()
+    assert model.ready
+    assert model.labels == ["negative", "neutral", "positive"]
+    assert model.device.type == "cpu"
+
+
+def test_load_fails_on_a_missing_directory(tmp_path: Path) -> None:
+    model = classifier(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        model.load()
+    assert not model.ready
+
+
+@pytest.mark.parametrize(
+    ("instance", "message"),
+    [
+        ({"input_ids": list(range(2, 80))}, "has 78 tokens; this model takes at most 64"),
+        ({"input_ids": [2, 99999, 3]}, "outside the vocabulary"),
+    ],
+)
+def test_limits_are_invalid_input(models: Models, instance: object, message: str) -> None:
+    model = classifier(models.model_r1)
+    model.load()
+    with pytest.raises(InvalidInput, match=message):
+        asyncio.run(model.predict({"instances": [instance]}))
+
+
+def test_device_and_dtype_choice() -> None:
+    import torch
+
+    cpu = pick_device("cpu")
+    assert pick_dtype("auto", cpu) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert pick_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        pick_dtype("int3", cpu)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            pick_device("cuda")
