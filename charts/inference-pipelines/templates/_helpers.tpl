@@ -1,0 +1,112 @@
+{{/*
+Names. Kubernetes names are limited to 63 characters (DNS labels); every name built here is
+truncated to that and stripped of a trailing dash.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "inference-pipelines.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified name of the release's objects: fullnameOverride, else the release name
+when it already contains the chart name, else "<release>-<chart>".
+*/}}
+{{- define "inference-pipelines.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<chart>-<version>" for the helm.sh/chart label. */}}
+{{- define "inference-pipelines.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "inference-pipelines.labels" -}}
+helm.sh/chart: {{ include "inference-pipelines.chart" . }}
+{{ include "inference-pipelines.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: inference-pipelines
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels: name and instance only, so that they never change on upgrade. */}}
+{{- define "inference-pipelines.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "inference-pipelines.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "inference-pipelines.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "inference-pipelines.fullname" .) .Values.serviceAccount.name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator image: repository[:tag][@digest]; the tag defaults to the appVersion. */}}
+{{- define "inference-pipelines.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the operator watches the whole cluster (watch.namespaces is empty). */}}
+{{- define "inference-pipelines.clusterWide" -}}
+{{- if not .Values.watch.namespaces }}true{{ end }}
+{{- end }}
+
+{{/* "true" when more than one replica runs: kopf peering elects the active one. */}}
+{{- define "inference-pipelines.peering" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{/* The kopf peering object's name. */}}
+{{- define "inference-pipelines.peeringName" -}}
+{{- default (include "inference-pipelines.fullname" .) .Values.peering.name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The rules every operator needs, in each namespace it watches (a Role there) or in the whole
+cluster (the ClusterRole). Keep this in step with pipeline_operator/kube.py and kopf's needs;
+docs/operations.md has the same table and tests/delivery/test_chart.py checks it.
+*/}}
+{{- define "inference-pipelines.namespacedRules" -}}
+# The pipelines: read, watch, and patch (kopf's finalizer and progress annotations, commands).
+- apiGroups: ["pipelines.inference.dev"]
+  resources: ["inferencepipelines"]
+  verbs: ["get", "list", "watch", "patch"]
+# Status is written by the operator alone.
+- apiGroups: ["pipelines.inference.dev"]
+  resources: ["inferencepipelines/status"]
+  verbs: ["get", "patch"]
+# Children: server-side apply (a patch, which also creates), watch, delete of stale revisions.
+- apiGroups: ["serving.kserve.io"]
+  resources: ["inferenceservices", "inferencegraphs"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# Revision snapshots for undo.
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["get", "list", "create", "delete"]
+# Events on pipelines (the operator's own and kopf's).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}

@@ -1,0 +1,529 @@
+"""The Helm chart and the plain manifests, checked by helm and by the real apiserver.
+
+Every variant under charts/inference-pipelines/ci/ must lint clean and be accepted by the
+apiserver; the RBAC must be exactly what the operator uses; the Deployment's flags and
+environment must be ones the operator parses; a real `helm install` must schedule the operator
+on a CPU node with its namespaced permissions, and `helm uninstall` must leave the CRD.
+
+The InferencePipeline CRD is cluster-scoped and shared by the whole test session: no test here
+creates, adopts or deletes it (installs use crds.enabled=false; keep-on-uninstall is checked on
+the rendered CRD).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_operator.__main__ import parse_args
+from pipeline_operator.api import v1alpha1 as api
+from pipeline_operator.localcluster import Cluster, Topology
+from pipeline_operator.settings import OperatorSettings
+from tests.support import kubectl_json, wait_for
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "inference-pipelines"
+VARIANTS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
+CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
+
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# What the operator does in a namespace it watches (pipeline_operator/kube.py and kopf).
+NAMESPACED_RULES: set[Rule] = {
+    *((api.GROUP, "inferencepipelines", v) for v in ("get", "list", "watch", "patch")),
+    *((api.GROUP, "inferencepipelines/status", v) for v in ("get", "patch")),
+    *(
+        ("serving.kserve.io", r, v)
+        for r in ("inferenceservices", "inferencegraphs")
+        for v in ("get", "list", "watch", "patch", "delete")
+    ),
+    *(("apps", "controllerrevisions", v) for v in ("get", "list", "create", "delete")),
+    ("", "events", "create"),
+    ("events.k8s.io", "events", "create"),
+}
+# kopf lists and watches CRDs cluster-wide in every mode.
+CRD_RULES: set[Rule] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+}
+NAMESPACE_RULES: set[Rule] = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+CLUSTER_PEERING_RULES: set[Rule] = {
+    ("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")
+}
+PEERING_RULES: set[Rule] = {
+    ("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")
+}
+
+
+class Helm:
+    """The pinned helm binary, with its caches in a scratch directory, against the cluster."""
+
+    def __init__(self, cluster: Cluster, home: Path) -> None:
+        self.binary = str(cluster.tools.binary("helm"))
+        self.kubeconfig = str(cluster.kubeconfig)
+        self.env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [self.binary, *args, "--kubeconfig", self.kubeconfig]
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, env=self.env, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr.strip()}")
+        return result
+
+    def template(self, variant: str, *extra: str, namespace: str = "operators") -> list[dict]:
+        """The rendered chart of a ci variant, as a list of objects."""
+        out = self.run(
+            "template", "ipl", str(CHART), "--namespace", namespace, *values(variant), *extra
+        ).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def values(variant: str) -> list[str]:
+    return ["--values", str(CHART / "ci" / f"{variant}-values.yaml")]
+
+
+def only(objects: list[dict], kind: str) -> dict:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {[o['metadata']['name'] for o in found]}"
+    return found[0]
+
+
+def rules_of(role: dict) -> set[Rule]:
+    """A Role's or ClusterRole's rules as (group, resource, verb) triples (no wildcards)."""
+    triples: set[Rule] = set()
+    for rule in role.get("rules", []):
+        assert "resourceNames" not in rule
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {rule}"
+                    triples.add((group, resource, verb))
+    return triples
+
+
+def container(objects: list[dict]) -> dict:
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    assert len(pod["containers"]) == 1
+    return dict(pod["containers"][0])
+
+
+@pytest.fixture(scope="module")
+def helm(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(cluster, tmp_path_factory.mktemp("helm"))
+
+
+# -- helm lint, the schema, the plain manifests ---------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lint_strict_is_clean(helm: Helm, variant: str) -> None:
+    result = helm.run("lint", "--strict", str(CHART), *values(variant), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout
+    assert "[ERROR]" not in result.stdout
+
+
+def test_ci_variants_cover_default_namespaced_and_ha() -> None:
+    assert {"default", "namespaced", "ha"} <= set(VARIANTS)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--set", "replicas=-1"], "at '/replicas': minimum: got -1, want 0"),
+        (["--set", "replicass=2"], "additional properties 'replicass' not allowed"),
+        (["--set", "image.pullPolicy=Sometimes"], "at '/image/pullPolicy'"),
+        (["--set", "settings.revisionHistoryLimit=1"], "at '/settings/revisionHistoryLimit'"),
+        (["--set-json", 'watch.namespaces=["Team_A"]'], "at '/watch/namespaces/0'"),
+        (["--set", "metrics.port=70000"], "at '/metrics/port'"),
+    ],
+    ids=["negative-replicas", "unknown-key", "pull-policy", "history", "namespace", "port"],
+)
+def test_schema_rejects_bad_values(helm: Helm, override: list[str], message: str) -> None:
+    result = helm.run("template", "ipl", str(CHART), *override, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr
+
+
+def test_install_manifest_is_up_to_date(helm: Helm) -> None:
+    rendered = subprocess.run(
+        ["bash", str(ROOT / "hack" / "render-manifests.sh"), "-"],
+        capture_output=True,
+        text=True,
+        env={**helm.env, "HELM": helm.binary},
+        timeout=120,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    committed = (ROOT / "manifests" / "install.yaml").read_text(encoding="utf-8")
+    assert rendered.stdout == committed, (
+        "manifests/install.yaml is stale: run hack/render-manifests.sh"
+    )
+    objects = [doc for doc in yaml.safe_load_all(committed) if doc]
+    assert objects[0] == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "inference-pipelines",
+            "labels": {"app.kubernetes.io/part-of": "inference-pipelines"},
+        },
+    }
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] == "Deployment"} == {
+        "inference-pipelines"
+    }
+
+
+# -- what the apiserver accepts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rendered_chart_is_accepted_by_the_apiserver(
+    helm: Helm, cluster: Cluster, namespace: str, variant: str
+) -> None:
+    # Watch the test's namespace (the ci files name namespaces that do not exist here).
+    extra = ["--set-json", f'watch.namespaces=["{namespace}"]'] if variant == "namespaced" else []
+    objects = helm.template(variant, *extra, namespace=namespace)
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager", "delivery-tests")
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        if name == CRD_NAME:
+            # The session's CRD: validated, never changed.
+            cluster.kubectl(*apply, "--dry-run=server", "-f", "-", stdin=json.dumps(crd))
+        else:
+            # kopf's peering CRDs: created for real so that the peering objects can be checked.
+            assert name.endswith(".kopf.dev"), name
+            cluster.kubectl(*apply, "-f", "-", stdin=json.dumps(crd))
+            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    result = cluster.kubectl(
+        *apply,
+        "--dry-run=server",
+        "-f",
+        "-",
+        "-o",
+        "name",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": rest}),
+    )
+    # `-o name` prints kind.group/name: compare kinds and names.
+    accepted = sorted(
+        f"{kind.split('.', 1)[0]}/{name}"
+        for kind, name in (line.split("/", 1) for line in result.stdout.split())
+    )
+    assert accepted == sorted(f"{o['kind'].lower()}/{o['metadata']['name']}" for o in rest)
+
+
+# -- RBAC: least privilege ---------------------------------------------------------------------
+
+
+def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None:
+    objects = helm.template("default")
+    role = only(objects, "ClusterRole")
+    assert rules_of(role) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES
+    binding = only(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    account = only(objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+
+
+def test_ha_rbac_adds_only_the_cluster_peering(helm: Helm) -> None:
+    role = only(helm.template("ha"), "ClusterRole")
+    assert rules_of(role) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES | CLUSTER_PEERING_RULES
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_namespaced_rbac_has_no_cluster_wide_access_to_pipelines(helm: Helm, replicas: int) -> None:
+    objects = helm.template("namespaced", "--set", f"replicas={replicas}")
+    watched = yaml.safe_load((CHART / "ci" / "namespaced-values.yaml").read_text())["watch"][
+        "namespaces"
+    ]
+    # Cluster-wide: only kopf's CRD discovery.
+    assert rules_of(only(objects, "ClusterRole")) == CRD_RULES
+    roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
+    bindings = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "RoleBinding"}
+    assert sorted(roles) == sorted(bindings) == sorted(watched)
+    expected = NAMESPACED_RULES | (PEERING_RULES if replicas > 1 else set())
+    account = only(objects, "ServiceAccount")["metadata"]
+    for ns in watched:
+        assert rules_of(roles[ns]) == expected
+        assert bindings[ns]["roleRef"]["kind"] == "Role"
+        assert bindings[ns]["roleRef"]["name"] == roles[ns]["metadata"]["name"]
+        assert bindings[ns]["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": "operators"}
+        ]
+    if replicas > 1:
+        peerings = [o for o in objects if o["kind"] == "KopfPeering"]
+        assert sorted(p["metadata"]["namespace"] for p in peerings) == sorted(watched)
+        assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"]
+
+
+# -- the Deployment's contract with the operator ---------------------------------------------
+
+
+def _settings_from(objects: list[dict], monkeypatch: pytest.MonkeyPatch) -> OperatorSettings:
+    """Parse the rendered command line and PIPELINE_OPERATOR_* env as the operator would."""
+    main = container(objects)
+    assert main["command"] == ["python", "-m", "pipeline_operator"]
+    for var in main["env"]:
+        if var["name"].startswith("PIPELINE_OPERATOR_"):
+            field = var["name"].removeprefix("PIPELINE_OPERATOR_").lower()
+            assert field in OperatorSettings.model_fields, var["name"]
+            monkeypatch.setenv(var["name"], var["value"])
+    return parse_args(main["args"])
+
+
+def test_default_deployment_watches_the_cluster_standalone(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = helm.template("default")
+    settings = _settings_from(objects, monkeypatch)
+    assert settings.namespaces == []
+    assert settings.standalone is True
+    assert settings.deployment_mode == "RawDeployment"
+    assert (settings.metrics_port, settings.health_port) == (8080, 8081)
+    assert settings.resync_seconds == 300
+    assert settings.revision_history_limit == 10
+    deployment = only(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not [o for o in objects if o["kind"] in ("PodDisruptionBudget", "ServiceMonitor")]
+    assert not [o for o in objects if "kopf.dev" in o["apiVersion"] + o["metadata"]["name"]]
+
+
+def test_namespaced_deployment_passes_one_flag_per_namespace(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings_from(helm.template("namespaced"), monkeypatch)
+    assert settings.namespaces == ["team-a", "team-b"]
+    assert settings.standalone is True
+
+
+def test_ha_deployment_peers_and_has_a_disruption_budget(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = helm.template("ha")
+    settings = _settings_from(objects, monkeypatch)
+    assert settings.standalone is False
+    assert settings.peering_name == "ipl-inference-pipelines"
+    peering = only(objects, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == settings.peering_name
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    kopf_crds = {
+        o["metadata"]["name"]: o for o in objects if o["kind"] == "CustomResourceDefinition"
+    }
+    assert kopf_crds["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert kopf_crds["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    pdb = only(objects, "PodDisruptionBudget")
+    deployment = only(objects, "Deployment")
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert deployment["spec"]["replicas"] == 2
+    env = {e["name"]: e.get("value") for e in container(objects)["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+
+
+def test_pod_is_locked_down(helm: Helm) -> None:
+    objects = helm.template("default")
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    main = container(objects)
+    security = main["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == 65532
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+    assert set(main["resources"]) == {"requests", "limits"}
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"http-metrics": 8080, "http-health": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    selector = only(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+
+
+def test_metrics_service_and_optional_service_monitor(helm: Helm) -> None:
+    objects = helm.template("default")
+    service = only(objects, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+    objects = helm.template(
+        "default",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set-json",
+        'metrics.serviceMonitor.labels={"release":"prometheus"}',
+    )
+    monitor = only(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        only(objects, "Service")["metadata"]["labels"].items()
+    )
+
+    objects = helm.template("default", "--set", "metrics.enabled=false")
+    assert not [o for o in objects if o["kind"] == "Service"]
+    assert "--metrics-port=0" in container(objects)["args"]
+
+
+def test_image_reference_from_values(helm: Helm) -> None:
+    digest = "sha256:" + "a" * 64
+    image = container(helm.template("default"))["image"]
+    assert image == "ghcr.io/inference-pipelines/operator:0.1.0"
+    pinned = helm.template(
+        "default",
+        "--set",
+        "image.repository=registry.example/ops/op",
+        "--set",
+        "image.tag=1.2",
+        "--set",
+        f"image.digest={digest}",
+    )
+    assert container(pinned)["image"] == f"registry.example/ops/op:1.2@{digest}"
+
+
+def test_names_are_truncated_to_63_characters(helm: Helm) -> None:
+    objects = helm.template("namespaced", "--set", "fullnameOverride=" + "x" * 80)
+    for obj in objects:
+        assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+
+
+def test_crd_is_templated_and_kept_on_uninstall(helm: Helm) -> None:
+    crd = next(o for o in helm.template("default") if o["metadata"]["name"] == CRD_NAME)
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["labels"]["app.kubernetes.io/name"] == "inference-pipelines"
+    unkept = next(
+        o
+        for o in helm.template("default", "--set", "crds.keep=false")
+        if o["metadata"]["name"] == CRD_NAME
+    )
+    assert "annotations" not in unkept["metadata"]
+    without = helm.template("default", "--set", "crds.enabled=false")
+    assert not [o for o in without if o["kind"] == "CustomResourceDefinition"]
+
+
+# -- a real helm install -------------------------------------------------------------------
+
+
+@pytest.fixture
+def release(helm: Helm, namespace: str) -> Iterator[str]:
+    """A release name, uninstalled afterwards even when the test fails."""
+    name = f"ipl-{uuid.uuid4().hex[:6]}"
+    yield name
+    helm.run("uninstall", name, "--namespace", namespace, "--wait", "--timeout", "60s", check=False)
+
+
+def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
+    helm: Helm, cluster: Cluster, namespace: str, release: str
+) -> None:
+    crd_uid = kubectl_json(cluster, "get", "crd", CRD_NAME)["metadata"]["uid"]
+    installed = helm.run(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        *values("namespaced"),
+        "--set",
+        "crds.enabled=false",
+        "--set-json",
+        f'watch.namespaces=["{namespace}"]',
+        "--timeout",
+        "90s",
+    )
+    assert "kubectl get ipl" in installed.stdout
+    assert "kubectl pipeline status" in installed.stdout
+    fullname = f"{release}-inference-pipelines"
+    selector = f"app.kubernetes.io/instance={release}"
+
+    def scheduled_pod() -> dict | None:
+        # Scheduled, not Running: kwok runs it, a real cluster may not pull the image.
+        pods = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", selector)["items"]
+        bound = [p for p in pods if p["spec"].get("nodeName")]
+        return bound[0] if len(pods) == 1 and bound else None
+
+    pod = wait_for(scheduled_pod, 90, "the operator pod to be scheduled")
+    node = kubectl_json(cluster, "get", "node", pod["spec"]["nodeName"])
+    assert node["metadata"]["labels"][Topology.load().pool_label] == "cpu"
+    assert not node["spec"].get("taints")
+
+    for kind in ("serviceaccount", "role", "rolebinding", "deployment"):
+        cluster.kubectl("get", kind, fullname, "-n", namespace)
+    cluster.kubectl("get", "service", f"{fullname}-metrics", "-n", namespace)
+    cluster.kubectl("get", "clusterrole", fullname)
+
+    # The apiserver's own answer: allowed in the watched namespace, nothing beyond it.
+    account = f"system:serviceaccount:{namespace}:{fullname}"
+
+    def can(*args: str) -> bool:
+        result = cluster.kubectl("auth", "can-i", "--as", account, *args, check=False)
+        return result.stdout.strip() == "yes"
+
+    assert can("patch", f"{api.PLURAL}.{api.GROUP}", "-n", namespace)
+    assert can("patch", f"{api.PLURAL}.{api.GROUP}", "--subresource=status", "-n", namespace)
+    assert can("delete", "inferenceservices.serving.kserve.io", "-n", namespace)
+    assert can("create", "controllerrevisions.apps", "-n", namespace)
+    assert can("create", "events", "-n", namespace)
+    assert can("watch", "customresourcedefinitions.apiextensions.k8s.io")
+    assert not can("list", f"{api.PLURAL}.{api.GROUP}", "--all-namespaces")
+    assert not can("list", f"{api.PLURAL}.{api.GROUP}", "-n", "default")
+    assert not can("delete", f"{api.PLURAL}.{api.GROUP}", "-n", namespace)
+    assert not can("get", "secrets", "-n", namespace)
+    assert not can("create", "deployments.apps", "-n", namespace)
+    assert not can("list", "namespaces")
+
+    helm.run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s")
+
+    def released() -> bool:
+        left = cluster.kubectl(
+            "get",
+            "deployment,serviceaccount,role,rolebinding,service",
+            "-n",
+            namespace,
+            "-l",
+            selector,
+            "-o",
+            "name",
+        ).stdout.strip()
+        gone = cluster.kubectl("get", "clusterrole", fullname, check=False).returncode != 0
+        return not left and gone
+
+    wait_for(released, 60, "helm uninstall to remove the release's objects")
+    assert kubectl_json(cluster, "get", "crd", CRD_NAME)["metadata"]["uid"] == crd_uid
