@@ -40,7 +40,7 @@ demo: venv tools ## Local cluster + operator + example pipeline, then a canary r
 	PYTHONUNBUFFERED=1 $(PY) -m pipeline_operator.localcluster.demo
 
 bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
-	PYTHONUNBUFFERED=1 $(PY) bench/operator.py
+	PYTHONUNBUFFERED=1 $(PY) bench/operator_bench.py
 
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
@@ -51,3 +51,40 @@ bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic b
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
 
 .PHONY: bench-dataplane
+
+# -- kind (needs Docker and kind; not available on every machine) ----------------------------
+KIND ?= kind
+KIND_CLUSTER ?= inference-pipelines
+KIND_KUBECONFIG ?= $(CURDIR)/.kind-kubeconfig
+CERT_MANAGER_VERSION ?= v1.17.2
+KSERVE_VERSION ?= $(shell sed -n 's/^KSERVE_VERSION=//p' hack/tools/versions.env)
+OPERATOR_REPO ?= ghcr.io/inference-pipelines/operator
+OPERATOR_TAG ?= dev
+TOOLS_BIN = $(shell bash hack/tools/build.sh | tail -n 1)/bin
+KUBECTL_KIND = $(TOOLS_BIN)/kubectl --kubeconfig $(KIND_KUBECONFIG)
+HELM_KIND = $(TOOLS_BIN)/helm --kubeconfig $(KIND_KUBECONFIG)
+
+manifests: tools ## Render manifests/install.yaml from the chart (default values)
+	bash hack/render-manifests.sh
+
+kind-up: tools ## kind cluster (kind-config.yaml) + cert-manager + KServe (Standard mode) + this chart
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --kubeconfig $(KIND_KUBECONFIG)
+	$(KUBECTL_KIND) apply --server-side -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
+	$(KUBECTL_KIND) -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
+	$(HELM_KIND) upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version $(KSERVE_VERSION) --namespace kserve --create-namespace --wait
+	$(HELM_KIND) upgrade --install kserve oci://ghcr.io/kserve/charts/kserve --version $(KSERVE_VERSION) --namespace kserve --set kserve.controller.deploymentMode=Standard --wait --timeout 10m
+	docker build -f operator/Dockerfile -t $(OPERATOR_REPO):$(OPERATOR_TAG) .
+	$(KIND) load docker-image $(OPERATOR_REPO):$(OPERATOR_TAG) --name $(KIND_CLUSTER)
+	$(KUBECTL_KIND) create namespace pipelines-demo --dry-run=client -o yaml | $(KUBECTL_KIND) apply -f -
+	$(HELM_KIND) upgrade --install inference-pipelines charts/inference-pipelines --namespace inference-pipelines --create-namespace \
+	  --set image.repository=$(OPERATOR_REPO) --set image.tag=$(OPERATOR_TAG) --set image.pullPolicy=Never \
+	  --set-json 'watch.namespaces=["pipelines-demo"]' --set-json 'nodeSelector={"pipelines.inference.dev/pool":"cpu"}' --wait --timeout 5m
+
+kind-e2e: venv tools ## Run the cluster-agnostic e2e suite against the kind cluster
+	PIPELINE_TEST_CLUSTER=external KUBECONFIG=$(KIND_KUBECONFIG) $(PY) -m pytest tests/cluster tests/operator tests/delivery tests/cli
+
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+	rm -f $(KIND_KUBECONFIG)
+
+.PHONY: manifests kind-up kind-e2e kind-down

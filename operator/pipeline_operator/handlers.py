@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 import kopf
@@ -49,6 +50,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
+    if not config.standalone:
+        # kopf pauses a replica only for a peer of higher priority: give each its own, so
+        # exactly one replica (the highest) is active and the others stand by.
+        settings.peering.priority = secrets.randbelow(2**31)
     settings.persistence.finalizer = f"{GROUP}/daemons"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

@@ -161,7 +161,8 @@ def render_plain() -> str:
 def render_chart() -> str:
     """The chart's template: the same CRD behind crds.enabled, kept on uninstall by default."""
     body = crd()
-    text = yaml.safe_dump(body, sort_keys=False, width=100)
+    # Descriptions mention {{revision}}: escape it from Helm's template engine.
+    text = yaml.safe_dump(body, sort_keys=False, width=100).replace("{{", '{{ "{{" }}')
     metadata_line = f"metadata:\n  name: {body['metadata']['name']}\n"
     templated = metadata_line + (
         '  labels:\n    {{- include "inference-pipelines.labels" . | nindent 4 }}\n'
