@@ -18,6 +18,19 @@ from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topol
 from pipeline_operator.localcluster.cluster import CRD_DIR
 
 
+def external() -> bool:
+    return os.environ.get("PIPELINE_TEST_CLUSTER") == "external"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not external():
+        return
+    skip = pytest.mark.skip(reason="needs the local cluster's kwok node pools")
+    for item in items:
+        if "local_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tools() -> ToolSet:
     return ToolSet.ensure()
@@ -26,7 +39,7 @@ def tools() -> ToolSet:
 @pytest.fixture(scope="session")
 def cluster(tools: ToolSet) -> Iterator[Cluster]:
     crds = sorted(CRD_DIR.glob("*.yaml"))
-    if os.environ.get("PIPELINE_TEST_CLUSTER") == "external":
+    if external():
         kubeconfig = os.environ.get("KUBECONFIG")
         if not kubeconfig:
             pytest.fail("PIPELINE_TEST_CLUSTER=external needs KUBECONFIG to name the cluster")

@@ -21,6 +21,7 @@ def test_kubectl_reaches_the_pinned_apiserver(cluster: Cluster) -> None:
     assert cluster.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
 
 
+@pytest.mark.local_only
 def test_node_pools_come_from_the_topology_file(cluster: Cluster) -> None:
     topology = Topology.load()
     nodes = kubectl_json(cluster, "get", "nodes")["items"]
@@ -126,6 +127,7 @@ def _pool_of(cluster: Cluster, node: str) -> str:
     return str(labels[Topology.load().pool_label])
 
 
+@pytest.mark.local_only
 def test_gpu_pods_land_on_gpu_nodes_and_others_stay_off(cluster: Cluster, namespace: str) -> None:
     for deployment in (
         _deployment("gpu-job", namespace, replicas=2, gpus=4, tolerate=True),
@@ -214,6 +216,7 @@ def test_kserve_crds_accept_valid_objects_and_reject_wrong_enums(
     assert "Unsupported value" in bad.stderr
 
 
+@pytest.mark.local_only
 def test_teardown_leaves_no_process_behind_even_when_the_block_fails(cluster: Cluster) -> None:
     if not isinstance(cluster, LocalCluster):
         pytest.skip("only a local cluster is started and stopped by the harness")

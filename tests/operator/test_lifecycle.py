@@ -67,6 +67,7 @@ def test_a_stage_asking_for_more_gpus_than_its_pool_has_is_reported(
     assert p.children(cluster, namespace, "inferenceservices") == []
 
 
+@pytest.mark.local_only
 def test_stages_land_on_the_node_pools_they_name(
     cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
 ) -> None:
