@@ -43,9 +43,9 @@ def cluster(tools: ToolSet) -> Iterator[Cluster]:
         kubeconfig = os.environ.get("KUBECONFIG")
         if not kubeconfig:
             pytest.fail("PIPELINE_TEST_CLUSTER=external needs KUBECONFIG to name the cluster")
-        external = Cluster(tools, Path(kubeconfig))
-        external.apply_crds([*tools.kserve_crds, *crds])
-        yield external
+        theirs = Cluster(tools, Path(kubeconfig))
+        theirs.apply_crds([*tools.kserve_crds, *crds])
+        yield theirs
         return
     local = LocalCluster(tools, name=f"test-{os.getpid()}")
     try:

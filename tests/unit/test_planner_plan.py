@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.planner import MissingRevisionError, Owner, PlanError, plan

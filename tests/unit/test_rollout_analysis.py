@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 
 import pytest
+
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,

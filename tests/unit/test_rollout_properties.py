@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
 from pipeline_operator.validation import lint, validate
 
