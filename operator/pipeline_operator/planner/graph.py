@@ -114,10 +114,20 @@ def build_graph_spec(
     specs: Mapping[str, InferencePipelineSpec],
     options: PlanOptions,
 ) -> dict[str, Any]:
-    """InferenceGraphSpec: the Splitter root, each weighted revision's nodes, router settings."""
-    nodes: dict[str, Any] = {ROOT: build_splitter(weights, specs)}
-    for revision in weights:
-        nodes.update(build_revision_nodes(owner, specs[revision], revision))
+    """InferenceGraphSpec: the Splitter root, each weighted revision's nodes, router settings.
+
+    With one revision at 100% there is nothing to split: that revision's own root node is the
+    graph's root. Requests skip a hop, and KServe routers without the Splitter range fix
+    (kserve#5408, in releases up to v0.17.0) only split while a rollout is in progress.
+    """
+    if len(weights) == 1:
+        (revision,) = weights
+        nodes = build_revision_nodes(owner, specs[revision], revision)
+        nodes[ROOT] = nodes.pop(node_name(revision, specs[revision].effective_graph().root))
+    else:
+        nodes = {ROOT: build_splitter(weights, specs)}
+        for revision in weights:
+            nodes.update(build_revision_nodes(owner, specs[revision], revision))
     out: dict[str, Any] = {"nodes": nodes}
     if options.router_node_selector:
         out["nodeSelector"] = dict(sorted(options.router_node_selector.items()))
