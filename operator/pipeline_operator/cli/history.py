@@ -1,0 +1,79 @@
+"""``kubectl pipeline history NAME``: the pipeline's revisions, oldest first, and their roles.
+
+Revisions are the spec snapshots the operator keeps (ControllerRevisions); the numbers are
+what ``undo --to-revision`` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline_operator.api.v1alpha1 import Phase
+from pipeline_operator.cli import flags
+from pipeline_operator.cli.errors import CliError
+from pipeline_operator.cli.format import NONE, age, spec_of, status_of, table
+from pipeline_operator.naming import LABEL_REVISION, revision_of
+from pipeline_operator.snapshots import parse
+
+HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
+
+# -- pure ------------------------------------------------------------------------------------
+
+
+def roles(obj: dict[str, Any], revision: str) -> list[str]:
+    """What ``revision`` is to the pipeline now: stable, canary, aborted, previous, desired."""
+    status = status_of(obj)
+    out = []
+    if revision == status.stable_revision:
+        out.append("stable")
+    if revision == status.canary_revision:
+        out.append("aborted" if status.phase == Phase.ABORTED else "canary")
+    if revision == status.previous_revision:
+        out.append("previous")
+    spec = spec_of(obj)
+    if not out and spec is not None and revision_of(spec) == revision:
+        out.append("desired")
+    return out
+
+
+def render_history(obj: dict[str, Any], revisions: list[dict[str, Any]], now: datetime) -> str:
+    snaps = parse(revisions)
+    created = {
+        (r["metadata"].get("labels") or {}).get(LABEL_REVISION):
+            r["metadata"].get("creationTimestamp")
+        for r in revisions
+    }
+    rows = [
+        [
+            str(s.number),
+            s.revision,
+            ",".join(roles(obj, s.revision)) or NONE,
+            ",".join(stage.name for stage in s.spec.stages),
+            age(created.get(s.revision), now),
+        ]
+        for s in sorted(snaps.values(), key=lambda s: s.number)
+    ]
+    return table(HEADERS, rows)
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "history", parents=[parent], help="list the pipeline's revisions", **flags.doc(__doc__)
+    )
+    parser.add_argument("name", help="pipeline name")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    client = flags.connect(args)
+    obj = client.get_pipeline(client.namespace, args.name)
+    revisions = client.list_revisions(client.namespace, args.name)
+    if not parse(revisions):
+        raise CliError(f"pipeline {args.name} has no revisions yet (is the operator running?)")
+    print(render_history(obj, revisions, datetime.now(UTC)), flush=True)
+    return 0

@@ -1,0 +1,246 @@
+"""``kubectl pipeline status NAME [--watch]``: the rollout of one pipeline.
+
+Phase, message, strategy and steps (the current one marked), traffic per revision, the
+readiness of every stage of every revision, conditions and the last command. ``--watch``
+redraws until the pipeline is Healthy (exit 0) or Aborted (exit 1), ``--timeout`` passes
+(exit 1) or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from pipeline_operator.api.v1alpha1 import (
+    BlueGreen,
+    Canary,
+    CanaryStep,
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Phase,
+)
+from pipeline_operator.cli import flags
+from pipeline_operator.cli.client import Client
+from pipeline_operator.cli.errors import CliError
+from pipeline_operator.cli.format import (
+    NONE,
+    age,
+    rollout_in_progress,
+    spec_of,
+    status_of,
+    table,
+    weight,
+)
+
+CLEAR = "\x1b[H\x1b[2J"
+INDENT = "  "
+
+# -- pure ------------------------------------------------------------------------------------
+
+
+def describe_step(step: CanaryStep) -> str:
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}%"
+    if step.pause is not None:
+        return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
+    if step.analysis is not None:
+        return "analysis " + ", ".join(m.name for m in step.analysis.metrics)
+    return "?"
+
+
+def step_lines(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> list[str]:
+    """Canary steps with the current one marked ``->`` and the passed ones ``done``."""
+    steps = (spec.rollout.canary or Canary()).steps
+    current = status.current_step_index if rollout_in_progress(status) else None
+    lines = []
+    for index, step in enumerate(steps):
+        mark = "->" if index == current else "  "
+        done = "  (done)" if current is not None and index < current else ""
+        lines.append(f"{INDENT}{mark} {index}  {describe_step(step)}{done}")
+    return lines or [f"{INDENT}   (none: the canary is promoted at once)"]
+
+
+def role_of(status: InferencePipelineStatus, revision: str) -> str:
+    canary = "preview" if status.strategy == "BlueGreen" else "canary"
+    if revision == status.stable_revision:
+        return "stable"
+    if revision == status.canary_revision:
+        return "aborted" if status.phase == Phase.ABORTED else canary
+    if revision == status.previous_revision:
+        return "previous"
+    return NONE
+
+
+def indent(text: str) -> list[str]:
+    return [INDENT + line for line in text.splitlines()]
+
+
+def field(label: str, value: object) -> str:
+    return f"{label + ':':<14}{value}"
+
+
+def render_status(obj: dict[str, Any], now: datetime) -> str:
+    """The full status report of one pipeline object."""
+    meta = obj.get("metadata") or {}
+    status = status_of(obj)
+    spec = spec_of(obj)
+    strategy = status.strategy or (spec.rollout.strategy if spec else NONE)
+    new_role = "Preview" if strategy == "BlueGreen" else "Canary"
+    lines = [
+        field("Name", meta.get("name", "")),
+        field("Namespace", meta.get("namespace", "")),
+        field("Phase", status.phase or "(not reconciled yet)"),
+    ]
+    if status.message:
+        lines.append(field("Message", status.message))
+    if status.abort_reason:
+        lines.append(field("Abort reason", status.abort_reason))
+    if (obj.get("spec") or {}).get("paused"):
+        lines.append(field("Paused", "spec.paused is true (kubectl pipeline resume)"))
+    lines += [
+        field("Strategy", strategy),
+        field("Stable", status.stable_revision or NONE),
+        field(new_role, status.canary_revision or NONE),
+        field("Weight", weight(status)),
+        field("Ready", status.ready or NONE),
+    ]
+    if status.url:
+        lines.append(field("URL", status.url))
+    if status.preview_url:
+        lines.append(field("Preview URL", status.preview_url))
+    if spec is not None and strategy == "Canary":
+        lines += ["Steps:", *step_lines(spec, status)]
+    elif spec is not None and strategy == "BlueGreen":
+        bg = spec.rollout.blue_green or BlueGreen()
+        auto = (f"{bg.auto_promotion_seconds}s after the preview is Ready"
+                if bg.auto_promotion_seconds is not None else "no (waits for promote)")
+        lines += ["Blue-green:", f"{INDENT}auto-promotion: {auto}",
+                  f"{INDENT}scale-down delay: {bg.scale_down_delay_seconds}s"]
+    if status.traffic:
+        rows = [[t.revision, role_of(status, t.revision), f"{t.weight}%"] for t in status.traffic]
+        lines += ["Traffic:", *indent(table(("REVISION", "ROLE", "WEIGHT"), rows))]
+    if status.revisions:
+        rows = []
+        for rev in status.revisions:
+            rows.append([f"{rev.name} ({role_of(status, rev.name)})", "",
+                         "Ready" if rev.ready else "NotReady", ""])
+            rows += [[f"{INDENT}{s.name}", s.service, "Ready" if s.ready else "NotReady",
+                      s.message] for s in rev.stages]
+        lines += ["Revisions:",
+                  *indent(table(("REVISION / STAGE", "SERVICE", "READY", "MESSAGE"), rows))]
+    if status.analysis is not None:
+        a = status.analysis
+        lines += ["Analysis:", f"{INDENT}step {a.step_index}, revision {a.revision}: {a.phase}"
+                  + (f" ({a.message})" if a.message else "")]
+        lines += [f"{INDENT}{INDENT}{m.metric}: {m.value} "
+                  f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
+                  for m in a.measurements[-5:]]
+    if status.conditions:
+        rows = [[c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
+                for c in status.conditions]
+        lines += ["Conditions:",
+                  *indent(table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), rows))]
+    if status.last_command is not None:
+        ack = status.last_command
+        text = f"{ack.command}  {ack.result}  {age(ack.at, now)} ago"
+        lines.append(field("Last command", text + (f": {ack.message}" if ack.message else "")))
+    return "\n".join(lines)
+
+
+def summary(obj: dict[str, Any]) -> str:
+    """One line: phase, traffic split, step and message (for watching without a terminal)."""
+    status = status_of(obj)
+    traffic = ", ".join(f"{role_of(status, t.revision)} {t.revision} {t.weight}%"
+                        for t in status.traffic) or "no traffic"
+    parts = [str(status.phase or "(not reconciled)"), traffic]
+    if rollout_in_progress(status) and status.current_step_index is not None:
+        parts.append(f"step {status.current_step_index}")
+    if status.message:
+        parts.append(status.message)
+    return "  ".join(parts)
+
+
+def settled(obj: dict[str, Any]) -> Phase | None:
+    """Healthy or Aborted once the operator has observed the latest spec, else None."""
+    status = status_of(obj)
+    generation = (obj.get("metadata") or {}).get("generation")
+    if generation is not None and (status.observed_generation or 0) < generation:
+        return None
+    if status.phase in (Phase.HEALTHY, Phase.ABORTED):
+        return Phase(status.phase)
+    return None
+
+
+def verdict(name: str, obj: dict[str, Any]) -> int:
+    """Exit code of a finished watch; an aborted rollout is an error."""
+    status = status_of(obj)
+    if settled(obj) == Phase.ABORTED:
+        reason = f": {status.abort_reason}" if status.abort_reason else ""
+        raise CliError(f"rollout of {status.canary_revision} of pipeline {name} aborted{reason}")
+    return 0
+
+
+# -- API -------------------------------------------------------------------------------------
+
+
+def watch(client: Client, name: str, timeout: float | None, interval: float, out: TextIO) -> int:
+    """Redraw (terminal) or print a line per change until settled or the deadline."""
+    deadline = None if not timeout else time.monotonic() + timeout
+    tty = out.isatty()
+    last = ""
+    while True:
+        obj = client.get_pipeline(client.namespace, name)
+        now = datetime.now(UTC)
+        if tty:
+            stamp = now.astimezone().strftime("%H:%M:%S")
+            out.write(f"{CLEAR}{render_status(obj, now)}\n\n(watching, {stamp}; Ctrl-C stops)\n")
+        elif not last:
+            out.write(render_status(obj, now) + "\n\n")
+        line = summary(obj)
+        if not tty and line != last:
+            out.write(f"{now.astimezone().strftime('%H:%M:%S')}  {line}\n")
+        out.flush()
+        last = line
+        if settled(obj) is not None:
+            return verdict(name, obj)
+        if deadline is not None and time.monotonic() >= deadline:
+            phase = status_of(obj).phase or "not reconciled"
+            raise CliError(
+                f"timed out after {timeout:g}s waiting for pipeline {name} to become Healthy "
+                f"(phase: {phase})"
+            )
+        time.sleep(interval)
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def register(sub: Any, parent: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(
+        "status", parents=[parent], help="show a pipeline's rollout", **flags.doc(__doc__)
+    )
+    parser.add_argument("name", help="pipeline name")
+    parser.add_argument(
+        "-w", "--watch", action="store_true", help="redraw until Healthy or Aborted"
+    )
+    parser.add_argument(
+        "--timeout", type=flags.positive_seconds, default=None, metavar="SECONDS",
+        help="with --watch: give up (exit 1) after this long (default: no deadline)",
+    )
+    parser.add_argument(
+        "--interval", type=flags.positive_seconds, default=1.0, metavar="SECONDS",
+        help="with --watch: seconds between polls (default: 1)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    client = flags.connect(args)
+    if args.watch:
+        return watch(client, args.name, args.timeout, max(args.interval, 0.1), sys.stdout)
+    obj = client.get_pipeline(client.namespace, args.name)
+    print(render_status(obj, datetime.now(UTC)), flush=True)
+    return 0
