@@ -84,11 +84,20 @@ def children(cluster: Cluster, namespace: str, kind: str) -> list[dict[str, Any]
     return list(kubectl_json(cluster, "get", kind, "-n", namespace)["items"])
 
 
-def splitter(cluster: Cluster, namespace: str, graph: str) -> dict[str, int]:
-    """The root Splitter's weights by revision node, from the live InferenceGraph."""
+def traffic(cluster: Cluster, namespace: str, graph: str) -> dict[str, int]:
+    """Weights by revision as the live InferenceGraph routes them.
+
+    A root Splitter routes to ``<revision>-<node>`` sub-graphs; without one, a single revision
+    serves everything and its steps name its own services (``<pipeline>-<stage>-<revision>``).
+    """
     obj = kubectl_json(cluster, "get", "inferencegraph", graph, "-n", namespace)
-    steps = obj["spec"]["nodes"]["root"]["steps"]
-    return {step["nodeName"]: step.get("weight", 0) for step in steps}
+    root = obj["spec"]["nodes"]["root"]
+    if root["routerType"] == "Splitter":
+        return {s["nodeName"].split("-")[0]: s.get("weight", 0) for s in root["steps"]}
+    step = root["steps"][0]
+    if "nodeName" in step:
+        return {step["nodeName"].split("-")[0]: 100}
+    return {step["serviceName"].rsplit("-", 1)[1]: 100}
 
 
 def events(cluster: Cluster, namespace: str, name: str) -> list[str]:

@@ -16,8 +16,7 @@ STEPS = [{"setWeight": 10}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"
 
 
 def weights(cluster: Cluster, namespace: str, graph: str) -> dict[str, int]:
-    """Splitter weights by revision (node names start with the revision)."""
-    return {node.split("-")[0]: w for node, w in p.splitter(cluster, namespace, graph).items()}
+    return p.traffic(cluster, namespace, graph)
 
 
 def services_of(cluster: Cluster, namespace: str, revision: str) -> list[str]:

@@ -105,17 +105,17 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
         namespace,
         "--type=merge",
         "-p",
-        json.dumps({"spec": {"nodes": {"root": {"routerType": "Sequence"}}}}),
+        json.dumps({"spec": {"nodes": {"root": {"routerType": "Ensemble"}}}}),
     )
     wait_for(
         lambda: (
             kubectl_json(cluster, "get", "inferencegraph", "clf", "-n", namespace)["spec"]["nodes"][
                 "root"
             ]["routerType"]
-            == "Splitter"
+            == "Sequence"
         ),
         30,
-        "the graph's root Splitter to be restored",
+        "the graph's root Sequence to be restored",
     )
 
 
