@@ -29,10 +29,14 @@ def main() -> None:
             samples.append(time.perf_counter() - started)
         finally:
             cluster.down()
-    print(f"\nlocal cluster warm start (up + CRDs + {len(Topology.load().nodes())} nodes Ready), "
-          f"{args.starts} starts")
-    print(f"  median {statistics.median(samples):.1f}s  min {min(samples):.1f}s  "
-          f"max {max(samples):.1f}s  all {' '.join(f'{s:.1f}' for s in samples)}")
+    print(
+        f"\nlocal cluster warm start (up + CRDs + {len(Topology.load().nodes())} nodes Ready), "
+        f"{args.starts} starts"
+    )
+    print(
+        f"  median {statistics.median(samples):.1f}s  min {min(samples):.1f}s  "
+        f"max {max(samples):.1f}s  all {' '.join(f'{s:.1f}' for s in samples)}"
+    )
 
 
 if __name__ == "__main__":

@@ -104,9 +104,7 @@ async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: floa
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_changed(
-    name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
+async def pipeline_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     if namespace is not None:
         memo.wakeups.wake(namespace, name)
 
@@ -124,9 +122,7 @@ def _owner(body: kopf.Body) -> str | None:
 @kopf.on.event(
     "serving.kserve.io", "v1alpha1", "inferencegraphs", labels={LABEL_PIPELINE: kopf.PRESENT}
 )
-async def child_changed(
-    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
+async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     owner = _owner(body)
     if owner is not None and namespace is not None:
         memo.wakeups.wake(namespace, owner)

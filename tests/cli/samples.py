@@ -31,8 +31,12 @@ def stages(rev: str, ready: bool = True) -> dict[str, Any]:
         "ready": ready,
         "stages": [
             {"name": "tokenize", "service": f"clf-tokenize-{rev}", "ready": True},
-            {"name": "classify", "service": f"clf-classify-{rev}", "ready": ready,
-             "message": "" if ready else "predictor: pods pending"},
+            {
+                "name": "classify",
+                "service": f"clf-classify-{rev}",
+                "ready": ready,
+                "message": "" if ready else "predictor: pods pending",
+            },
         ],
     }
 
@@ -46,29 +50,56 @@ def pipeline(model: str = "bert-v1", paused: bool = False, **status: Any) -> dic
 
 
 def healthy() -> dict[str, Any]:
-    return pipeline(phase="Healthy", stableRevision=V1, strategy="Canary", ready="2/2",
-                    traffic=[{"revision": V1, "weight": 100}], revisions=[stages(V1)])
+    return pipeline(
+        phase="Healthy",
+        stableRevision=V1,
+        strategy="Canary",
+        ready="2/2",
+        traffic=[{"revision": V1, "weight": 100}],
+        revisions=[stages(V1)],
+    )
 
 
 def canary(phase: str = "Paused", ready: bool = True, **extra: Any) -> dict[str, Any]:
     status = {
-        "phase": phase, "stableRevision": V1, "canaryRevision": V2, "strategy": "Canary",
-        "currentStepIndex": 3, "canaryWeight": 60, "ready": "4/4",
+        "phase": phase,
+        "stableRevision": V1,
+        "canaryRevision": V2,
+        "strategy": "Canary",
+        "currentStepIndex": 3,
+        "canaryWeight": 60,
+        "ready": "4/4",
         "message": "canary paused until promote",
         "traffic": [{"revision": V1, "weight": 40}, {"revision": V2, "weight": 60}],
         "revisions": [stages(V1), stages(V2, ready)],
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Serving",
-                        "message": "stable serves", "lastTransitionTime": NOW}],
-        "lastCommand": {"command": "promote:1", "result": "Accepted", "message": "skipped",
-                        "at": NOW},
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Serving",
+                "message": "stable serves",
+                "lastTransitionTime": NOW,
+            }
+        ],
+        "lastCommand": {
+            "command": "promote:1",
+            "result": "Accepted",
+            "message": "skipped",
+            "at": NOW,
+        },
     }
     status.update(extra)
     return pipeline(model="bert-v2", **status)
 
 
 def aborted() -> dict[str, Any]:
-    return canary(phase="Aborted", canaryWeight=0, currentStepIndex=None,
-                  abortReason="aborted by user", traffic=[{"revision": V1, "weight": 100}])
+    return canary(
+        phase="Aborted",
+        canaryWeight=0,
+        currentStepIndex=None,
+        abortReason="aborted by user",
+        traffic=[{"revision": V1, "weight": 100}],
+    )
 
 
 def revisions(*models: str) -> list[dict[str, Any]]:

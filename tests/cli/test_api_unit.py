@@ -27,8 +27,12 @@ class FakeClient:
         obj = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         if self.ack and self.patches:
             value = rollout_command.command_value(self.patches[-1])
-            obj["status"]["lastCommand"] = {"command": value, "result": self.ack,
-                                            "message": "done", "at": s.NOW}
+            obj["status"]["lastCommand"] = {
+                "command": value,
+                "result": self.ack,
+                "message": "done",
+                "at": s.NOW,
+            }
         return obj
 
     def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +46,9 @@ class FakeClient:
 def test_issue_waits_for_the_acknowledgement() -> None:
     fake = FakeClient(s.canary(), ack="Accepted")
     out = rollout_command.issue(fake, "clf", "promote", True, 1, command_id="9")  # type: ignore[arg-type]
-    assert fake.patches == [{"metadata": {"annotations": {
-        "pipelines.inference.dev/command": "promote:9"}}}]
+    assert fake.patches == [
+        {"metadata": {"annotations": {"pipelines.inference.dev/command": "promote:9"}}}
+    ]
     assert out == 'inferencepipeline "clf": promote accepted: done'
 
 

@@ -12,8 +12,11 @@ from tests.cli import samples as s
 
 
 def test_promote_needs_a_rollout_in_progress() -> None:
-    with pytest.raises(CliError, match=rf"^nothing to promote: pipeline clf is Healthy at "
-                                       rf"revision {s.V1}$"):
+    with pytest.raises(
+        CliError,
+        match=rf"^nothing to promote: pipeline clf is Healthy at "
+        rf"revision {s.V1}$",
+    ):
         promote.check("clf", s.healthy())
 
 
@@ -76,8 +79,12 @@ def test_command_value_and_acknowledgement() -> None:
     assert rollout_command.command_value(patch) == "promote:42"
     obj = s.canary()
     assert rollout_command.acknowledgement(obj, "promote:42") is None
-    obj["status"]["lastCommand"] = {"command": "promote:42", "result": "Accepted",
-                                    "message": "canary moved on", "at": s.NOW}
+    obj["status"]["lastCommand"] = {
+        "command": "promote:42",
+        "result": "Accepted",
+        "message": "canary moved on",
+        "at": s.NOW,
+    }
     ack = rollout_command.acknowledgement(obj, "promote:42")
     assert ack is not None
     assert rollout_command.outcome("clf", "promote", ack) == (
@@ -86,8 +93,14 @@ def test_command_value_and_acknowledgement() -> None:
 
 
 def test_a_rejected_command_is_an_error_with_the_operators_reason() -> None:
-    obj = s.canary(lastCommand={"command": "abort:7", "result": "Rejected",
-                                "message": "nothing to abort", "at": s.NOW})
+    obj = s.canary(
+        lastCommand={
+            "command": "abort:7",
+            "result": "Rejected",
+            "message": "nothing to abort",
+            "at": s.NOW,
+        }
+    )
     ack = rollout_command.acknowledgement(obj, "abort:7")
     assert ack is not None
     with pytest.raises(CliError, match="^abort rejected by the operator: nothing to abort$"):

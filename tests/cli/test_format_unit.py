@@ -25,8 +25,18 @@ def test_table_pads_columns_like_kubectl() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "expected"),
-    [(0, "0s"), (95, "95s"), (200, "3m20s"), (300, "5m"), (1500, "25m"), (4 * 3600 + 60, "4h1m"),
-     (20 * 3600, "20h"), (3 * 86400 + 3600, "3d1h"), (30 * 86400, "30d"), (-5, "0s")],
+    [
+        (0, "0s"),
+        (95, "95s"),
+        (200, "3m20s"),
+        (300, "5m"),
+        (1500, "25m"),
+        (4 * 3600 + 60, "4h1m"),
+        (20 * 3600, "20h"),
+        (3 * 86400 + 3600, "3d1h"),
+        (30 * 86400, "30d"),
+        (-5, "0s"),
+    ],
 )
 def test_age(seconds: int, expected: str) -> None:
     then = (NOW - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -62,12 +72,16 @@ def test_history_roles() -> None:
     revs = s.revisions("bert-v1", "bert-v2", "bert-v3")
     rows = [r.split() for r in history.render_history(s.canary(), revs, NOW).splitlines()]
     assert rows[0] == list(history.HEADERS)
-    assert [r[:3] for r in rows[1:]] == [["1", s.V1, "stable"], ["2", s.V2, "canary"],
-                                         ["3", s.V3, "-"]]
+    assert [r[:3] for r in rows[1:]] == [
+        ["1", s.V1, "stable"],
+        ["2", s.V2, "canary"],
+        ["3", s.V3, "-"],
+    ]
     assert rows[1][3:] == ["tokenize,classify", "35m"]
     assert history.roles(s.aborted(), s.V2) == ["aborted"]
-    assert history.roles(s.pipeline(model="bert-v3", phase="Healthy", stableRevision=s.V1),
-                         s.V3) == ["desired"]
+    assert history.roles(
+        s.pipeline(model="bert-v3", phase="Healthy", stableRevision=s.V1), s.V3
+    ) == ["desired"]
 
 
 def test_status_report_of_a_paused_canary() -> None:
@@ -78,8 +92,9 @@ def test_status_report_of_a_paused_canary() -> None:
     assert "  -> 3  pause (until promote)" in lines
     assert "     1  pause 1m  (done)" in lines
     assert f"  {s.V1}   stable   40%" in lines and f"  {s.V2}   canary   60%" in lines
-    assert any("classify" in line and "NotReady" in line and "pods pending" in line
-               for line in lines)
+    assert any(
+        "classify" in line and "NotReady" in line and "pods pending" in line for line in lines
+    )
     assert any(line.startswith("  Ready   True     Serving   5m") for line in lines)
     assert "Last command: promote:1  Accepted  5m ago: skipped" in lines
 
@@ -105,9 +120,14 @@ def test_status_report_of_blue_green_and_of_nothing_yet() -> None:
 
 
 def test_status_report_of_analysis() -> None:
-    obj = s.canary(analysis={"stepIndex": 2, "revision": s.V2, "phase": "Running",
-                             "measurements": [{"metric": "success", "value": 0.99,
-                                               "success": True, "at": s.NOW}]})
+    obj = s.canary(
+        analysis={
+            "stepIndex": 2,
+            "revision": s.V2,
+            "phase": "Running",
+            "measurements": [{"metric": "success", "value": 0.99, "success": True, "at": s.NOW}],
+        }
+    )
     assert "    success: 0.99 ok" in status.render_status(obj, NOW).splitlines()
 
 

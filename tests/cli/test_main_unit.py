@@ -19,7 +19,8 @@ def test_connection_flags_before_or_after_the_verb() -> None:
     assert parse("status", "clf") == flags.Target()
     assert parse("-n", "a", "--context", "c", "status", "clf") == flags.Target(None, "c", "a")
     assert parse("status", "clf", "--namespace", "b", "--kubeconfig", "k") == flags.Target(
-        "k", None, "b")
+        "k", None, "b"
+    )
 
 
 def test_verb_flags() -> None:
@@ -33,8 +34,14 @@ def test_verb_flags() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["promote"], ["status", "clf", "--timeout", "-1"], ["render", "f", "-o", "xml"],
-     ["undo", "clf", "--to-revision", "x"], ["nope"]],
+    [
+        [],
+        ["promote"],
+        ["status", "clf", "--timeout", "-1"],
+        ["render", "f", "-o", "xml"],
+        ["undo", "clf", "--to-revision", "x"],
+        ["nope"],
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -80,7 +87,9 @@ def test_kubeconfig_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_connection_reason_drops_the_connection_repr() -> None:
     class RefusedError(Exception):
-        reason = ("<urllib3.connection.HTTPSConnection object at 0x1>: Failed to establish a "
-                  "new connection: [Errno 111] Connection refused")
+        reason = (
+            "<urllib3.connection.HTTPSConnection object at 0x1>: Failed to establish a "
+            "new connection: [Errno 111] Connection refused"
+        )
 
     assert client._connection_reason(RefusedError()) == "[Errno 111] Connection refused"

@@ -36,8 +36,13 @@ def plugin(
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     flags = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
     done = subprocess.run(
-        [executable(), *args, *flags], capture_output=True, text=True, timeout=60,
-        env=env, input=stdin, check=False,
+        [executable(), *args, *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        input=stdin,
+        check=False,
     )
     assert done.returncode == code, (
         f"kubectl-pipeline {' '.join(args)}: exit {done.returncode}, expected {code}\n"
@@ -73,8 +78,9 @@ def test_rollout_commands_end_to_end(
 
     # a canary paused at 30% until promoted
     p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **ROLLOUT))
-    st = p.wait_status(cluster, namespace, "clf", "canary paused at 30%",
-                       canaryWeight=30, phase="Paused")
+    st = p.wait_status(
+        cluster, namespace, "clf", "canary paused at 30%", canaryWeight=30, phase="Paused"
+    )
     v2 = st["canaryRevision"]
     shown = plugin("status", "clf", *ns, kubeconfig=kc).stdout
     assert "Phase:        Paused" in shown
@@ -95,11 +101,11 @@ def test_rollout_commands_end_to_end(
     # promote: acknowledged by the operator; the canary becomes stable
     promoted = plugin("promote", "clf", *ns, kubeconfig=kc)
     assert "promote accepted" in promoted.stdout
-    watched = plugin("status", "clf", "--watch", "--timeout", "30", "--interval", "0.2",
-                     *ns, kubeconfig=kc)
+    watched = plugin(
+        "status", "clf", "--watch", "--timeout", "30", "--interval", "0.2", *ns, kubeconfig=kc
+    )
     assert "Healthy" in watched.stdout.splitlines()[-1]
-    st = p.wait_status(cluster, namespace, "clf", "v2 stable", phase="Healthy",
-                       stableRevision=v2)
+    st = p.wait_status(cluster, namespace, "clf", "v2 stable", phase="Healthy", stableRevision=v2)
 
     history = plugin("history", "clf", *ns, kubeconfig=kc).stdout
     rows = [line.split() for line in history.splitlines()[1:]]
@@ -116,8 +122,7 @@ def test_rollout_commands_end_to_end(
     assert "has no revision 9" in missing.stderr
 
     # abort, then retry
-    p.wait_status(cluster, namespace, "clf", "undo canary paused", canaryWeight=30,
-                  phase="Paused")
+    p.wait_status(cluster, namespace, "clf", "undo canary paused", canaryWeight=30, phase="Paused")
     assert "abort accepted" in plugin("abort", "clf", *ns, kubeconfig=kc).stdout
     st = p.status(cluster, namespace, "clf")
     assert st["phase"] == "Aborted"
@@ -153,8 +158,9 @@ def test_errors_and_namespace_from_context(
     unreachable = tmp_path / "unreachable.kubeconfig"
     unreachable.write_text(yaml.safe_dump(config))
     down = plugin("list", kubeconfig=unreachable, code=1)
-    assert down.stderr.startswith("error: cannot reach the Kubernetes API server at "
-                                  "https://127.0.0.1:1")
+    assert down.stderr.startswith(
+        "error: cannot reach the Kubernetes API server at https://127.0.0.1:1"
+    )
     assert len(down.stderr.splitlines()) == 1 and "Traceback" not in down.stderr
 
 

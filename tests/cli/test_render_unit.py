@@ -20,10 +20,12 @@ def text(*docs: dict) -> str:
 def test_first_deploy_objects() -> None:
     docs = render.load_documents(text(p.classifier("clf", "demo")), "f.yaml")
     objects = render.render_objects(docs, "f.yaml", None)
-    assert [o["kind"] for o in objects] == ["InferenceService", "InferenceService",
-                                            "InferenceGraph"]
-    assert {o["metadata"]["labels"]["pipelines.inference.dev/pipeline"] for o in objects} == {
-        "clf"}
+    assert [o["kind"] for o in objects] == [
+        "InferenceService",
+        "InferenceService",
+        "InferenceGraph",
+    ]
+    assert {o["metadata"]["labels"]["pipelines.inference.dev/pipeline"] for o in objects} == {"clf"}
     services = [o["metadata"]["name"] for o in objects[:2]]
     assert services == [f"clf-tokenize-{s.V1}", f"clf-classify-{s.V1}"]
     owner = objects[0]["metadata"]["ownerReferences"][0]
@@ -42,7 +44,8 @@ def test_namespace_from_the_file_else_the_flag_else_default() -> None:
 def test_several_pipelines_and_other_documents() -> None:
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
     docs = render.load_documents(
-        text(p.classifier("a", "ns"), config_map, p.classifier("b", "ns")), "f")
+        text(p.classifier("a", "ns"), config_map, p.classifier("b", "ns")), "f"
+    )
     assert [d["metadata"]["name"] for d in docs] == ["a", "b"]
     listed = {"apiVersion": "v1", "kind": "List", "items": [p.classifier("c", "ns")]}
     assert render.load_documents(json.dumps(listed), "f")[0]["metadata"]["name"] == "c"

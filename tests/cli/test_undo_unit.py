@@ -13,8 +13,12 @@ from tests.cli import samples as s
 
 
 def healthy_at_v2() -> dict:
-    return s.pipeline(model="bert-v2", phase="Healthy", stableRevision=s.V2,
-                      traffic=[{"revision": s.V2, "weight": 100}])
+    return s.pipeline(
+        model="bert-v2",
+        phase="Healthy",
+        stableRevision=s.V2,
+        traffic=[{"revision": s.V2, "weight": 100}],
+    )
 
 
 def test_undo_goes_to_the_revision_before_stable() -> None:
@@ -43,9 +47,16 @@ def test_undo_to_a_given_revision_number() -> None:
 
 def test_undo_keeps_a_graph() -> None:
     snaps = s.revisions("bert-v1")
-    snaps[0]["data"]["spec"]["graph"] = {"root": "root", "nodes": [
-        {"name": "root", "type": "Sequence", "steps": [{"stage": "tokenize"},
-                                                       {"stage": "classify"}]}]}
+    snaps[0]["data"]["spec"]["graph"] = {
+        "root": "root",
+        "nodes": [
+            {
+                "name": "root",
+                "type": "Sequence",
+                "steps": [{"stage": "tokenize"}, {"stage": "classify"}],
+            }
+        ],
+    }
     target = next(iter(parse(snaps).values()))
     graph = undo.patch_for(target)["spec"]["graph"]
     assert graph["nodes"][0]["steps"][1] == {"stage": "classify", "dependency": "Hard"}

@@ -20,15 +20,30 @@ GPU_POOL = {
     "gpusPerNode": 4,
 }
 AMD_POOL = {"name": "gpu-amd", "nodeSelector": {"pool": "amd"}, "gpuResource": "amd.com/gpu"}
-CPU_POOL = {"name": "cpu", "nodeSelector": {"pool": "cpu"},
-            "tolerations": [{"key": "dedicated", "value": "cpu", "effect": "NoSchedule"}]}
-MODEL = {"model": {"modelFormat": {"name": "huggingface", "version": "1"},
-                   "storageUri": "pvc://models/clf", "runtime": "kserve-huggingfaceserver",
-                   "protocolVersion": "v2", "args": ["--max_length=128"],
-                   "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}]}}
-CONTAINER = {"container": {"image": "registry.local/tok:1", "command": ["python", "-m", "tok"],
-                           "args": ["--model_name=tok"], "env": [{"name": "A", "value": "b"}],
-                           "port": 8081}}
+CPU_POOL = {
+    "name": "cpu",
+    "nodeSelector": {"pool": "cpu"},
+    "tolerations": [{"key": "dedicated", "value": "cpu", "effect": "NoSchedule"}],
+}
+MODEL = {
+    "model": {
+        "modelFormat": {"name": "huggingface", "version": "1"},
+        "storageUri": "pvc://models/clf",
+        "runtime": "kserve-huggingfaceserver",
+        "protocolVersion": "v2",
+        "args": ["--max_length=128"],
+        "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+    }
+}
+CONTAINER = {
+    "container": {
+        "image": "registry.local/tok:1",
+        "command": ["python", "-m", "tok"],
+        "args": ["--model_name=tok"],
+        "env": [{"name": "A", "value": "b"}],
+        "port": 8081,
+    }
+}
 HARDENED = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -37,8 +52,11 @@ HARDENED = {
 }
 
 
-def isvc(stage: dict[str, Any], pools: list[dict[str, Any]] | None = None,
-         options: PlanOptions = PlanOptions()) -> dict[str, Any]:  # noqa: B008
+def isvc(
+    stage: dict[str, Any],
+    pools: list[dict[str, Any]] | None = None,
+    options: PlanOptions = PlanOptions(),
+) -> dict[str, Any]:
     spec = InferencePipelineSpec.model_validate(
         {"nodePools": pools or [GPU_POOL, AMD_POOL, CPU_POOL], "stages": [stage]}
     )
@@ -48,26 +66,44 @@ def isvc(stage: dict[str, Any], pools: list[dict[str, Any]] | None = None,
 @pytest.mark.parametrize(
     ("stage", "selector", "tolerations", "gpu"),
     [
-        pytest.param({"name": "llm", "predictor": MODEL, "nodePool": "gpu-l4",
-                      "resources": {"gpus": 2}},
-                     {"accelerator": "l4", "pool": "gpu-l4"}, GPU_POOL["tolerations"],
-                     {"nvidia.com/gpu": "2"}, id="gpu-stage-on-gpu-pool"),
-        pytest.param({"name": "llm", "predictor": MODEL, "nodePool": "gpu-amd",
-                      "resources": {"gpus": 1}},
-                     {"pool": "amd"}, None, {"amd.com/gpu": "1"}, id="pool-gpu-resource-name"),
-        pytest.param({"name": "tok", "predictor": CONTAINER, "nodePool": "cpu"},
-                     {"pool": "cpu"},
-                     [{"key": "dedicated", "operator": "Equal", "value": "cpu",
-                       "effect": "NoSchedule"}], {}, id="cpu-stage-on-cpu-pool"),
-        pytest.param({"name": "tok", "predictor": CONTAINER}, None, None, {},
-                     id="cpu-stage-without-pool"),
-        pytest.param({"name": "llm", "predictor": MODEL, "resources": {"gpus": 1}}, None, None,
-                     {"nvidia.com/gpu": "1"}, id="gpu-stage-without-pool"),
+        pytest.param(
+            {"name": "llm", "predictor": MODEL, "nodePool": "gpu-l4", "resources": {"gpus": 2}},
+            {"accelerator": "l4", "pool": "gpu-l4"},
+            GPU_POOL["tolerations"],
+            {"nvidia.com/gpu": "2"},
+            id="gpu-stage-on-gpu-pool",
+        ),
+        pytest.param(
+            {"name": "llm", "predictor": MODEL, "nodePool": "gpu-amd", "resources": {"gpus": 1}},
+            {"pool": "amd"},
+            None,
+            {"amd.com/gpu": "1"},
+            id="pool-gpu-resource-name",
+        ),
+        pytest.param(
+            {"name": "tok", "predictor": CONTAINER, "nodePool": "cpu"},
+            {"pool": "cpu"},
+            [{"key": "dedicated", "operator": "Equal", "value": "cpu", "effect": "NoSchedule"}],
+            {},
+            id="cpu-stage-on-cpu-pool",
+        ),
+        pytest.param(
+            {"name": "tok", "predictor": CONTAINER}, None, None, {}, id="cpu-stage-without-pool"
+        ),
+        pytest.param(
+            {"name": "llm", "predictor": MODEL, "resources": {"gpus": 1}},
+            None,
+            None,
+            {"nvidia.com/gpu": "1"},
+            id="gpu-stage-without-pool",
+        ),
     ],
 )
 def test_predictor_placement_and_resources(
-    stage: dict[str, Any], selector: dict[str, str] | None,
-    tolerations: list[dict[str, Any]] | None, gpu: dict[str, str],
+    stage: dict[str, Any],
+    selector: dict[str, str] | None,
+    tolerations: list[dict[str, Any]] | None,
+    gpu: dict[str, str],
 ) -> None:
     predictor = isvc(stage)["spec"]["predictor"]
     assert predictor.get("nodeSelector") == selector
@@ -78,9 +114,18 @@ def test_predictor_placement_and_resources(
 
 
 def test_pool_affinity_is_copied() -> None:
-    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 1, "preference": {"matchExpressions": [
-            {"key": "zone", "operator": "In", "values": ["a"]}]}}]}}
+    affinity = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 1,
+                    "preference": {
+                        "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]
+                    },
+                }
+            ]
+        }
+    }
     pool = {**CPU_POOL, "affinity": affinity}
     predictor = isvc({"name": "tok", "predictor": CONTAINER, "nodePool": "cpu"}, [pool])
     assert predictor["spec"]["predictor"]["affinity"] == affinity
@@ -121,9 +166,12 @@ def test_container_predictor() -> None:
 
 
 def test_scaling_and_batcher() -> None:
-    stage = {"name": "clf", "predictor": MODEL,
-             "scaling": {"minReplicas": 2, "maxReplicas": 5, "metric": "cpu", "target": 70},
-             "batching": {"maxBatchSize": 16, "maxLatencyMs": 20}}
+    stage = {
+        "name": "clf",
+        "predictor": MODEL,
+        "scaling": {"minReplicas": 2, "maxReplicas": 5, "metric": "cpu", "target": 70},
+        "batching": {"maxBatchSize": 16, "maxLatencyMs": 20},
+    }
     predictor = isvc(stage)["spec"]["predictor"]
     assert predictor["minReplicas"] == 2
     assert predictor["maxReplicas"] == 5
@@ -144,9 +192,13 @@ def test_scaling_and_batcher() -> None:
 def test_transformer_stays_off_gpu(
     pool: str | None, expect_selector: dict[str, str] | None, expect_avoid: bool
 ) -> None:
-    stage: dict[str, Any] = {"name": "clf", "predictor": MODEL, "transformer": {"image": "pre:1"},
-                             "nodePool": pool,
-                             "resources": {"gpus": 1 if pool == "gpu-l4" else 0}}
+    stage: dict[str, Any] = {
+        "name": "clf",
+        "predictor": MODEL,
+        "transformer": {"image": "pre:1"},
+        "nodePool": pool,
+        "resources": {"gpus": 1 if pool == "gpu-l4" else 0},
+    }
     transformer = isvc(stage)["spec"]["transformer"]
     [container] = transformer["containers"]
     assert container["name"] == "kserve-container"
@@ -157,9 +209,12 @@ def test_transformer_stays_off_gpu(
     assert transformer.get("nodeSelector") == expect_selector
     if pool == "gpu-l4":
         assert "tolerations" not in transformer
-    terms = (transformer.get("affinity", {}).get("nodeAffinity", {})
-             .get("requiredDuringSchedulingIgnoredDuringExecution", {})
-             .get("nodeSelectorTerms"))
+    terms = (
+        transformer.get("affinity", {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution", {})
+        .get("nodeSelectorTerms")
+    )
     if expect_avoid:
         assert terms == [
             {"matchExpressions": [{"key": "accelerator", "operator": "NotIn", "values": ["l4"]}]},
@@ -181,11 +236,15 @@ def test_no_transformer_key_without_transformer() -> None:
 
 
 def test_gpu_pool_detection() -> None:
-    spec = InferencePipelineSpec.model_validate({
-        "nodePools": [{"name": "a"}, {"name": "b", "gpusPerNode": 8}, {"name": "c"}],
-        "stages": [{"name": "s", "predictor": MODEL, "nodePool": "a", "resources": {"gpus": 1}},
-                   {"name": "t", "predictor": MODEL, "nodePool": "c"}],
-    })
+    spec = InferencePipelineSpec.model_validate(
+        {
+            "nodePools": [{"name": "a"}, {"name": "b", "gpusPerNode": 8}, {"name": "c"}],
+            "stages": [
+                {"name": "s", "predictor": MODEL, "nodePool": "a", "resources": {"gpus": 1}},
+                {"name": "t", "predictor": MODEL, "nodePool": "c"},
+            ],
+        }
+    )
     assert [is_gpu_pool(spec, p) for p in spec.node_pools] == [True, True, False]
 
 
@@ -201,10 +260,16 @@ def test_metadata() -> None:
     assert meta["labels"]["pipelines.inference.dev/stage"] == "clf"
     assert obj["spec"]["predictor"]["labels"] == meta["labels"]
     assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
-    assert meta["ownerReferences"] == [{
-        "apiVersion": "pipelines.inference.dev/v1alpha1", "kind": "InferencePipeline",
-        "name": "demo", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True,
-    }]
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "pipelines.inference.dev/v1alpha1",
+            "kind": "InferencePipeline",
+            "name": "demo",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
 
 
 def test_deployment_mode_can_be_omitted() -> None:

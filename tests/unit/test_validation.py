@@ -16,8 +16,11 @@ def stage(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "predictor": MODEL, **extra}
 
 
-def spec(graph: dict[str, Any] | None = None, stages: list[dict[str, Any]] | None = None,
-         pools: list[dict[str, Any]] | None = None) -> InferencePipelineSpec:
+def spec(
+    graph: dict[str, Any] | None = None,
+    stages: list[dict[str, Any]] | None = None,
+    pools: list[dict[str, Any]] | None = None,
+) -> InferencePipelineSpec:
     body: dict[str, Any] = {"stages": stages or [stage("pre"), stage("ensemble-a"), stage("b")]}
     if graph is not None:
         body["graph"] = graph
@@ -32,10 +35,13 @@ def test_default_graph_is_valid() -> None:
 
 
 def test_valid_ensemble_graph() -> None:
-    graph = {"root": "root", "nodes": [
-        {"name": "root", "steps": [{"stage": "pre"}, {"node": "fan"}]},
-        {"name": "fan", "type": "Ensemble", "steps": [{"stage": "ensemble-a"}, {"stage": "b"}]},
-    ]}
+    graph = {
+        "root": "root",
+        "nodes": [
+            {"name": "root", "steps": [{"stage": "pre"}, {"node": "fan"}]},
+            {"name": "fan", "type": "Ensemble", "steps": [{"stage": "ensemble-a"}, {"stage": "b"}]},
+        ],
+    }
     assert validate(spec(graph)) == []
     assert lint(spec(graph)) == []
 
@@ -44,29 +50,40 @@ def test_valid_ensemble_graph() -> None:
     ("graph", "expected"),
     [
         pytest.param(
-            {"root": "root", "nodes": [
-                {"name": "root", "steps": [{"stage": "pre"}, {"node": "ensemble"}]},
-                {"name": "ensemble", "type": "Ensemble",
-                 "steps": [{"stage": "b"}, {"node": "root"}]},
-            ]},
+            {
+                "root": "root",
+                "nodes": [
+                    {"name": "root", "steps": [{"stage": "pre"}, {"node": "ensemble"}]},
+                    {
+                        "name": "ensemble",
+                        "type": "Ensemble",
+                        "steps": [{"stage": "b"}, {"node": "root"}],
+                    },
+                ],
+            },
             ["spec.graph.nodes[1] (ensemble): cycle root -> ensemble -> root"],
             id="cycle-through-root",
         ),
         pytest.param(
-            {"root": "root", "nodes": [
-                {"name": "root", "steps": [{"node": "x"}]},
-                {"name": "x", "steps": [{"node": "y"}]},
-                {"name": "y", "steps": [{"node": "x"}, {"stage": "b"}]},
-            ]},
+            {
+                "root": "root",
+                "nodes": [
+                    {"name": "root", "steps": [{"node": "x"}]},
+                    {"name": "x", "steps": [{"node": "y"}]},
+                    {"name": "y", "steps": [{"node": "x"}, {"stage": "b"}]},
+                ],
+            },
             ["spec.graph.nodes[2] (y): cycle x -> y -> x"],
             id="cycle-below-root",
         ),
         pytest.param(
-            {"root": "root", "nodes": [
-                {"name": "root", "steps": [{"stage": "pre"}, {"node": "missing"}]},
-            ]},
-            ["spec.graph.nodes[0] (root).steps[1]: node missing is not a node of "
-             "spec.graph.nodes"],
+            {
+                "root": "root",
+                "nodes": [
+                    {"name": "root", "steps": [{"stage": "pre"}, {"node": "missing"}]},
+                ],
+            },
+            ["spec.graph.nodes[0] (root).steps[1]: node missing is not a node of spec.graph.nodes"],
             id="unknown-node",
         ),
         pytest.param(
@@ -80,18 +97,24 @@ def test_valid_ensemble_graph() -> None:
             id="unknown-root",
         ),
         pytest.param(
-            {"root": "root", "nodes": [
-                {"name": "root", "steps": [{"stage": "pre"}]},
-                {"name": "orphan", "steps": [{"stage": "b"}]},
-            ]},
+            {
+                "root": "root",
+                "nodes": [
+                    {"name": "root", "steps": [{"stage": "pre"}]},
+                    {"name": "orphan", "steps": [{"stage": "b"}]},
+                ],
+            },
             ["spec.graph.nodes[1] (orphan): not reachable from root node root"],
             id="unreachable-node",
         ),
         pytest.param(
-            {"root": "root", "nodes": [
-                {"name": "root", "steps": [{"stage": "pre"}]},
-                {"name": "root", "steps": [{"stage": "b"}]},
-            ]},
+            {
+                "root": "root",
+                "nodes": [
+                    {"name": "root", "steps": [{"stage": "pre"}]},
+                    {"name": "root", "steps": [{"stage": "b"}]},
+                ],
+            },
             ["spec.graph.nodes[1] (root): node name root is used more than once"],
             id="duplicate-node",
         ),
@@ -102,8 +125,16 @@ def test_graph_errors(graph: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_switch_condition_rules() -> None:
-    graph = {"root": "root", "nodes": [{"name": "root", "type": "Switch", "steps": [
-        {"stage": "pre", "condition": "a"}, {"stage": "b", "condition": "b"}]}]}
+    graph = {
+        "root": "root",
+        "nodes": [
+            {
+                "name": "root",
+                "type": "Switch",
+                "steps": [{"stage": "pre", "condition": "a"}, {"stage": "b", "condition": "b"}],
+            }
+        ],
+    }
     body = spec(graph)
     assert validate(body) == []
     body.graph.nodes[0].steps[1].condition = None  # type: ignore[union-attr]
@@ -116,9 +147,12 @@ def test_switch_condition_rules() -> None:
 
 def test_gpu_fit() -> None:
     pools = [{"name": "gpu-l4", "gpusPerNode": 4}, {"name": "gpu-h100"}]
-    stages = [stage("tok"), stage("emb", nodePool="gpu-l4", resources={"gpus": 4}),
-              stage("llm", nodePool="gpu-l4", resources={"gpus": 8}),
-              stage("big", nodePool="gpu-h100", resources={"gpus": 16})]
+    stages = [
+        stage("tok"),
+        stage("emb", nodePool="gpu-l4", resources={"gpus": 4}),
+        stage("llm", nodePool="gpu-l4", resources={"gpus": 8}),
+        stage("big", nodePool="gpu-h100", resources={"gpus": 16}),
+    ]
     assert validate(spec(stages=stages, pools=pools)) == [
         "spec.stages[2] (llm): asks for 8 GPUs per replica but nodePool gpu-l4 has gpusPerNode 4",
     ]
@@ -126,8 +160,7 @@ def test_gpu_fit() -> None:
 
 def test_unknown_pool_and_duplicate_env() -> None:
     env = [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]
-    stages = [stage("tok", nodePool="cpu",
-                    transformer={"image": "t:1", "env": env})]
+    stages = [stage("tok", nodePool="cpu", transformer={"image": "t:1", "env": env})]
     assert validate(spec(stages=stages)) == [
         "spec.stages[0] (tok): nodePool cpu is not in spec.nodePools",
         "spec.stages[0] (tok).transformer.env: A is set more than once",
@@ -135,26 +168,36 @@ def test_unknown_pool_and_duplicate_env() -> None:
 
 
 def test_lint_unused_stage_and_nested_ensemble() -> None:
-    graph = {"root": "root", "nodes": [
-        {"name": "root", "steps": [{"stage": "pre"}, {"node": "outer", "data": "Response"}]},
-        {"name": "outer", "type": "Ensemble", "steps": [{"node": "inner"}, {"stage": "pre"}]},
-        {"name": "inner", "type": "Ensemble",
-         "steps": [{"stage": "ensemble-a", "data": "Request"}]},
-    ]}
+    graph = {
+        "root": "root",
+        "nodes": [
+            {"name": "root", "steps": [{"stage": "pre"}, {"node": "outer", "data": "Response"}]},
+            {"name": "outer", "type": "Ensemble", "steps": [{"node": "inner"}, {"stage": "pre"}]},
+            {
+                "name": "inner",
+                "type": "Ensemble",
+                "steps": [{"stage": "ensemble-a", "data": "Request"}],
+            },
+        ],
+    }
     warnings = lint(spec(graph))
     assert warnings[0].startswith("spec.stages[2] (b): used by no step reachable")
     assert warnings[1].startswith(
-        "spec.graph.nodes[1] (outer).steps[0]: Ensemble inner nested directly in Ensemble outer")
-    assert warnings[2] == ("spec.graph.nodes[2] (inner).steps[0]: data is ignored outside "
-                           "Sequence nodes")
+        "spec.graph.nodes[1] (outer).steps[0]: Ensemble inner nested directly in Ensemble outer"
+    )
+    assert warnings[2] == (
+        "spec.graph.nodes[2] (inner).steps[0]: data is ignored outside Sequence nodes"
+    )
     assert len(warnings) == 3
     assert validate(spec(graph)) == []
 
 
 def test_lint_raw_mode_scaling() -> None:
-    stages = [stage("a", scaling={"minReplicas": 1, "maxReplicas": 3, "metric": "concurrency"}),
-              stage("b", scaling={"minReplicas": 0, "maxReplicas": 2, "metric": "cpu"}),
-              stage("c", scaling={"minReplicas": 2, "maxReplicas": 2})]
+    stages = [
+        stage("a", scaling={"minReplicas": 1, "maxReplicas": 3, "metric": "concurrency"}),
+        stage("b", scaling={"minReplicas": 0, "maxReplicas": 2, "metric": "cpu"}),
+        stage("c", scaling={"minReplicas": 2, "maxReplicas": 2}),
+    ]
     body = spec(stages=stages)
     assert lint(body) == []
     assert lint(body, deployment_mode="RawDeployment") == [

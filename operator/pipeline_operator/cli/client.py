@@ -41,8 +41,9 @@ def kubeconfig_path(flag: str | None) -> str:
     return flag or os.environ.get("KUBECONFIG") or os.path.expanduser(DEFAULT_KUBECONFIG)
 
 
-def context_namespace(contexts: list[dict[str, Any]], active: dict[str, Any] | None,
-                      wanted: str | None) -> str:
+def context_namespace(
+    contexts: list[dict[str, Any]], active: dict[str, Any] | None, wanted: str | None
+) -> str:
     """The namespace of context ``wanted`` (else the active one), else ``default``."""
     chosen = next((c for c in contexts if c.get("name") == wanted), None) if wanted else active
     namespace = ((chosen or {}).get("context") or {}).get("namespace")
@@ -87,9 +88,7 @@ class Client:
         self.api = api
         self.kube = Kube(api, FIELD_MANAGER)
         self.host = str(api.configuration.host)
-        self.namespace = target.namespace or context_namespace(
-            contexts, active, target.context
-        )
+        self.namespace = target.namespace or context_namespace(contexts, active, target.context)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -103,8 +102,7 @@ class Client:
             raise CliError(f"{what}: {message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise CliError(
-                f"cannot reach the Kubernetes API server at {self.host}: "
-                f"{_connection_reason(err)}"
+                f"cannot reach the Kubernetes API server at {self.host}: {_connection_reason(err)}"
             ) from None
 
     def _not_found(self, err: ApiException, namespace: str, name: str) -> CliError:

@@ -15,14 +15,15 @@ def connection_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("cluster connection")
     group.add_argument(
-        "-n", "--namespace", default=argparse.SUPPRESS,
+        "-n",
+        "--namespace",
+        default=argparse.SUPPRESS,
         help="namespace (default: the kubeconfig context's namespace, else 'default')",
     )
+    group.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context to use")
     group.add_argument(
-        "--context", default=argparse.SUPPRESS, help="kubeconfig context to use"
-    )
-    group.add_argument(
-        "--kubeconfig", default=argparse.SUPPRESS,
+        "--kubeconfig",
+        default=argparse.SUPPRESS,
         help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
     )
     return parent
@@ -53,11 +54,16 @@ def positive_seconds(value: str) -> float:
 
 def add_wait_flags(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--no-wait", dest="wait", action="store_false",
+        "--no-wait",
+        dest="wait",
+        action="store_false",
         help=f"do not wait for {what}",
     )
     parser.add_argument(
-        "--timeout", type=positive_seconds, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
         help=f"how long to wait for {what} (default: {DEFAULT_WAIT_SECONDS:g})",
     )
 

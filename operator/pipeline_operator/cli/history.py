@@ -41,8 +41,9 @@ def roles(obj: dict[str, Any], revision: str) -> list[str]:
 def render_history(obj: dict[str, Any], revisions: list[dict[str, Any]], now: datetime) -> str:
     snaps = parse(revisions)
     created = {
-        (r["metadata"].get("labels") or {}).get(LABEL_REVISION):
-            r["metadata"].get("creationTimestamp")
+        (r["metadata"].get("labels") or {}).get(LABEL_REVISION): r["metadata"].get(
+            "creationTimestamp"
+        )
         for r in revisions
     }
     rows = [

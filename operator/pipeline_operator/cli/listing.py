@@ -33,15 +33,19 @@ def row(obj: dict[str, Any], now: datetime, with_namespace: bool) -> list[str]:
 
 def render_list(items: Sequence[dict[str, Any]], now: datetime, with_namespace: bool) -> str:
     """The table, sorted by namespace and name."""
-    ordered = sorted(items, key=lambda o: (o["metadata"].get("namespace", ""),
-                                           o["metadata"]["name"]))
+    ordered = sorted(
+        items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+    )
     headers = ("NAMESPACE", *HEADERS) if with_namespace else HEADERS
     return table(headers, [row(o, now, with_namespace) for o in ordered])
 
 
 def nothing_found(namespace: str | None) -> str:
-    return ("No resources found" if namespace is None
-            else f"No resources found in {namespace} namespace.")
+    return (
+        "No resources found"
+        if namespace is None
+        else f"No resources found in {namespace} namespace."
+    )
 
 
 # -- wiring ----------------------------------------------------------------------------------
@@ -49,7 +53,10 @@ def nothing_found(namespace: str | None) -> str:
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "list", aliases=["ls"], parents=[parent], help="list pipelines and their rollouts",
+        "list",
+        aliases=["ls"],
+        parents=[parent],
+        help="list pipelines and their rollouts",
         **flags.doc(__doc__),
     )
     parser.add_argument(

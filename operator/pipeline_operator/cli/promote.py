@@ -55,12 +55,15 @@ def check(name: str, obj: dict[str, Any]) -> None:
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "promote", parents=[parent], help="move a paused rollout on (--full: finish it now)",
+        "promote",
+        parents=[parent],
+        help="move a paused rollout on (--full: finish it now)",
         **flags.doc(__doc__),
     )
     parser.add_argument("name", help="pipeline name")
     parser.add_argument(
-        "--full", action="store_true",
+        "--full",
+        action="store_true",
         help="make the new revision stable at 100%% now, skipping the remaining steps",
     )
     flags.add_wait_flags(parser, "the operator to acknowledge the command")

@@ -45,8 +45,9 @@ def load_documents(text: str, source: str) -> list[dict[str, Any]]:
         raise CliError(f"{source}: not valid YAML: {first}") from None
     items: list[Any] = []
     for doc in docs:
-        items += doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" \
-            else [doc]
+        items += (
+            doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        )
     pipelines = [d for d in items if isinstance(d, dict) and d.get("kind") == KIND]
     if not pipelines:
         raise CliError(f"{source}: no {KIND} ({API_VERSION}) document found")
@@ -124,7 +125,9 @@ def dump(objects: list[dict[str, Any]], output: str) -> str:
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "render", parents=[parent], help="print the KServe objects of a pipeline file (offline)",
+        "render",
+        parents=[parent],
+        help="print the KServe objects of a pipeline file (offline)",
         **flags.doc(__doc__),
     )
     parser.add_argument("file", help="InferencePipeline YAML or JSON file ('-': stdin)")

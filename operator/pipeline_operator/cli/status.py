@@ -115,34 +115,59 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         lines += ["Steps:", *step_lines(spec, status)]
     elif spec is not None and strategy == "BlueGreen":
         bg = spec.rollout.blue_green or BlueGreen()
-        auto = (f"{bg.auto_promotion_seconds}s after the preview is Ready"
-                if bg.auto_promotion_seconds is not None else "no (waits for promote)")
-        lines += ["Blue-green:", f"{INDENT}auto-promotion: {auto}",
-                  f"{INDENT}scale-down delay: {bg.scale_down_delay_seconds}s"]
+        auto = (
+            f"{bg.auto_promotion_seconds}s after the preview is Ready"
+            if bg.auto_promotion_seconds is not None
+            else "no (waits for promote)"
+        )
+        lines += [
+            "Blue-green:",
+            f"{INDENT}auto-promotion: {auto}",
+            f"{INDENT}scale-down delay: {bg.scale_down_delay_seconds}s",
+        ]
     if status.traffic:
         rows = [[t.revision, role_of(status, t.revision), f"{t.weight}%"] for t in status.traffic]
         lines += ["Traffic:", *indent(table(("REVISION", "ROLE", "WEIGHT"), rows))]
     if status.revisions:
         rows = []
         for rev in status.revisions:
-            rows.append([f"{rev.name} ({role_of(status, rev.name)})", "",
-                         "Ready" if rev.ready else "NotReady", ""])
-            rows += [[f"{INDENT}{s.name}", s.service, "Ready" if s.ready else "NotReady",
-                      s.message] for s in rev.stages]
-        lines += ["Revisions:",
-                  *indent(table(("REVISION / STAGE", "SERVICE", "READY", "MESSAGE"), rows))]
+            rows.append(
+                [
+                    f"{rev.name} ({role_of(status, rev.name)})",
+                    "",
+                    "Ready" if rev.ready else "NotReady",
+                    "",
+                ]
+            )
+            rows += [
+                [f"{INDENT}{s.name}", s.service, "Ready" if s.ready else "NotReady", s.message]
+                for s in rev.stages
+            ]
+        lines += [
+            "Revisions:",
+            *indent(table(("REVISION / STAGE", "SERVICE", "READY", "MESSAGE"), rows)),
+        ]
     if status.analysis is not None:
         a = status.analysis
-        lines += ["Analysis:", f"{INDENT}step {a.step_index}, revision {a.revision}: {a.phase}"
-                  + (f" ({a.message})" if a.message else "")]
-        lines += [f"{INDENT}{INDENT}{m.metric}: {m.value} "
-                  f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
-                  for m in a.measurements[-5:]]
+        lines += [
+            "Analysis:",
+            f"{INDENT}step {a.step_index}, revision {a.revision}: {a.phase}"
+            + (f" ({a.message})" if a.message else ""),
+        ]
+        lines += [
+            f"{INDENT}{INDENT}{m.metric}: {m.value} "
+            f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
+            for m in a.measurements[-5:]
+        ]
     if status.conditions:
-        rows = [[c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
-                for c in status.conditions]
-        lines += ["Conditions:",
-                  *indent(table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), rows))]
+        rows = [
+            [c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
+            for c in status.conditions
+        ]
+        lines += [
+            "Conditions:",
+            *indent(table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), rows)),
+        ]
     if status.last_command is not None:
         ack = status.last_command
         text = f"{ack.command}  {ack.result}  {age(ack.at, now)} ago"
@@ -153,8 +178,10 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
 def summary(obj: dict[str, Any]) -> str:
     """One line: phase, traffic split, step and message (for watching without a terminal)."""
     status = status_of(obj)
-    traffic = ", ".join(f"{role_of(status, t.revision)} {t.revision} {t.weight}%"
-                        for t in status.traffic) or "no traffic"
+    traffic = (
+        ", ".join(f"{role_of(status, t.revision)} {t.revision} {t.weight}%" for t in status.traffic)
+        or "no traffic"
+    )
     parts = [str(status.phase or "(not reconciled)"), traffic]
     if rollout_in_progress(status) and status.current_step_index is not None:
         parts.append(f"step {status.current_step_index}")
@@ -227,11 +254,17 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         "-w", "--watch", action="store_true", help="redraw until Healthy or Aborted"
     )
     parser.add_argument(
-        "--timeout", type=flags.positive_seconds, default=None, metavar="SECONDS",
+        "--timeout",
+        type=flags.positive_seconds,
+        default=None,
+        metavar="SECONDS",
         help="with --watch: give up (exit 1) after this long (default: no deadline)",
     )
     parser.add_argument(
-        "--interval", type=flags.positive_seconds, default=1.0, metavar="SECONDS",
+        "--interval",
+        type=flags.positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
         help="with --watch: seconds between polls (default: 1)",
     )
     parser.set_defaults(func=run)

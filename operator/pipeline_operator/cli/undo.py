@@ -77,8 +77,10 @@ def started(name: str, target: Snapshot, obj: dict[str, Any] | None, waited: boo
         return f"{head}; the operator has not observed it yet"
     status = status_of(obj)
     if status.canary_revision == target.revision:
-        return (f"{head}; rolling out {target.revision} over stable {status.stable_revision} "
-                f"(phase {status.phase})")
+        return (
+            f"{head}; rolling out {target.revision} over stable {status.stable_revision} "
+            f"(phase {status.phase})"
+        )
     return f"{head}; phase {status.phase}, stable {status.stable_revision}"
 
 
@@ -87,12 +89,16 @@ def started(name: str, target: Snapshot, obj: dict[str, Any] | None, waited: boo
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
-        "undo", parents=[parent], help="roll back to the previous (or a given) revision",
+        "undo",
+        parents=[parent],
+        help="roll back to the previous (or a given) revision",
         **flags.doc(__doc__),
     )
     parser.add_argument("name", help="pipeline name")
     parser.add_argument(
-        "--to-revision", type=int, metavar="N",
+        "--to-revision",
+        type=int,
+        metavar="N",
         help="revision number to go back to (see 'history'; default: the one before stable)",
     )
     flags.add_wait_flags(parser, "the operator to start the rollout")
@@ -110,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if args.wait:
         generation = int(patched.get("metadata", {}).get("generation") or 0)
         seen = client.wait(
-            namespace, args.name,
+            namespace,
+            args.name,
             lambda o: (status_of(o).observed_generation or 0) >= generation,
             args.timeout,
         )
