@@ -11,6 +11,7 @@ from pipeline_operator.planner import Owner, PlanOptions
 from pipeline_operator.planner.inference_service import build_inference_service
 from pipeline_operator.planner.placement import is_gpu_pool
 
+DEFAULT_OPTIONS = PlanOptions()
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 GPU_POOL = {
     "name": "gpu-l4",
@@ -55,7 +56,7 @@ HARDENED = {
 def isvc(
     stage: dict[str, Any],
     pools: list[dict[str, Any]] | None = None,
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     spec = InferencePipelineSpec.model_validate(
         {"nodePools": pools or [GPU_POOL, AMD_POOL, CPU_POOL], "stages": [stage]}
