@@ -54,6 +54,14 @@ class Kube:
                 return None
             raise
 
+    def list_pipelines(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Pipelines of ``namespace``, or of every namespace when None."""
+        if namespace is None:
+            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        else:
+            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return list(listed.get("items", []))
+
     def patch_pipeline_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         metrics.API_WRITES.labels(verb="patch", kind="InferencePipelineStatus").inc()
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"

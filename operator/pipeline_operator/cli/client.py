@@ -133,17 +133,11 @@ class Client:
         """Pipelines of ``namespace``, or of every namespace when None."""
         with self._errors(f"cannot list {PLURAL}"):
             try:
-                if namespace is None:
-                    listed = self.kube.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-                else:
-                    listed = self.kube.custom.list_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL
-                    )
+                return self.kube.list_pipelines(namespace)
             except ApiException as err:
                 if err.status == 404:
                     raise self._not_found(err, namespace or "", "") from None
                 raise
-        return list(listed.get("items", []))
 
     def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         with self._errors(f"cannot patch {SINGULAR} {name!r}"):
