@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +27,7 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineStatus as Status
 from pipeline_operator.kube import Kube
 from pipeline_operator.localcluster import LocalCluster, ToolSet, Topology
 from pipeline_operator.localcluster.cluster import CRD_DIR
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
 
@@ -83,30 +79,12 @@ class Bench:
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.custom = client.CustomObjectsApi(api)
         self.kube = Kube(api, "bench-raw")
-        self.operator: subprocess.Popen[bytes] | None = None
-        self.metrics_port = 18080
+        self.operator = OperatorProcess(cluster, NAMESPACE, RESULTS / "operator.log")
 
     # -- operator process ------------------------------------------------------------------
 
     def start_operator(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
-        log_file = (RESULTS / "operator.log").open("ab")
-        self.operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline_operator",
-                "-n",
-                NAMESPACE,
-                "--metrics-port",
-                str(self.metrics_port),
-                "--health-port",
-                "0",
-            ],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+        self.operator.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -118,11 +96,8 @@ class Bench:
 
     def stop_operator(self) -> int:
         """Stop the operator; return its peak RSS in KiB."""
-        assert self.operator is not None
-        with open(f"/proc/{self.operator.pid}/status", encoding="utf-8") as status:
-            peak = int(re.search(r"VmHWM:\s+(\d+)", status.read()).group(1))  # type: ignore[union-attr]
-        self.operator.send_signal(signal.SIGTERM)
-        self.operator.wait(timeout=60)
+        peak = self.operator.peak_rss_kib()
+        self.operator.stop()
         return peak
 
     def wait_idle(self, quiet: float = 5.0, timeout: float = 300.0) -> None:
@@ -138,10 +113,7 @@ class Bench:
                 last, since = now, time.monotonic()
 
     def counter(self, name: str) -> float:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=5).read().decode()
-        pattern = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
-        return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+        return self.operator.counter(name)
 
     # -- observations ----------------------------------------------------------------------
 

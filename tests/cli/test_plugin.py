@@ -14,8 +14,8 @@ import yaml
 
 from pipeline_operator.localcluster import Cluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
-from tests.operator.conftest import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline_operator.localcluster import Cluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
-from tests.operator.conftest import OperatorProcess
 from tests.operator.test_canary import deploy_stable
 from tests.support import wait_for
 

@@ -10,9 +10,9 @@ import yaml
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
 from pipeline_operator.localcluster import Cluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.validation import validate
 from tests import pipelines as p
-from tests.operator.conftest import OperatorProcess
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "examples").glob("*/pipeline.yaml"))
 

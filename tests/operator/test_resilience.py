@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.request
 
 import pytest
 
 from pipeline_operator.localcluster import Cluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
-from tests.operator.conftest import OperatorProcess
 from tests.operator.test_canary import deploy_stable, services_of, weights
 from tests.support import kubectl_json, wait_for
 
@@ -21,16 +19,8 @@ pytestmark = pytest.mark.cluster
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
 
 
-def counter(operator: OperatorProcess, name: str) -> float:
-    """Sum of a counter over its labels, scraped from the operator's /metrics."""
-    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    pattern = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
-    return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
-
-
 def api_writes(operator: OperatorProcess) -> float:
-    return counter(operator, "pipeline_operator_api_writes_total")
+    return operator.counter("pipeline_operator_api_writes_total")
 
 
 def test_operator_killed_mid_rollout_continues_from_the_same_step(
@@ -140,13 +130,13 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
 
     wait_for(settled, 30, "the operator to settle")
     before, writes = versions(), api_writes(operator)
-    reconciles = counter(operator, "pipeline_operator_reconciles_total")
+    reconciles = operator.counter("pipeline_operator_reconciles_total")
     # Wake the reconcile loop three times without changing anything it owns.
     for i in range(3):
         cluster.kubectl("label", p.PLURAL, "clf", "-n", namespace, f"touch=t{i}", "--overwrite")
     time.sleep(3)
     after = versions()
-    assert counter(operator, "pipeline_operator_reconciles_total") > reconciles
+    assert operator.counter("pipeline_operator_reconciles_total") > reconciles
     assert api_writes(operator) == writes
     assert {k: v for k, v in after.items() if k != "clf"} == {
         k: v for k, v in before.items() if k != "clf"

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -23,6 +20,7 @@ from pipeline_operator.api.v1alpha1 import PLURAL
 from pipeline_operator.commands import command_patch
 from pipeline_operator.localcluster.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.localcluster.tools import REPO_ROOT, ToolSet
 from pipeline_operator.localcluster.topology import Topology
 
@@ -88,37 +86,21 @@ def main(argv: list[str] | None = None) -> None:
         "kwok node pools)"
     )
     cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
-    operator: subprocess.Popen[bytes] | None = None
+    operator: OperatorProcess | None = None
     try:
         demo.run("get", "nodes", "-L", "pipelines.inference.dev/pool")
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
 
         demo.say("Starting the operator (python -m pipeline_operator), watching namespace demo")
-        log_path = DEFAULT_HOME / "demo-operator.log"
-        operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline_operator",
-                "-n",
-                NAMESPACE,
-                "--metrics-port",
-                "0",
-                "--health-port",
-                "0",
-            ],
-            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
-            stdout=log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        print(f"operator log: {log_path}")
+        operator = OperatorProcess(cluster, NAMESPACE, DEFAULT_HOME / "demo-operator.log")
+        operator.start()
+        print(f"operator log: {operator.log_path}")
 
         with KServeSimulator(str(cluster.kubeconfig), NAMESPACE):
             walk(demo, cluster)
     finally:
         if operator is not None:
-            operator.terminate()
-            operator.wait(timeout=30)
+            operator.stop()
         if args.keep:
             print(f"\nThe cluster is still up: export KUBECONFIG={cluster.kubeconfig}")
         else:

@@ -1,0 +1,84 @@
+"""The operator as a local process against a cluster (tests, the demo, the benchmark)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from pipeline_operator.localcluster.cluster import Cluster
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    """``python -m pipeline_operator`` watching one namespace; can be killed and restarted."""
+
+    def __init__(self, cluster: Cluster, namespace: str, log_path: Path) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.metrics_port = free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline_operator",
+                    "-n",
+                    self.namespace,
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--health-port",
+                    "0",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def peak_rss_kib(self) -> int:
+        """The process's peak resident set size so far (VmHWM)."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/status", encoding="utf-8") as status:
+            match = re.search(r"VmHWM:\s+(\d+)", status.read())
+        return int(match.group(1)) if match else 0
+
+    def counter(self, name: str) -> float:
+        """Sum of a Prometheus counter over its labels, scraped from /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        pattern = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
+        return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+
+    def logs(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
