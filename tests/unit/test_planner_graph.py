@@ -18,8 +18,11 @@ def stage(name: str, image: str = "img:1") -> dict[str, Any]:
     return {"name": name, "predictor": {"container": {"image": image}}}
 
 
-def make_spec(graph: dict[str, Any] | None = None, image: str = "img:1",
-              names: tuple[str, ...] = ("pre", "a", "b", "post")) -> InferencePipelineSpec:
+def make_spec(
+    graph: dict[str, Any] | None = None,
+    image: str = "img:1",
+    names: tuple[str, ...] = ("pre", "a", "b", "post"),
+) -> InferencePipelineSpec:
     body: dict[str, Any] = {"stages": [stage(n, image) for n in names]}
     if graph is not None:
         body["graph"] = graph
@@ -35,76 +38,137 @@ def graphs(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def single_revision_nodes(spec: InferencePipelineSpec, rev: str = "r1") -> dict[str, Any]:
+    """The graph's nodes when ``rev`` alone serves: its own root node is the graph's root."""
     st = status(stableRevision=rev, traffic=[{"revision": rev, "weight": 100}])
     [graph] = graphs(plan(OWNER, {rev: spec}, st))
     return dict(graph["spec"]["nodes"])
+
+
+def revision_nodes(spec: InferencePipelineSpec, rev: str = "r1") -> dict[str, Any]:
+    """``rev``'s per-revision nodes (``<rev>-<node>``) while it splits traffic with another."""
+    st = status(
+        stableRevision="r0",
+        canaryRevision=rev,
+        traffic=[{"revision": "r0", "weight": 50}, {"revision": rev, "weight": 50}],
+    )
+    [graph] = graphs(plan(OWNER, {"r0": spec, rev: spec}, st))
+    return {k: v for k, v in graph["spec"]["nodes"].items() if k.startswith(f"{rev}-")}
 
 
 def svc(stage_name: str, rev: str = "r1") -> str:
     return naming.service_name("demo", stage_name, rev)
 
 
+def test_single_revision_has_no_splitter() -> None:
+    nodes = single_revision_nodes(make_spec())
+    assert list(nodes) == ["root"]
+    assert nodes["root"]["routerType"] == "Sequence"
+    assert nodes["root"] == revision_nodes(make_spec())["r1-root"]
+
+
 def test_default_graph_is_a_sequence_over_stages() -> None:
     nodes = single_revision_nodes(make_spec())
-    assert nodes["root"] == {"routerType": "Splitter", "steps": [
-        {"name": "r1", "nodeName": "r1-root", "weight": 100}]}
-    assert nodes["r1-root"] == {"routerType": "Sequence", "steps": [
-        {"name": "pre", "serviceName": svc("pre"), "dependency": "Hard", "data": "$request"},
-        {"name": "a", "serviceName": svc("a"), "dependency": "Hard", "data": "$response"},
-        {"name": "b", "serviceName": svc("b"), "dependency": "Hard", "data": "$response"},
-        {"name": "post", "serviceName": svc("post"), "dependency": "Hard", "data": "$response"},
-    ]}
-    assert list(nodes) == ["root", "r1-root"]
+    assert nodes["root"] == {
+        "routerType": "Sequence",
+        "steps": [
+            {"name": "pre", "serviceName": svc("pre"), "dependency": "Hard", "data": "$request"},
+            {"name": "a", "serviceName": svc("a"), "dependency": "Hard", "data": "$response"},
+            {"name": "b", "serviceName": svc("b"), "dependency": "Hard", "data": "$response"},
+            {"name": "post", "serviceName": svc("post"), "dependency": "Hard", "data": "$response"},
+        ],
+    }
+    assert list(nodes) == ["root"]
 
 
 def test_ensemble_fan_out_fan_in() -> None:
-    graph = {"root": "main", "nodes": [
-        {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}, {"stage": "post"}]},
-        {"name": "fan", "type": "Ensemble",
-         "steps": [{"stage": "a"}, {"stage": "b", "dependency": "Soft"}]},
-    ]}
-    nodes = single_revision_nodes(make_spec(graph))
-    assert nodes["root"]["steps"][0]["nodeName"] == "r1-main"
+    graph = {
+        "root": "main",
+        "nodes": [
+            {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}, {"stage": "post"}]},
+            {
+                "name": "fan",
+                "type": "Ensemble",
+                "steps": [{"stage": "a"}, {"stage": "b", "dependency": "Soft"}],
+            },
+        ],
+    }
+    assert single_revision_nodes(make_spec(graph))["root"]["routerType"] == "Sequence"
+    nodes = revision_nodes(make_spec(graph))
+    assert sorted(nodes) == ["r1-fan", "r1-main"]
     assert nodes["r1-main"]["steps"][1] == {
-        "name": "fan", "nodeName": "r1-fan", "dependency": "Hard", "data": "$response"}
-    assert nodes["r1-fan"] == {"routerType": "Ensemble", "steps": [
-        {"name": "a", "serviceName": svc("a"), "dependency": "Hard"},
-        {"name": "b", "serviceName": svc("b"), "dependency": "Soft"},
-    ]}
+        "name": "fan",
+        "nodeName": "r1-fan",
+        "dependency": "Hard",
+        "data": "$response",
+    }
+    assert nodes["r1-fan"] == {
+        "routerType": "Ensemble",
+        "steps": [
+            {"name": "a", "serviceName": svc("a"), "dependency": "Hard"},
+            {"name": "b", "serviceName": svc("b"), "dependency": "Soft"},
+        ],
+    }
 
 
 def test_switch_cascade() -> None:
-    graph = {"root": "root", "nodes": [
-        {"name": "root", "steps": [{"stage": "a"},
-                                   {"node": "route", "data": "Request"}]},
-        {"name": "route", "type": "Switch", "steps": [
-            {"stage": "b", "condition": "predictions.#(score<0.5)"},
-            {"stage": "post", "condition": "predictions"},
-        ]},
-    ]}
-    nodes = single_revision_nodes(make_spec(graph))
+    graph = {
+        "root": "root",
+        "nodes": [
+            {"name": "root", "steps": [{"stage": "a"}, {"node": "route", "data": "Request"}]},
+            {
+                "name": "route",
+                "type": "Switch",
+                "steps": [
+                    {"stage": "b", "condition": "predictions.#(score<0.5)"},
+                    {"stage": "post", "condition": "predictions"},
+                ],
+            },
+        ],
+    }
+    nodes = revision_nodes(make_spec(graph))
     assert nodes["r1-root"]["steps"][1]["data"] == "$request"
-    assert nodes["r1-route"] == {"routerType": "Switch", "steps": [
-        {"name": "b", "serviceName": svc("b"), "dependency": "Hard",
-         "condition": "predictions.#(score<0.5)"},
-        {"name": "post", "serviceName": svc("post"), "dependency": "Hard",
-         "condition": "predictions"},
-    ]}
+    assert nodes["r1-route"] == {
+        "routerType": "Switch",
+        "steps": [
+            {
+                "name": "b",
+                "serviceName": svc("b"),
+                "dependency": "Hard",
+                "condition": "predictions.#(score<0.5)",
+            },
+            {
+                "name": "post",
+                "serviceName": svc("post"),
+                "dependency": "Hard",
+                "condition": "predictions",
+            },
+        ],
+    }
 
 
 def test_sequence_data_override() -> None:
-    graph = {"nodes": [{"name": "root", "steps": [
-        {"stage": "a"}, {"stage": "b", "data": "Request"}, {"stage": "post"}]}]}
-    steps = single_revision_nodes(make_spec(graph))["r1-root"]["steps"]
+    graph = {
+        "nodes": [
+            {
+                "name": "root",
+                "steps": [{"stage": "a"}, {"stage": "b", "data": "Request"}, {"stage": "post"}],
+            }
+        ]
+    }
+    steps = single_revision_nodes(make_spec(graph))["root"]["steps"]
     assert [s["data"] for s in steps] == ["$request", "$request", "$response"]
 
 
 def test_repeated_targets_get_unique_step_names() -> None:
-    spec = make_spec({"nodes": [
-        {"name": "root", "steps": [{"stage": "a"}, {"stage": "a"}, {"node": "a"}]},
-        {"name": "a", "steps": [{"stage": "b"}]},
-    ]})
-    names = [s["name"] for s in single_revision_nodes(spec)["r1-root"]["steps"]]
+    spec = make_spec(
+        {
+            "nodes": [
+                {"name": "root", "steps": [{"stage": "a"}, {"stage": "a"}, {"node": "a"}]},
+                {"name": "a", "steps": [{"stage": "b"}]},
+            ]
+        }
+    )
+    names = [s["name"] for s in single_revision_nodes(spec)["root"]["steps"]]
     assert names == ["a", "a-1", "a-2"]
     assert len(set(step_names(spec.effective_graph().nodes[0].steps))) == 3
 
@@ -117,13 +181,20 @@ def test_node_names_never_clash_with_root_and_fit() -> None:
 
 
 def test_splitter_over_two_revisions_keeps_requests_inside_one() -> None:
-    graph = {"root": "main", "nodes": [
-        {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}]},
-        {"name": "fan", "type": "Ensemble", "steps": [{"stage": "a"}, {"stage": "b"}]},
-    ]}
+    graph = {
+        "root": "main",
+        "nodes": [
+            {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}]},
+            {"name": "fan", "type": "Ensemble", "steps": [{"stage": "a"}, {"stage": "b"}]},
+        ],
+    }
     v1, v2 = make_spec(graph, "img:1"), make_spec(graph, "img:2")
-    st = status(stableRevision="v1", canaryRevision="v2", strategy="Canary",
-                traffic=[{"revision": "v1", "weight": 80}, {"revision": "v2", "weight": 20}])
+    st = status(
+        stableRevision="v1",
+        canaryRevision="v2",
+        strategy="Canary",
+        traffic=[{"revision": "v1", "weight": 80}, {"revision": "v2", "weight": 20}],
+    )
     [graph_obj] = graphs(plan(OWNER, {"v1": v1, "v2": v2}, st))
     nodes = graph_obj["spec"]["nodes"]
     assert nodes["root"]["steps"] == [
@@ -139,13 +210,22 @@ def test_splitter_over_two_revisions_keeps_requests_inside_one() -> None:
 
 def test_zero_weight_revision_is_deployed_but_not_routed() -> None:
     v1, v2 = make_spec(image="img:1"), make_spec(image="img:2")
-    st = status(stableRevision="v1", canaryRevision="v2", strategy="Canary",
-                traffic=[{"revision": "v1", "weight": 100}, {"revision": "v2", "weight": 0}])
+    st = status(
+        stableRevision="v1",
+        canaryRevision="v2",
+        strategy="Canary",
+        traffic=[{"revision": "v1", "weight": 100}, {"revision": "v2", "weight": 0}],
+    )
     objects = plan(OWNER, {"v1": v1, "v2": v2}, st)
-    assert {o["metadata"]["labels"].get(naming.LABEL_REVISION) for o in objects
-            if o["kind"] == "InferenceService"} == {"v1", "v2"}
+    assert {
+        o["metadata"]["labels"].get(naming.LABEL_REVISION)
+        for o in objects
+        if o["kind"] == "InferenceService"
+    } == {"v1", "v2"}
     [graph_obj] = graphs(objects)
-    assert list(graph_obj["spec"]["nodes"]) == ["root", "v1-root"]
+    nodes = graph_obj["spec"]["nodes"]
+    assert list(nodes) == ["root"]
+    assert {s["serviceName"].rsplit("-", 1)[1] for s in nodes["root"]["steps"]} == {"v1"}
 
 
 def test_no_graph_without_traffic() -> None:
@@ -157,17 +237,26 @@ def test_no_graph_without_traffic() -> None:
 
 @pytest.mark.parametrize(
     ("strategy", "phase", "expect_preview"),
-    [("BlueGreen", "Progressing", True), ("BlueGreen", "Aborted", False),
-     ("Canary", "Progressing", False)],
+    [
+        ("BlueGreen", "Progressing", True),
+        ("BlueGreen", "Aborted", False),
+        ("Canary", "Progressing", False),
+    ],
 )
 def test_preview_graph(strategy: str, phase: str, expect_preview: bool) -> None:
     v1, v2 = make_spec(image="img:1"), make_spec(image="img:2")
-    st = status(stableRevision="v1", canaryRevision="v2", strategy=strategy, phase=phase,
-                traffic=[{"revision": "v1", "weight": 100}])
+    st = status(
+        stableRevision="v1",
+        canaryRevision="v2",
+        strategy=strategy,
+        phase=phase,
+        traffic=[{"revision": "v1", "weight": 100}],
+    )
     found = graphs(plan(OWNER, {"v1": v1, "v2": v2}, st))
     assert found[0]["metadata"]["name"] == naming.graph_name("demo")
-    assert found[0]["spec"]["nodes"]["root"]["steps"] == [
-        {"name": "v1", "nodeName": "v1-root", "weight": 100}]
+    main_root = found[0]["spec"]["nodes"]["root"]
+    assert main_root["routerType"] == "Sequence"
+    assert {s["serviceName"].rsplit("-", 1)[1] for s in main_root["steps"]} == {"v1"}
     assert len(found) == (2 if expect_preview else 1)
     if expect_preview:
         preview = found[1]
@@ -175,8 +264,8 @@ def test_preview_graph(strategy: str, phase: str, expect_preview: bool) -> None:
         assert preview["metadata"]["labels"][naming.LABEL_ROLE] == "preview"
         assert found[0]["metadata"]["labels"][naming.LABEL_ROLE] == "active"
         nodes = preview["spec"]["nodes"]
-        assert nodes["root"]["steps"] == [{"name": "v2", "nodeName": "v2-root", "weight": 100}]
-        assert list(nodes) == ["root", "v2-root"]
+        assert list(nodes) == ["root"]
+        assert {s["serviceName"].rsplit("-", 1)[1] for s in nodes["root"]["steps"]} == {"v2"}
 
 
 def test_graph_metadata_and_router_options() -> None:
@@ -185,7 +274,9 @@ def test_graph_metadata_and_router_options() -> None:
         router_node_selector={"pool": "cpu"},
         router_tolerations=({"key": "dedicated", "operator": "Exists"},),
         router_resources={"requests": {"cpu": "100m"}},
-        router_min_replicas=2, router_max_replicas=4, router_timeout_seconds=30,
+        router_min_replicas=2,
+        router_max_replicas=4,
+        router_timeout_seconds=30,
     )
     st = status(stableRevision="v1", traffic=[{"revision": "v1", "weight": 100}])
     [graph_obj] = graphs(plan(OWNER, {"v1": make_spec()}, st, options))

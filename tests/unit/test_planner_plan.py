@@ -17,18 +17,23 @@ from pipeline_operator.planner import MissingRevisionError, Owner, PlanError, pl
 
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-ENSEMBLE_GRAPH = {"root": "main", "nodes": [
-    {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}, {"stage": "post"}]},
-    {"name": "fan", "type": "Ensemble", "steps": [{"stage": "a"}, {"node": "pick"}]},
-    {"name": "pick", "type": "Switch", "steps": [{"stage": "b", "condition": "x"}]},
-]}
+ENSEMBLE_GRAPH = {
+    "root": "main",
+    "nodes": [
+        {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}, {"stage": "post"}]},
+        {"name": "fan", "type": "Ensemble", "steps": [{"stage": "a"}, {"node": "pick"}]},
+        {"name": "pick", "type": "Switch", "steps": [{"stage": "b", "condition": "x"}]},
+    ],
+}
 
 
 def make_spec(image: str, graph: dict[str, Any] | None = None) -> InferencePipelineSpec:
-    body: dict[str, Any] = {"stages": [
-        {"name": n, "predictor": {"container": {"image": image}}}
-        for n in ("pre", "a", "b", "post")
-    ]}
+    body: dict[str, Any] = {
+        "stages": [
+            {"name": n, "predictor": {"container": {"image": image}}}
+            for n in ("pre", "a", "b", "post")
+        ]
+    }
     if graph is not None:
         body["graph"] = graph
     return InferencePipelineSpec.model_validate(body)
@@ -38,8 +43,13 @@ def status(**fields: Any) -> InferencePipelineStatus:
     return InferencePipelineStatus.model_validate(fields)
 
 
-CANARY = status(stableRevision="v1", canaryRevision="v2", strategy="Canary", phase="Progressing",
-                traffic=[{"revision": "v1", "weight": 70}, {"revision": "v2", "weight": 30}])
+CANARY = status(
+    stableRevision="v1",
+    canaryRevision="v2",
+    strategy="Canary",
+    phase="Progressing",
+    traffic=[{"revision": "v1", "weight": 70}, {"revision": "v2", "weight": 30}],
+)
 SPECS = {"v1": make_spec("img:1", ENSEMBLE_GRAPH), "v2": make_spec("img:2", ENSEMBLE_GRAPH)}
 
 
@@ -48,18 +58,25 @@ def test_apply_order_services_then_graph() -> None:
     kinds = [o["kind"] for o in objects]
     assert kinds == ["InferenceService"] * 8 + ["InferenceGraph"]
     names = [o["metadata"]["name"] for o in objects[:8]]
-    assert names == [naming.service_name("demo", s, r)
-                     for r in ("v1", "v2") for s in ("pre", "a", "b", "post")]
+    assert names == [
+        naming.service_name("demo", s, r) for r in ("v1", "v2") for s in ("pre", "a", "b", "post")
+    ]
 
 
 def test_every_child_is_owned_and_labelled() -> None:
     for obj in plan(OWNER, SPECS, CANARY):
         meta = obj["metadata"]
         assert meta["namespace"] == "ml"
-        assert meta["ownerReferences"] == [{
-            "apiVersion": "pipelines.inference.dev/v1alpha1", "kind": "InferencePipeline",
-            "name": "demo", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True,
-        }]
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "pipelines.inference.dev/v1alpha1",
+                "kind": "InferencePipeline",
+                "name": "demo",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert meta["labels"][naming.LABEL_PIPELINE] == "demo"
         assert meta["labels"][naming.MANAGED_BY] == naming.OPERATOR_NAME
 
@@ -90,18 +107,25 @@ def test_missing_snapshot_names_the_revision() -> None:
 
 
 def test_traffic_must_sum_to_100() -> None:
-    bad = status(stableRevision="v1", canaryRevision="v2",
-                 traffic=[{"revision": "v1", "weight": 70}, {"revision": "v2", "weight": 20}])
+    bad = status(
+        stableRevision="v1",
+        canaryRevision="v2",
+        traffic=[{"revision": "v1", "weight": 70}, {"revision": "v2", "weight": 20}],
+    )
     with pytest.raises(PlanError, match="sum to 90"):
         plan(OWNER, SPECS, bad)
 
 
 def test_duplicate_traffic_entries_merge() -> None:
-    dup = status(stableRevision="v1",
-                 traffic=[{"revision": "v1", "weight": 60}, {"revision": "v1", "weight": 40}])
+    dup = status(
+        stableRevision="v1",
+        traffic=[{"revision": "v1", "weight": 60}, {"revision": "v1", "weight": 40}],
+    )
     graph = plan(OWNER, SPECS, dup)[-1]
-    assert graph["spec"]["nodes"]["root"]["steps"] == [
-        {"name": "v1", "nodeName": "v1-main", "weight": 100}]
+    root = graph["spec"]["nodes"]["root"]
+    assert root["routerType"] != "Splitter", "60 + 40 to one revision is that revision at 100%"
+    single = status(stableRevision="v1", traffic=[{"revision": "v1", "weight": 100}])
+    assert graph == plan(OWNER, SPECS, single)[-1]
 
 
 def test_empty_status_plans_nothing() -> None:
@@ -109,8 +133,13 @@ def test_empty_status_plans_nothing() -> None:
 
 
 def test_blue_green_previous_revision_kept_until_scale_down() -> None:
-    st_ = status(stableRevision="v2", previousRevision="v1", strategy="BlueGreen",
-                 phase="Healthy", traffic=[{"revision": "v2", "weight": 100}])
+    st_ = status(
+        stableRevision="v2",
+        previousRevision="v1",
+        strategy="BlueGreen",
+        phase="Healthy",
+        traffic=[{"revision": "v2", "weight": 100}],
+    )
     objects = plan(OWNER, SPECS, st_)
     revisions = [o["metadata"]["labels"].get(naming.LABEL_REVISION) for o in objects[:-1]]
     assert revisions == ["v2"] * 4 + ["v1"] * 4
@@ -119,8 +148,13 @@ def test_blue_green_previous_revision_kept_until_scale_down() -> None:
 
 def test_long_names_are_truncated_with_a_hash() -> None:
     owner = Owner(name="a-very-long-pipeline-name-for-the-fraud-team", namespace="ml", uid="u")
-    st_ = status(stableRevision="abcdef12", canaryRevision="12345678", strategy="BlueGreen",
-                 phase="Progressing", traffic=[{"revision": "abcdef12", "weight": 100}])
+    st_ = status(
+        stableRevision="abcdef12",
+        canaryRevision="12345678",
+        strategy="BlueGreen",
+        phase="Progressing",
+        traffic=[{"revision": "abcdef12", "weight": 100}],
+    )
     specs = {"abcdef12": make_spec("img:1"), "12345678": make_spec("img:2")}
     objects = plan(owner, specs, st_)
     names = [o["metadata"]["name"] for o in objects]
@@ -140,11 +174,21 @@ def test_names_kserve_would_reject_are_refused() -> None:
 # -- properties ------------------------------------------------------------------------------
 
 REVISIONS = ["r0000001", "r0000002", "r0000003"]
-GRAPHS: list[dict[str, Any] | None] = [None, ENSEMBLE_GRAPH, {"root": "sw", "nodes": [
-    {"name": "sw", "type": "Switch", "steps": [
-        {"stage": "a", "condition": "a"}, {"node": "seq", "condition": "b"}]},
-    {"name": "seq", "steps": [{"stage": "pre"}, {"stage": "b"}, {"stage": "post"}]},
-]}]
+GRAPHS: list[dict[str, Any] | None] = [
+    None,
+    ENSEMBLE_GRAPH,
+    {
+        "root": "sw",
+        "nodes": [
+            {
+                "name": "sw",
+                "type": "Switch",
+                "steps": [{"stage": "a", "condition": "a"}, {"node": "seq", "condition": "b"}],
+            },
+            {"name": "seq", "steps": [{"stage": "pre"}, {"stage": "b"}, {"stage": "post"}]},
+        ],
+    },
+]
 
 
 @st.composite
@@ -182,22 +226,33 @@ def test_graphs_only_reference_planned_services(
     objects = plan(OWNER, specs, st_)
     services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "InferenceService"}
     graph_objs = [o for o in objects if o["kind"] == "InferenceGraph"]
-    assert [o["kind"] for o in objects] == (["InferenceService"] * len(services)
-                                            + ["InferenceGraph"] * len(graph_objs))
+    assert [o["kind"] for o in objects] == (
+        ["InferenceService"] * len(services) + ["InferenceGraph"] * len(graph_objs)
+    )
     assert len(graph_objs) >= 1
     for graph in graph_objs:
-        root = graph["spec"]["nodes"]["root"]
-        assert root["routerType"] == "Splitter"
-        assert sum(s["weight"] for s in root["steps"]) == 100
-        assert all(s["weight"] > 0 for s in root["steps"])
+        nodes = graph["spec"]["nodes"]
+        root = nodes["root"]
         service_refs, node_refs = graph_targets(graph)
         assert service_refs <= set(services)
-        assert node_refs <= set(graph["spec"]["nodes"]) - {"root"}
-        for step in root["steps"]:
-            revision = step["name"]
-            assert any(o["metadata"]["labels"][naming.LABEL_REVISION] == revision
-                       for o in services.values())
-        for key, node in graph["spec"]["nodes"].items():
+        assert node_refs <= set(nodes) - {"root"}
+        served = {t.revision for t in st_.traffic if t.weight > 0}
+        if graph["metadata"]["labels"][naming.LABEL_ROLE] == "preview":
+            served = {st_.canary_revision}  # type: ignore[arg-type]
+        if len(served) >= 2:
+            assert root["routerType"] == "Splitter"
+            assert sum(s["weight"] for s in root["steps"]) == 100
+            assert all(s["weight"] > 0 for s in root["steps"])
+            assert {s["name"] for s in root["steps"]} == served
+        else:
+            (only,) = served
+            assert root["routerType"] != "Splitter"
+            assert all(
+                services[name]["metadata"]["labels"][naming.LABEL_REVISION] == only
+                for name in service_refs
+            )
+            assert all(ref.split("-", 1)[0] == only for ref in node_refs)
+        for key, node in nodes.items():
             names = [s["name"] for s in node["steps"]]
             assert len(set(names)) == len(names)
             if key == "root":
@@ -205,7 +260,10 @@ def test_graphs_only_reference_planned_services(
             revision = key.split("-", 1)[0]
             for step in node["steps"]:
                 target = step.get("serviceName") or step["nodeName"]
-                owner_rev = (services[target]["metadata"]["labels"][naming.LABEL_REVISION]
-                             if "serviceName" in step else target.split("-", 1)[0])
+                owner_rev = (
+                    services[target]["metadata"]["labels"][naming.LABEL_REVISION]
+                    if "serviceName" in step
+                    else target.split("-", 1)[0]
+                )
                 assert owner_rev == revision
     assert plan(OWNER, specs, st_) == objects
