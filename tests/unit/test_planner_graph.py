@@ -41,7 +41,16 @@ def single_revision_nodes(spec: InferencePipelineSpec, rev: str = "r1") -> dict[
     """The graph's nodes when ``rev`` alone serves: its own root node is the graph's root."""
     st = status(stableRevision=rev, traffic=[{"revision": rev, "weight": 100}])
     [graph] = graphs(plan(OWNER, {rev: spec}, st))
-    return dict(graph["spec"]["nodes"])
+    nodes = dict(graph["spec"]["nodes"])
+    effective = spec.effective_graph()
+    assert all(node["routerType"] != "Splitter" for node in nodes.values())
+    assert set(nodes) == {"root"} | {
+        node_name(rev, n.name) for n in effective.nodes if n.name != effective.root
+    }
+    [root_node] = [n for n in effective.nodes if n.name == effective.root]
+    assert nodes["root"]["routerType"] == str(root_node.type)
+    assert [s["name"] for s in nodes["root"]["steps"]] == step_names(root_node.steps)
+    return nodes
 
 
 def revision_nodes(spec: InferencePipelineSpec, rev: str = "r1") -> dict[str, Any]:
@@ -64,6 +73,22 @@ def test_single_revision_has_no_splitter() -> None:
     assert list(nodes) == ["root"]
     assert nodes["root"]["routerType"] == "Sequence"
     assert nodes["root"] == revision_nodes(make_spec())["r1-root"]
+
+    graph = {
+        "root": "main",
+        "nodes": [
+            {"name": "main", "steps": [{"stage": "pre"}, {"node": "fan"}]},
+            {"name": "fan", "type": "Ensemble", "steps": [{"stage": "a"}, {"stage": "b"}]},
+        ],
+    }
+    nodes = single_revision_nodes(make_spec(graph))
+    split = revision_nodes(make_spec(graph))
+    assert {k: n["routerType"] for k, n in nodes.items()} == {
+        "root": "Sequence",
+        "r1-fan": "Ensemble",
+    }
+    assert "r1-main" not in nodes
+    assert nodes == {"root": split["r1-main"], "r1-fan": split["r1-fan"]}
 
 
 def test_default_graph_is_a_sequence_over_stages() -> None:
@@ -92,8 +117,11 @@ def test_ensemble_fan_out_fan_in() -> None:
             },
         ],
     }
-    assert single_revision_nodes(make_spec(graph))["root"]["routerType"] == "Sequence"
     nodes = revision_nodes(make_spec(graph))
+    assert single_revision_nodes(make_spec(graph)) == {
+        "root": nodes["r1-main"],
+        "r1-fan": nodes["r1-fan"],
+    }
     assert sorted(nodes) == ["r1-fan", "r1-main"]
     assert nodes["r1-main"]["steps"][1] == {
         "name": "fan",
@@ -225,7 +253,9 @@ def test_zero_weight_revision_is_deployed_but_not_routed() -> None:
     [graph_obj] = graphs(objects)
     nodes = graph_obj["spec"]["nodes"]
     assert list(nodes) == ["root"]
-    assert {s["serviceName"].rsplit("-", 1)[1] for s in nodes["root"]["steps"]} == {"v1"}
+    assert [s["serviceName"] for s in nodes["root"]["steps"]] == [
+        svc(n, "v1") for n in ("pre", "a", "b", "post")
+    ]
 
 
 def test_no_graph_without_traffic() -> None:
@@ -255,8 +285,11 @@ def test_preview_graph(strategy: str, phase: str, expect_preview: bool) -> None:
     found = graphs(plan(OWNER, {"v1": v1, "v2": v2}, st))
     assert found[0]["metadata"]["name"] == naming.graph_name("demo")
     main_root = found[0]["spec"]["nodes"]["root"]
+    assert list(found[0]["spec"]["nodes"]) == ["root"]
     assert main_root["routerType"] == "Sequence"
-    assert {s["serviceName"].rsplit("-", 1)[1] for s in main_root["steps"]} == {"v1"}
+    assert [s["serviceName"] for s in main_root["steps"]] == [
+        svc(n, "v1") for n in ("pre", "a", "b", "post")
+    ]
     assert len(found) == (2 if expect_preview else 1)
     if expect_preview:
         preview = found[1]
@@ -265,7 +298,10 @@ def test_preview_graph(strategy: str, phase: str, expect_preview: bool) -> None:
         assert found[0]["metadata"]["labels"][naming.LABEL_ROLE] == "active"
         nodes = preview["spec"]["nodes"]
         assert list(nodes) == ["root"]
-        assert {s["serviceName"].rsplit("-", 1)[1] for s in nodes["root"]["steps"]} == {"v2"}
+        assert nodes["root"]["routerType"] == "Sequence"
+        assert [s["serviceName"] for s in nodes["root"]["steps"]] == [
+            svc(n, "v2") for n in ("pre", "a", "b", "post")
+        ]
 
 
 def test_graph_metadata_and_router_options() -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.planner import MissingRevisionError, Owner, PlanError, plan
+from pipeline_operator.planner.graph import node_name, step_names
 
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -244,9 +245,26 @@ def test_graphs_only_reference_planned_services(
             assert sum(s["weight"] for s in root["steps"]) == 100
             assert all(s["weight"] > 0 for s in root["steps"])
             assert {s["name"] for s in root["steps"]} == served
+            for step in root["steps"]:
+                revision = step["name"]
+                assert step["nodeName"] == node_name(
+                    revision, specs[revision].effective_graph().root
+                )
+                assert any(
+                    o["metadata"]["labels"][naming.LABEL_REVISION] == revision
+                    for o in services.values()
+                )
+            assert all(n["routerType"] != "Splitter" for k, n in nodes.items() if k != "root")
         else:
             (only,) = served
-            assert root["routerType"] != "Splitter"
+            effective = specs[only].effective_graph()
+            [root_node] = [n for n in effective.nodes if n.name == effective.root]
+            assert all(n["routerType"] != "Splitter" for n in nodes.values())
+            assert root["routerType"] == str(root_node.type)
+            assert [s["name"] for s in root["steps"]] == step_names(root_node.steps)
+            assert set(nodes) == {"root"} | {
+                node_name(only, n.name) for n in effective.nodes if n.name != effective.root
+            }
             assert all(
                 services[name]["metadata"]["labels"][naming.LABEL_REVISION] == only
                 for name in service_refs
