@@ -101,7 +101,9 @@ build_tool() {
 
 set_key=$(for t in "${order[@]}"; do key_of "$t"; done | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
-if [[ ! -f $set_dir/.complete ]]; then
+# A set is reusable when complete and none of its links dangles (a store entry was removed).
+set_ok() { [[ -f $set_dir/.complete ]] && ! find "$set_dir/bin" -xtype l | grep -q .; }
+if ! set_ok; then
   rm -rf "$set_dir"; mkdir -p "$set_dir/bin" "$set_dir/kserve-crds"
   for tool in "${order[@]}"; do
     store=$(build_tool "$tool")
