@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from pipeline_operator import metrics
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from pipeline_operator.naming import LABEL_PIPELINE, fit_name
+from pipeline_operator.rollout.clock import stamp
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Kube:
     def post_event(self, pipeline: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the pipeline; failures are logged, never raised."""
         meta = pipeline["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = stamp(datetime.now(UTC))
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pipeline_operator import commands, metrics, snapshots
 from pipeline_operator.api.v1alpha1 import (
+    CommandAck,
     Condition,
     InferencePipelineSpec,
     InferencePipelineStatus,
@@ -33,12 +34,12 @@ from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
     AnalysisProvider,
     Decision,
-    Event,
     Observations,
     due_measurements,
     measure,
     step,
 )
+from pipeline_operator.rollout.clock import stamp
 from pipeline_operator.rollout.steps import canary_steps
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.state import active_revisions
@@ -167,7 +168,7 @@ class Reconciler:
         address = (analysis.address if analysis else None) or self.settings.prometheus_address
         if address is None:
             message = "no Prometheus address: set the analysis step's address or the operator's"
-            at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            at = stamp(now)
             return [Measurement(metric=m.name, success=False, message=message, at=at) for m in due]
         provider = self.providers(address)
         return [measure(provider, metric, status.canary_revision, name, now) for metric in due]
@@ -249,7 +250,7 @@ class Reconciler:
         )
         if status.message == message:
             return
-        now = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = stamp(self.clock())
         ready = Condition(
             type="Ready",
             status="False",
@@ -276,17 +277,10 @@ class Reconciler:
         message: str,
         now: datetime,
     ) -> None:
-        from pipeline_operator.api.v1alpha1 import CommandAck
-
-        ack = CommandAck(
-            command=value, result="Rejected", message=message, at=now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
+        ack = CommandAck(command=value, result="Rejected", message=message, at=stamp(now))
         self._write_status(
             pipeline,
             dict(pipeline.get("status") or {}),
             status.model_copy(update={"last_command": ack}),
         )
         self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
-
-
-__all__ = ["Event", "Reconciler"]

@@ -209,3 +209,21 @@ def test_every_planned_object_passes_server_side_validation(
             check=False,
         )
         assert result.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {result.stderr}"
+
+
+def test_an_unknown_command_is_rejected_in_status_and_events(
+    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+) -> None:
+    p.apply(cluster, p.classifier("clf", namespace))
+    p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")
+    p.command(cluster, namespace, "clf", "launch", "1")
+
+    def rejected() -> dict | None:
+        ack = p.status(cluster, namespace, "clf").get("lastCommand") or {}
+        return ack if ack.get("command") == "launch:1" else None
+
+    ack = wait_for(rejected, 30, "the unknown command to be acknowledged")
+    assert ack["result"] == "Rejected"
+    assert "expected one of promote" in ack["message"]
+    assert "CommandRejected" in p.events(cluster, namespace, "clf")
+    assert p.status(cluster, namespace, "clf")["phase"] == "Healthy"

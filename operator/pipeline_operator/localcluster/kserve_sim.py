@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from pipeline_operator.rollout.clock import stamp
+
 KSERVE = "serving.kserve.io"
 KINDS = {
     "InferenceService": ("v1beta1", "inferenceservices"),
@@ -29,7 +31,7 @@ def api_client(kubeconfig: str) -> client.ApiClient:
 
 
 def ready_status(kind: str, name: str, namespace: str) -> dict[str, Any]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = stamp(datetime.now(UTC))
     host = f"{name}.{namespace}.svc.cluster.local"
     status: dict[str, Any] = {
         "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
