@@ -104,8 +104,8 @@ class Reconciler:
         snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
         if invalid is None and desired not in snaps:
             body = snapshots.build(owner, desired, spec, snapshots.next_number(snaps))
-            self.kube.create_revision(body)
-            snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
+            self.kube.create_revision(body)  # an existing one has the same name and spec
+            snaps |= snapshots.parse([body])
 
         specs = {rev: snap.spec for rev, snap in snaps.items()}
         if invalid is None:
