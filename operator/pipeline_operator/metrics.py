@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from pipeline_operator.api.v1alpha1 import Phase
+
+PHASES = [phase.value for phase in Phase]
 
 RECONCILES = Counter(
     "pipeline_operator_reconciles_total", "Reconciles of InferencePipelines.", ["result"]
@@ -38,3 +44,32 @@ PHASE = Gauge(
 def start_server(port: int) -> None:
     """Serve /metrics on ``port`` (all interfaces) from a background thread."""
     start_http_server(port)
+
+
+_exported_revisions: dict[tuple[str, str], set[str]] = {}
+
+
+def export_pipeline(
+    namespace: str, name: str, step: int | None, traffic: dict[str, int], phase: str | None
+) -> None:
+    """Set a pipeline's gauges; revisions that left its traffic are dropped, not left stale."""
+    ROLLOUT_STEP.labels(namespace, name).set(-1 if step is None else step)
+    for revision, weight in traffic.items():
+        TRAFFIC_WEIGHT.labels(namespace, name, revision).set(weight)
+    gone = _exported_revisions.get((namespace, name), set()) - traffic.keys()
+    for revision in gone:
+        TRAFFIC_WEIGHT.remove(namespace, name, revision)
+    _exported_revisions[(namespace, name)] = set(traffic)
+    for value in PHASES:
+        PHASE.labels(namespace, name, value).set(int(phase == value))
+
+
+def forget_pipeline(namespace: str, name: str) -> None:
+    """Drop every series of a pipeline that no longer exists."""
+    for revision in _exported_revisions.pop((namespace, name), set()):
+        TRAFFIC_WEIGHT.remove(namespace, name, revision)
+    with contextlib.suppress(KeyError):
+        ROLLOUT_STEP.remove(namespace, name)
+    for value in PHASES:
+        with contextlib.suppress(KeyError):
+            PHASE.remove(namespace, name, value)

@@ -87,6 +87,7 @@ class Reconciler:
     def _reconcile(self, namespace: str, name: str) -> float | None:
         pipeline = self.kube.get_pipeline(namespace, name)
         if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+            metrics.forget_pipeline(namespace, name)
             return None
         meta = pipeline["metadata"]
         owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
@@ -233,12 +234,9 @@ class Reconciler:
             self.kube.post_event(pipeline, event.type, event.reason, event.message)
 
     def _export(self, namespace: str, name: str, status: InferencePipelineStatus) -> None:
-        step_index = status.current_step_index
-        metrics.ROLLOUT_STEP.labels(namespace, name).set(-1 if step_index is None else step_index)
-        for target in status.traffic:
-            metrics.TRAFFIC_WEIGHT.labels(namespace, name, target.revision).set(target.weight)
-        for phase in Phase:
-            metrics.PHASE.labels(namespace, name, phase.value).set(int(status.phase == phase))
+        traffic = {t.revision: t.weight for t in status.traffic}
+        phase = str(status.phase) if status.phase else None
+        metrics.export_pipeline(namespace, name, status.current_step_index, traffic, phase)
 
     # -- reports without the engine ----------------------------------------------------------
 
