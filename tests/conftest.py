@@ -13,9 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topology
 from pipeline_operator.localcluster.cluster import CRD_DIR
+
+
+# Property tests share 2 cores with a control plane and servers: time is not what they test.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 
 def external() -> bool:
