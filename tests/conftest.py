@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, settings
 from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topology
 from pipeline_operator.localcluster.cluster import CRD_DIR
 
-
 # Property tests share 2 cores with a control plane and servers: time is not what they test.
 settings.register_profile(
     "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
