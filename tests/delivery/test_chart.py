@@ -44,7 +44,7 @@ NAMESPACED_RULES: set[Rule] = {
     *(
         ("serving.kserve.io", r, v)
         for r in ("inferenceservices", "inferencegraphs")
-        for v in ("get", "list", "watch", "patch", "delete")
+        for v in ("get", "list", "watch", "create", "patch", "delete")
     ),
     *(("apps", "controllerrevisions", v) for v in ("get", "list", "create", "delete")),
     ("", "events", "create"),
@@ -499,6 +499,9 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
     assert can("patch", f"{api.PLURAL}.{api.GROUP}", "-n", namespace)
     assert can("patch", f"{api.PLURAL}.{api.GROUP}", "--subresource=status", "-n", namespace)
     assert can("delete", "inferenceservices.serving.kserve.io", "-n", namespace)
+    # Server-side apply that creates an object is authorised as create.
+    assert can("create", "inferenceservices.serving.kserve.io", "-n", namespace)
+    assert can("create", "inferencegraphs.serving.kserve.io", "-n", namespace)
     assert can("create", "controllerrevisions.apps", "-n", namespace)
     assert can("create", "events", "-n", namespace)
     assert can("watch", "customresourcedefinitions.apiextensions.k8s.io")

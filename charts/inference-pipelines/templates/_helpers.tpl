@@ -94,10 +94,11 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["pipelines.inference.dev"]
   resources: ["inferencepipelines/status"]
   verbs: ["get", "patch"]
-# Children: server-side apply (a patch, which also creates), watch, delete of stale revisions.
+# Children: server-side apply (a patch; creating through it also needs create), watch,
+# delete of stale revisions.
 - apiGroups: ["serving.kserve.io"]
   resources: ["inferenceservices", "inferencegraphs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Revision snapshots for undo.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
