@@ -18,6 +18,8 @@ class PrometheusProvider:
     """Runs a metric's PromQL (with ``{{revision}}``/``{{pipeline}}`` filled in) at ``address``."""
 
     def __init__(self, address: str, timeout: float = 10.0) -> None:
+        if urllib.parse.urlsplit(address).scheme not in ("http", "https"):
+            raise AnalysisError(f"prometheus address {address!r} is not an http(s) URL")
         self.address = address.rstrip("/")
         self.timeout = timeout
 
@@ -29,7 +31,10 @@ class PrometheusProvider:
                 body = json.load(response)
         except (urllib.error.URLError, TimeoutError, ValueError) as err:
             raise AnalysisError(f"prometheus at {self.address}: {err}") from err
-        return scalar(body, promql)
+        try:
+            return scalar(body, promql)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+            raise AnalysisError(f"query {promql!r}: unexpected answer: {err!r}") from err
 
 
 def scalar(body: dict[str, Any], promql: str) -> float:
@@ -46,6 +51,6 @@ def scalar(body: dict[str, Any], promql: str) -> float:
         count = len(result) if isinstance(result, list) else 0
         raise AnalysisError(f"query {promql!r} returned {count} series; expected exactly one")
     number = float(value)
-    if math.isnan(number):
-        raise AnalysisError(f"query {promql!r} returned NaN")
+    if not math.isfinite(number):
+        raise AnalysisError(f"query {promql!r} returned {value}")
     return number

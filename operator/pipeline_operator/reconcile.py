@@ -32,6 +32,7 @@ from pipeline_operator.observe import readiness, ready_summary
 from pipeline_operator.planner import Owner, PlanOptions, plan
 from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
+    AnalysisError,
     AnalysisProvider,
     Decision,
     Observations,
@@ -171,7 +172,13 @@ class Reconciler:
             message = "no Prometheus address: set the analysis step's address or the operator's"
             at = stamp(now)
             return [Measurement(metric=m.name, success=False, message=message, at=at) for m in due]
-        provider = self.providers(address)
+        try:
+            provider = self.providers(address)
+        except AnalysisError as err:
+            return [
+                Measurement(metric=m.name, success=False, message=str(err), at=stamp(now))
+                for m in due
+            ]
         return [measure(provider, metric, status.canary_revision, name, now) for metric in due]
 
     # -- act ---------------------------------------------------------------------------------

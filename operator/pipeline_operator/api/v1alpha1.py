@@ -324,7 +324,7 @@ class AnalysisMetric(ApiModel):
 
 class Analysis(ApiModel):
     provider: Literal["prometheus"] = "prometheus"
-    address: Annotated[str, Field(max_length=512)] | None = Field(
+    address: Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s]+$")] | None = Field(
         default=None, description="Provider address; the operator's default when empty."
     )
     metrics: list[AnalysisMetric] = Field(min_length=1, max_length=8)
