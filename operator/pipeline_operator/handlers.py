@@ -37,7 +37,10 @@ class Wakeups:
         return self._events.setdefault((namespace, name), asyncio.Event())
 
     def wake(self, namespace: str, name: str) -> None:
-        self.event(namespace, name).set()
+        """Wake the pipeline's daemon; none running yet means it reconciles when it starts."""
+        event = self._events.get((namespace, name))
+        if event is not None:
+            event.set()
 
     def forget(self, namespace: str, name: str) -> None:
         self._events.pop((namespace, name), None)
@@ -91,6 +94,9 @@ async def pipeline_daemon(
             await _sleep(wakeup, stopped, delay)
     finally:
         memo.wakeups.forget(namespace, name)
+        reason = stopped.reason
+        if reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in reason:
+            metrics.forget_pipeline(namespace, name)
 
 
 async def _sleep(wakeup: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:

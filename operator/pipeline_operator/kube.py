@@ -63,10 +63,16 @@ class Kube:
             listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         return list(listed.get("items", []))
 
-    def patch_pipeline_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    def patch_pipeline_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> None:
+        """Merge-patch status; with ``resource_version``, a concurrent change fails with 409."""
         metrics.API_WRITES.labels(verb="patch", kind="InferencePipelineStatus").inc()
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-        self._patch(path, {"status": patch}, MERGE_PATCH)
+        body: dict[str, Any] = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        self._patch(path, body, MERGE_PATCH)
 
     def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch of the pipeline itself (commands and undo from the CLI)."""

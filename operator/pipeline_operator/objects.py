@@ -52,3 +52,11 @@ def ref(obj: dict[str, Any]) -> str:
     """``Kind namespace/name`` for messages."""
     meta = obj.get("metadata", {})
     return f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
+
+
+def controller_uid(obj: dict[str, Any]) -> str | None:
+    """The uid of the object's controller (its ownerReference with controller: true)."""
+    for owner in obj.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("controller"):
+            return str(owner.get("uid"))
+    return None

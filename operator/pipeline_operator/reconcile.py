@@ -27,9 +27,9 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.kube import Kube
 from pipeline_operator.naming import graph_name, revision_of
-from pipeline_operator.objects import is_subset, merge_patch, ref
+from pipeline_operator.objects import controller_uid, is_subset, merge_patch, ref
 from pipeline_operator.observe import readiness, ready_summary
-from pipeline_operator.planner import Owner, PlanOptions, plan
+from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan
 from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
     AnalysisError,
@@ -112,7 +112,11 @@ class Reconciler:
         specs = {rev: snap.spec for rev, snap in snaps.items()}
         if invalid is None:
             specs[desired] = spec
-        children = self.kube.list_children(namespace, name)
+        # Only what this pipeline controls: a same-named pipeline recreated, or another
+        # pipeline whose names hash alike, is never adopted or pruned.
+        children = [
+            c for c in self.kube.list_children(namespace, name) if controller_uid(c) == owner.uid
+        ]
         services = [c for c in children if c["kind"] == "InferenceService"]
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
         seen = readiness(name, observed, services)
@@ -147,7 +151,11 @@ class Reconciler:
         missing = [rev for rev in serving if rev not in specs]
         if missing:
             raise RuntimeError(f"no spec snapshot for revision(s) {', '.join(missing)}")
-        wanted = plan(owner, {rev: specs[rev] for rev in serving}, new_status, self.options)
+        try:
+            wanted = plan(owner, {rev: specs[rev] for rev in serving}, new_status, self.options)
+        except PlanError as err:
+            self._report_invalid(pipeline, status, "PlanFailed", str(err))
+            return None
         self._converge(wanted, children)
 
         final = readiness(name, {rev: specs[rev] for rev in serving}, services)
@@ -233,7 +241,9 @@ class Reconciler:
         patch = merge_patch(old, body)
         if patch:
             meta = pipeline["metadata"]
-            self.kube.patch_pipeline_status(meta["namespace"], meta["name"], patch)
+            self.kube.patch_pipeline_status(
+                meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
+            )
 
     def _post(self, pipeline: dict[str, Any], decision: Decision) -> None:
         for event in decision.events:
@@ -253,26 +263,24 @@ class Reconciler:
         message = "; ".join(
             f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
         )
+        self._report_invalid(pipeline, status, "InvalidSpec", message)
+
+    def _report_invalid(
+        self, pipeline: dict[str, Any], status: InferencePipelineStatus, reason: str, message: str
+    ) -> None:
+        """Degraded with a Ready=False condition and a Warning Event; nothing else changes."""
         if status.message == message:
             return
         now = stamp(self.clock())
         ready = Condition(
-            type="Ready",
-            status="False",
-            reason="InvalidSpec",
-            message=message,
-            last_transition_time=now,
+            type="Ready", status="False", reason=reason, message=message, last_transition_time=now
         )
         others = [c for c in status.conditions if c.type != "Ready"]
         new = status.model_copy(
-            update={
-                "phase": Phase.DEGRADED,
-                "message": message,
-                "conditions": [*others, ready],
-            }
+            update={"phase": Phase.DEGRADED, "message": message, "conditions": [*others, ready]}
         )
         self._write_status(pipeline, dict(pipeline.get("status") or {}), new)
-        self.kube.post_event(pipeline, "Warning", "InvalidSpec", message)
+        self.kube.post_event(pipeline, "Warning", reason, message)
 
     def _reject_command(
         self,

@@ -227,3 +227,17 @@ def test_an_unknown_command_is_rejected_in_status_and_events(
     assert "expected one of promote" in ack["message"]
     assert "CommandRejected" in p.events(cluster, namespace, "clf")
     assert p.status(cluster, namespace, "clf")["phase"] == "Healthy"
+
+
+def test_a_pipeline_name_kserve_cannot_take_is_reported_not_retried_silently(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    p.apply(cluster, p.classifier("1st-classifier", namespace))  # KServe names start with a letter
+    st = p.wait_status(
+        cluster, namespace, "1st-classifier", "the name to be reported", phase="Degraded"
+    )
+    ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "PlanFailed"
+    assert "1st-classifier" in ready["message"]
+    assert "PlanFailed" in p.events(cluster, namespace, "1st-classifier")
+    assert p.children(cluster, namespace, "inferenceservices") == []
