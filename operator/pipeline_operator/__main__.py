@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> OperatorSettings:
     parser.add_argument("--metrics-port", type=int)
     parser.add_argument("--health-port", type=int)
     parser.add_argument("--resync-seconds", type=float)
+    parser.add_argument(
+        "--drain-seconds", type=float, help="keep retired InferenceServices this long (default 30)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {

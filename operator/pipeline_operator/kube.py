@@ -119,6 +119,14 @@ class Kube:
         path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
         self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
 
+    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> None:
+        """Set (or, with None, remove) one annotation of a child with a merge patch."""
+        group, version, plural = CHILD_KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        metrics.API_WRITES.labels(verb="patch", kind=obj["kind"]).inc()
+        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        self._patch(path, {"metadata": {"annotations": {key: value}}}, MERGE_PATCH)
+
     def delete(self, obj: dict[str, Any]) -> None:
         group, version, plural = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]

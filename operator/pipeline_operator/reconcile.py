@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pipeline_operator import commands, metrics, snapshots
 from pipeline_operator.api.v1alpha1 import (
+    GROUP,
     CommandAck,
     Condition,
     InferencePipelineSpec,
@@ -40,7 +41,7 @@ from pipeline_operator.rollout import (
     measure,
     step,
 )
-from pipeline_operator.rollout.clock import stamp
+from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.steps import canary_steps
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.state import active_revisions
@@ -48,6 +49,17 @@ from pipeline_operator.tracing import tracer
 from pipeline_operator.validation import validate
 
 log = logging.getLogger(__name__)
+
+RETIRED_AT = f"{GROUP}/retired-at"
+
+
+def retired_at(obj: dict[str, Any]) -> datetime | None:
+    """When a child was retired (it stays a while so in-flight routing can drain)."""
+    value = (obj["metadata"].get("annotations") or {}).get(RETIRED_AT)
+    try:
+        return parse(value) if value else None
+    except ValueError:
+        return None  # unreadable: retire it afresh
 
 
 def utcnow() -> datetime:
@@ -156,7 +168,7 @@ class Reconciler:
         except PlanError as err:
             self._report_invalid(pipeline, status, "PlanFailed", str(err))
             return None
-        self._converge(wanted, children)
+        draining = self._converge(wanted, children, now)
 
         final = readiness(name, {rev: specs[rev] for rev in serving}, services)
         new_status = self._with_observed(new_status, final.revisions, serving, children, name)
@@ -164,7 +176,8 @@ class Reconciler:
         self._write_status(pipeline, old_status, new_status)
         self._post(pipeline, decision)
         self._export(namespace, name, new_status)
-        return decision.requeue_after
+        waits = [w for w in (decision.requeue_after, draining) if w is not None]
+        return min(waits, default=None)
 
     # -- observe -----------------------------------------------------------------------------
 
@@ -191,19 +204,44 @@ class Reconciler:
 
     # -- act ---------------------------------------------------------------------------------
 
-    def _converge(self, wanted: list[dict[str, Any]], children: list[dict[str, Any]]) -> None:
-        """Apply what differs, then delete children no longer wanted (graphs first)."""
+    def _converge(
+        self, wanted: list[dict[str, Any]], children: list[dict[str, Any]], now: datetime
+    ) -> float | None:
+        """Apply what differs, then retire children no longer wanted; seconds until a requeue.
+
+        Graphs no longer wanted go at once. An InferenceService the graph stopped routing to
+        is marked retired and deleted ``drain_seconds`` later, once KServe has rolled the
+        router out: its old pods may still send requests there until then.
+        """
         live = {(c["kind"], c["metadata"]["name"]): c for c in children}
         for obj in wanted:
             current = live.get((obj["kind"], obj["metadata"]["name"]))
             if current is None or not is_subset(obj, current):
                 log.info("applying %s", ref(obj))
                 self.kube.apply(obj)
+            if current is not None and retired_at(current) is not None:
+                log.info("back in service: %s", ref(current))
+                self.kube.annotate(current, RETIRED_AT, None)
         keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
-        orphans = [c for key, c in live.items() if key not in keep]
-        for obj in sorted(orphans, key=lambda c: c["kind"] != "InferenceGraph"):
+        requeue: float | None = None
+        drain = self.settings.drain_seconds
+        for obj in sorted(
+            (c for key, c in live.items() if key not in keep),
+            key=lambda c: c["kind"] != "InferenceGraph",
+        ):
+            retired = retired_at(obj)
+            if obj["kind"] == "InferenceService" and drain > 0:
+                if retired is None:
+                    log.info("retiring %s (deleted in %.0fs)", ref(obj), drain)
+                    self.kube.annotate(obj, RETIRED_AT, stamp(now))
+                    retired = now
+                wait = (retired - now).total_seconds() + drain
+                if wait > 0:
+                    requeue = wait if requeue is None else min(requeue, wait)
+                    continue
             log.info("deleting %s", ref(obj))
             self.kube.delete(obj)
+        return requeue
 
     def _prune_snapshots(
         self, namespace: str, snaps: dict[str, snapshots.Snapshot], serving: list[str]

@@ -39,6 +39,12 @@ class OperatorSettings(BaseSettings):
     prometheus_address: str | None = Field(
         default=None, description="Default Prometheus for analysis steps without an address."
     )
+    drain_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="How long a retired revision's InferenceServices stay after the graph "
+        "stopped routing to them, while KServe rolls the router out (0: delete at once).",
+    )
     revision_history_limit: int = Field(
         default=10, ge=2, le=100, description="Revision snapshots kept per pipeline for undo."
     )

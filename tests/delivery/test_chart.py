@@ -307,7 +307,7 @@ def test_default_deployment_watches_the_cluster_standalone(
     settings = _settings_from(objects, monkeypatch)
     assert settings.namespaces == []
     assert settings.standalone is True
-    assert settings.deployment_mode == "RawDeployment"
+    assert settings.deployment_mode == "Standard"
     assert (settings.metrics_port, settings.health_port) == (8080, 8081)
     assert settings.resync_seconds == 300
     assert settings.revision_history_limit == 10

@@ -11,10 +11,14 @@ from pipeline_operator.localcluster import Cluster
 from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 
+DRAIN_SECONDS = 2.0  # retired InferenceServices linger this long before deletion
+
 
 @pytest.fixture
 def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster, namespace, tmp_path / f"operator-{namespace}.log")
+    process = OperatorProcess(
+        cluster, namespace, tmp_path / f"operator-{namespace}.log", drain_seconds=DRAIN_SECONDS
+    )
     process.start()
     yield process
     process.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,44 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
     assert {k: v for k, v in after.items() if k != "clf"} == {
         k: v for k, v in before.items() if k != "clf"
     }
+
+
+def test_retired_services_stay_for_the_drain_period_then_go(
+    cluster: Cluster, namespace: str, kserve: KServeSimulator, tmp_path: Path
+) -> None:
+    operator = OperatorProcess(cluster, namespace, tmp_path / "operator.log", drain_seconds=8)
+    operator.start()
+    try:
+        stable = deploy_stable(cluster, namespace, {"canary": {"steps": [{"setWeight": 50}]}})
+        p.apply(
+            cluster,
+            p.classifier("clf", namespace, model="bert-v2", canary={"steps": [{"setWeight": 50}]}),
+        )
+        st = wait_for(
+            lambda: (
+                (s := p.status(cluster, namespace, "clf")).get("stableRevision") != stable
+                and s.get("phase") == "Healthy"
+                and s
+            ),
+            60,
+            "the canary to complete",
+        )
+        assert weights(cluster, namespace, "clf") == {st["stableRevision"]: 100}
+        # The graph no longer routes to the old revision, but KServe's router pods may still:
+        # its services stay, marked retired, until the drain period is over.
+        old = [
+            s
+            for s in p.children(cluster, namespace, "inferenceservices")
+            if s["metadata"]["labels"]["pipelines.inference.dev/revision"] == stable
+        ]
+        assert len(old) == 2
+        assert all(
+            "pipelines.inference.dev/retired-at" in s["metadata"]["annotations"] for s in old
+        )
+        wait_for(
+            lambda: services_of(cluster, namespace, stable) == [],
+            30,
+            "the retired services to be deleted after the drain period",
+        )
+    finally:
+        operator.stop()

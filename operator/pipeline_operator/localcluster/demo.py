@@ -26,6 +26,7 @@ from pipeline_operator.localcluster.topology import Topology
 
 EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
 NAMESPACE = "demo"
+DRAIN_SECONDS = 5.0
 
 
 class Demo:
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
 
         demo.say("Starting the operator (python -m pipeline_operator), watching namespace demo")
-        operator = OperatorProcess(cluster, NAMESPACE, DEFAULT_HOME / "demo-operator.log")
+        operator = OperatorProcess(
+            cluster, NAMESPACE, DEFAULT_HOME / "demo-operator.log", drain_seconds=DRAIN_SECONDS
+        )
         operator.start()
         print(f"operator log: {operator.log_path}")
 
@@ -151,6 +154,19 @@ def walk(demo: Demo, cluster: LocalCluster) -> None:
         f"Rollout complete: revision {final['stableRevision']} serves 100% "
         f"(was {stable['stableRevision']})"
     )
+    demo.run("get", "inferencepipelines,inferenceservices", "-n", NAMESPACE)
+    demo.say(
+        f"The old revision's services stay {DRAIN_SECONDS:.0f}s (retired) while KServe "
+        "rolls the router out, then go"
+    )
+    old = f"pipelines.inference.dev/revision={stable['stableRevision']}"
+    deadline = time.monotonic() + 60
+    while cluster.kubectl(
+        "get", "inferenceservices", "-n", NAMESPACE, "-l", old, "-o", "name"
+    ).stdout.strip():
+        if time.monotonic() > deadline:
+            raise SystemExit("demo: the retired services were not deleted within 60s")
+        time.sleep(0.5)
     demo.run("get", "inferencepipelines,inferenceservices", "-n", NAMESPACE)
     demo.run(
         "get",

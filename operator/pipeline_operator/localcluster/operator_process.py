@@ -23,8 +23,11 @@ def free_port() -> int:
 class OperatorProcess:
     """``python -m pipeline_operator`` watching one namespace; can be killed and restarted."""
 
-    def __init__(self, cluster: Cluster, namespace: str, log_path: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, log_path: Path, drain_seconds: float | None = None
+    ) -> None:
         self.cluster = cluster
+        self.drain_seconds = drain_seconds
         self.namespace = namespace
         self.metrics_port = free_port()
         self.log_path = log_path
@@ -34,18 +37,18 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            args = [
+                "-n",
+                self.namespace,
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                "0",
+            ]
+            if self.drain_seconds is not None:
+                args += ["--drain-seconds", str(self.drain_seconds)]
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pipeline_operator",
-                    "-n",
-                    self.namespace,
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    "--health-port",
-                    "0",
-                ],
+                [sys.executable, "-m", "pipeline_operator", *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
