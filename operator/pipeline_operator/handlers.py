@@ -17,7 +17,7 @@ import kopf
 
 from pipeline_operator import metrics, tracing
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from pipeline_operator.kube import Kube, load_config
+from pipeline_operator.kube import ConflictError, Kube, load_config
 from pipeline_operator.naming import LABEL_PIPELINE
 from pipeline_operator.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
@@ -85,6 +85,11 @@ async def pipeline_daemon(
             try:
                 requeue = await asyncio.to_thread(reconciler.reconcile, namespace, name)
                 backoff = 1.0
+            except ConflictError as conflict:
+                log.info(
+                    "%s/%s changed while reconciling (%s); again now", namespace, name, conflict
+                )
+                requeue = 0.0
             except Exception:
                 log.exception(
                     "reconcile of %s/%s failed; retrying in %.0fs", namespace, name, backoff

@@ -24,6 +24,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
 
 
+class ConflictError(Exception):
+    """A write lost an optimistic-concurrency race (HTTP 409): re-read and try again."""
+
+
 def load_config() -> client.ApiClient:
     """In-cluster config when running in a pod, else the local kubeconfig."""
     try:
@@ -83,16 +87,21 @@ class Kube:
     def _patch(
         self, path: str, body: dict[str, Any], content_type: str, **query: str
     ) -> dict[str, Any]:
-        result = self.api.call_api(
-            path,
-            "PATCH",
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            query_params=list(query.items()),
-            body=body,
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-        )
+        try:
+            result = self.api.call_api(
+                path,
+                "PATCH",
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                query_params=list(query.items()),
+                body=body,
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as err:
+            if err.status == 409:
+                raise ConflictError(f"{path}: {_reason(err)}") from None
+            raise
         return dict(result or {})
 
     # -- children ----------------------------------------------------------------------------
