@@ -5,13 +5,17 @@ messages in status. ``lint`` returns warnings: the spec deploys, but probably no
 (a stage no graph step uses still gets its InferenceService, and so still has to become
 ready; an Ensemble nested directly in an Ensemble works in KServe's router but returns
 nested per-step objects). Every message starts with the path of the field it is about.
-Some checks repeat CEL rules so that specs built in Python are held to the same rules.
+Switch conditions must be GJSON paths (KServe's router would only fail at request time).
+Some checks repeat CEL rules, and success conditions are compiled here as well as in the
+model, so that specs built or changed in Python are held to the same rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pipeline_operator.api import gjson
+from pipeline_operator.api.success import ConditionError, compile_condition
 from pipeline_operator.api.v1alpha1 import Graph, GraphNode, InferencePipelineSpec, NodeType
 
 RAW_MODES = frozenset({"RawDeployment", "Standard"})
@@ -70,6 +74,23 @@ def check_graph_refs(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]
                 yield f"{step_path}: a Switch step needs a condition"
             if node.type != NodeType.SWITCH and step.condition is not None:
                 yield f"{step_path}: condition is only allowed on Switch steps"
+            if step.condition is not None:
+                try:
+                    gjson.check(step.condition)
+                except gjson.PathError as err:
+                    yield f"{step_path}.condition: not a GJSON path: {err}"
+
+
+def check_analysis(spec: InferencePipelineSpec) -> Iterator[str]:
+    """Success conditions that are not CEL conditions on ``result``."""
+    steps = spec.rollout.canary.steps if spec.rollout.canary is not None else []
+    for i, step in enumerate(steps):
+        for j, metric in enumerate(step.analysis.metrics if step.analysis is not None else []):
+            try:
+                compile_condition(metric.success_condition)
+            except ConditionError as err:
+                path = f"spec.rollout.canary.steps[{i}].analysis.metrics[{j}].successCondition"
+                yield f"{path}: {err}"
 
 
 def children(graph: Graph, node: GraphNode) -> list[str]:
@@ -128,7 +149,7 @@ def check_reachability(graph: Graph) -> Iterator[str]:
 
 def validate(spec: InferencePipelineSpec) -> list[str]:
     """Errors that make the spec undeployable; empty means valid."""
-    problems = list(check_stages(spec))
+    problems = [*check_stages(spec), *check_analysis(spec)]
     if spec.graph is not None:
         problems += check_graph_refs(spec, spec.graph)
         problems += check_cycles(spec.graph)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -95,4 +96,14 @@ def test_invalid_specs_name_the_field() -> None:
         render.render_objects([obj], "f", None)
     del obj["metadata"]["name"]
     with pytest.raises(CliError, match="without metadata.name"):
+        render.render_objects([obj], "f", None)
+
+
+def test_a_success_condition_that_does_not_compile_is_refused_naming_the_field() -> None:
+    obj = p.classifier("clf", "demo")
+    metric = {"name": "errors", "query": "q", "successCondition": "result >>= 1"}
+    steps = [{"setWeight": 10}, {"pause": {}}, {"analysis": {"metrics": [metric]}}]
+    obj["spec"]["rollout"] = {"canary": {"steps": steps}}
+    path = "spec.rollout.canary.steps[2].analysis.metrics[0].successCondition"
+    with pytest.raises(CliError, match=re.escape(f"{path}: Value error, 'result >>= 1' is not")):
         render.render_objects([obj], "f", None)

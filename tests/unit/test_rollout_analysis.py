@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 
 import pytest
 
+from pipeline_operator.api.success import ConditionError, evaluate
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,
@@ -24,7 +26,6 @@ from pipeline_operator.rollout.analysis import (
     record,
     render_query,
 )
-from pipeline_operator.rollout.success import ConditionError, evaluate
 from pipeline_operator.rollout.testing import EPOCH, World, reasons, sample_spec
 
 
@@ -37,17 +38,24 @@ from pipeline_operator.rollout.testing import EPOCH, World, reasons, sample_spec
         ("result < 500", 500, False),
         ("result<=1e3", 1000, True),
         ("0.5 < result", 0.6, True),
+        ("1 < result", 0.6, False),
         ("result == -1", -1, True),
+        ("result == 1.0", 1, True),
         ("result != 0", 0, False),
-        ("result > 0 and result < 1", 0.5, True),
+        ("result > 0 && result < 1", 0.5, True),
         ("result > 0 && result < 1", 1.5, False),
-        ("result < 0 or result > 1", 2, True),
+        ("result < 0 || result > 1", 2, True),
         ("result < 0 || result > 1", 0.5, False),
-        ("not result > 0.05", 0.01, True),
+        ("result < 500 && result > 0", 250, True),
+        ("!(result > 0.05)", 0.01, True),
         ("!(result > 0.05)", 0.1, False),
-        ("(result < 0 or result > 10) and result != 20", 20, False),
-        ("result > 0.5 or result < 0.1 and result > 0", 0.7, True),
+        ("(result < 0 || result > 10) && result != 20", 20, False),
+        ("result > 0.5 || result < 0.1 && result > 0", 0.7, True),
+        ("result in [1.0, 2.0]", 2, True),
+        ("result > 0 ? result < 1 : false", 0.5, True),
         ("result >= 0.99", math.nan, False),
+        ("!(result > 0.05)", math.nan, False),
+        ("result != 0", math.nan, False),
     ],
 )
 def test_success_condition(condition: str, result: float, expected: bool) -> None:
@@ -55,23 +63,31 @@ def test_success_condition(condition: str, result: float, expected: bool) -> Non
 
 
 @pytest.mark.parametrize(
-    "condition",
+    ("condition", "message"),
     [
-        "",
-        "result",
-        "result >",
-        "result >= 1 1",
-        "(result > 1",
-        "result > 1)",
-        "result = 1",
-        "__import__('os').system('true')",
-        "result > x",
-        "result > 1 and",
-        "len(result) > 1",
+        ("", "syntax error"),
+        ("result", "not true or false"),
+        ("result + 1", "not true or false"),
+        ("result >", "syntax error at column 8"),
+        ("result >>= 1", "syntax error at column 9"),
+        ("result >= 1 1", "syntax error"),
+        ("(result > 1", "syntax error"),
+        ("result > 1)", "syntax error"),
+        ("result = 1", "syntax error"),
+        ("result > 0 and result < 1", "syntax error"),
+        ("result.__class__", "does not support field selection"),
+        ("result > 0 || result.x", "fails on result 0"),
+        ("__import__('os').system('true')", "undeclared reference"),
+        ("result > x", "names x: the only variable is result"),
+        ("[1.0].exists(v, v == result)", "names v"),
+        ("len(result) > 1", "undeclared reference to 'len'"),
+        ("int(result) / 0 > 1", "divide by zero"),
     ],
 )
-def test_invalid_success_condition_is_refused_without_evaluating_it(condition: str) -> None:
-    with pytest.raises(ConditionError):
+def test_invalid_success_condition_is_refused_without_evaluating_it(
+    condition: str, message: str
+) -> None:
+    with pytest.raises(ConditionError, match=re.escape(message)):
         evaluate(condition, 1.0)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Rollout
 from pipeline_operator.validation import lint, validate
 
 MODEL = {"model": {"modelFormat": {"name": "huggingface"}, "storageUri": "pvc://m/x"}}
@@ -213,3 +214,49 @@ def test_lint_gpu_stage_without_pool() -> None:
         "spec.stages[0] (llm): asks for GPUs but names no nodePool; it gets no GPU node "
         "tolerations",
     ]
+
+
+def test_switch_conditions_must_be_gjson_paths() -> None:
+    graph = {
+        "root": "root",
+        "nodes": [
+            {
+                "name": "root",
+                "type": "Switch",
+                "steps": [
+                    {"stage": "pre", "condition": "predictions.#(confident==false)"},
+                    {"stage": "b", "condition": "confident == false"},
+                ],
+            }
+        ],
+    }
+    assert validate(spec(graph)) == [
+        "spec.graph.nodes[0] (root).steps[1].condition: not a GJSON path: '=' in a key must be "
+        "escaped as '\\=' (to compare values, query an array: '#(key==value)') at column 11",
+    ]
+
+
+def analysed(condition: str) -> InferencePipelineSpec:
+    metric = {"name": "errors", "query": "q", "successCondition": condition}
+    steps = [{"setWeight": 10}, {"pause": {}}, {"analysis": {"metrics": [metric]}}]
+    body = spec()
+    return body.model_copy(update={"rollout": Rollout.model_validate({"canary": {"steps": steps}})})
+
+
+def test_success_conditions_compile() -> None:
+    assert validate(analysed("result < 0.01")) == []
+    body = analysed("result < 0.01")
+    body.rollout.canary.steps[2].analysis.metrics[0].success_condition = "result >>= 1"  # type: ignore[union-attr]
+    assert validate(body) == [
+        "spec.rollout.canary.steps[2].analysis.metrics[0].successCondition: 'result >>= 1' is "
+        "not a CEL expression: syntax error at column 9",
+    ]
+
+
+@pytest.mark.parametrize("condition", ["result >>= 1", "result.__class__", "result > 0 and 1"])
+def test_the_model_refuses_a_success_condition_naming_the_field(condition: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        analysed(condition)
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("canary", "steps", 2, "analysis", "metrics", 0, "successCondition")
+    assert repr(condition) in error["msg"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import types
 import typing
 from enum import Enum
@@ -48,6 +49,8 @@ def _default(info: FieldInfo) -> str:
     if info.default is PydanticUndefined or info.default is None:
         return ""
     value = info.default.value if isinstance(info.default, Enum) else info.default
+    if isinstance(value, list | dict):
+        return f"`{json.dumps(value)}`"
     return f"`{value}`".replace("`False`", "`false`").replace("`True`", "`true`")
 
 
@@ -108,10 +111,11 @@ def _section(model: type[BaseModel]) -> str:
     lines += ["| Field | Type | Default | Description |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
         alias = info.alias or name
-        description = (info.description or "").replace("|", "\\|").replace("\n", " ")
+        description = (info.description or "").replace("\n", " ")
         constraints = _constraints(info)
         if constraints:
             description = f"{description} ({constraints})".strip()
+        description = description.replace("|", "\\|")
         required = " (required)" if info.is_required() else ""
         lines.append(
             f"| `{alias}`{required} | {_type_name(info.annotation)} | {_default(info)} "
@@ -133,6 +137,28 @@ from. Do not edit by hand.
 Short names: {", ".join(f"`{n}`" for n in api.SHORT_NAMES)}. Commands are the annotation
 `{api.GROUP}/command` (`promote`, `promote-full`, `abort`, `retry`, optionally `:<id>`) and
 the field `spec.paused`; see [the CLI](cli.md).
+
+## Values with a grammar
+
+- **Quantities** (`resources.cpu`, `resources.memory`) are Kubernetes resource quantities,
+  not negative: a number (`2`, `0.5`, `.5`) with an optional binary-SI suffix
+  (`Ki Mi Gi Ti Pi Ei`), decimal-SI suffix (`m k M G T P E`) or exponent (`1e9`), e.g.
+  `500m` or `16Gi`. `1.2.3`, `1Mi5` or `-1` are refused.
+- **Switch conditions** (`graph.nodes[].steps[].condition`) are
+  [GJSON](https://github.com/tidwall/gjson/blob/master/SYNTAX.md) paths, read by KServe's
+  router on the node's input: a step is taken when its path matches something. To test a
+  value, query an array: `predictions.#(confident==false)`, `instances.#(lang=="fr")`,
+  `predictions.#(score<0.9)`; on an object, `[@this].#(confident==false)`. A key character
+  other than letters, digits, `_`, `-`, `:`, spaces, `*` and `?` is escaped with `\\`, so
+  `confident == false` (a key of that name) or JSONPath such as `$.a[0]` is refused rather
+  than never matching.
+- **Success conditions** (`analysis.metrics[].successCondition`) are
+  [CEL](https://kubernetes.io/docs/reference/using-api/cel/) expressions, the language of the
+  CRD's own rules, over one variable, `result`: the measured value, a double. They must be
+  true or false: `result >= 0.99`, `result < 500 && result > 0`, `!(result > 0.05)`,
+  `result in [0.0, 1.0]`. Numbers compare across int and double (`result == 1`). A condition
+  that does not compile is refused when the pipeline is rendered or reconciled, naming the
+  field; a NaN result fails every condition.
 
 ## Spec
 """

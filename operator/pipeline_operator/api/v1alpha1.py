@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from pipeline_operator.api.success import compile_condition
+
 GROUP = "pipelines.inference.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -31,7 +33,12 @@ MAX_STEPS = 16
 MAX_ROLLOUT_STEPS = 32
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# Kubernetes' resource.Quantity (the pattern its OpenAPI schema and KServe's carry), without
+# the minus sign: <number> then a binary-SI suffix, a decimal-SI suffix or a decimal exponent.
+QUANTITY = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -174,8 +181,15 @@ class Resources(ApiModel):
     """Per-replica resources of the stage's predictor (requests = limits for GPUs)."""
 
     gpus: int = Field(default=0, ge=0, le=64, description="GPUs per replica.")
-    cpu: Quantity = Field(default="1", description="CPU request and limit per replica.")
-    memory: Quantity = Field(default="2Gi", description="Memory request and limit per replica.")
+    cpu: Quantity = Field(
+        default="1",
+        description="CPU request and limit per replica: a Kubernetes quantity, e.g. `500m`, `4`.",
+    )
+    memory: Quantity = Field(
+        default="2Gi",
+        description="Memory request and limit per replica: a Kubernetes quantity, e.g. `512Mi`, "
+        "`16Gi`, `1e9`.",
+    )
 
 
 class Scaling(ApiModel):
@@ -246,7 +260,10 @@ class GraphStep(ApiModel):
         default="Hard", description="Hard: a failed step fails the request; Soft: it is skipped."
     )
     condition: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
-        default=None, description="Switch only: GJSON condition on the input selecting this step."
+        default=None,
+        description="Switch only: a GJSON path on the node's input; the first step whose path "
+        "matches something is taken (none: the request fails), e.g. "
+        "`predictions.#(confident==false)`.",
     )
     data: Literal["Request", "Response"] | None = Field(
         default=None,
@@ -315,11 +332,19 @@ class AnalysisMetric(ApiModel):
         description="Provider query, e.g. PromQL. {{revision}} and {{pipeline}} are substituted."
     )
     success_condition: Annotated[str, Field(min_length=1, max_length=256)] = Field(
-        description="Condition on `result`, e.g. `result >= 0.99`."
+        description="CEL condition on `result`, the measured value (a double), e.g. "
+        "`result >= 0.99`, `result < 500 && result > 0` or `!(result > 0.05)`. A NaN result "
+        "fails."
     )
     interval: Duration = "30s"
     count: int = Field(default=3, ge=1, le=100, description="Measurements to take.")
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated.")
+
+    @field_validator("success_condition")
+    @classmethod
+    def _condition_compiles(cls, condition: str) -> str:
+        compile_condition(condition)
+        return condition
 
 
 class Analysis(ApiModel):
@@ -357,7 +382,8 @@ class Canary(ApiModel):
     )
 
     steps: list[CanaryStep] = Field(
-        default_factory=lambda: [CanaryStep(set_weight=20), CanaryStep(pause=Pause())],
+        default=[{"setWeight": 20}, {"pause": {}}],
+        validate_default=True,
         max_length=MAX_ROLLOUT_STEPS,
         description="Steps walked in order; after the last, the canary becomes stable (100%).",
     )
@@ -413,12 +439,13 @@ class InferencePipelineSpec(ApiModel):
                 "stage names must be unique",
             ),
             (
+                "!has(self.nodePools) || "
                 "self.nodePools.all(p, self.nodePools.exists_one(q, q.name == p.name))",
                 "nodePool names must be unique",
             ),
             (
-                "self.stages.all(s, !has(s.nodePool) || "
-                "self.nodePools.exists(p, p.name == s.nodePool))",
+                "self.stages.all(s, !has(s.nodePool) || (has(self.nodePools) && "
+                "self.nodePools.exists(p, p.name == s.nodePool)))",
                 "every stages[].nodePool must name an entry of spec.nodePools",
             ),
             (
@@ -509,6 +536,24 @@ class RevisionStatus(StatusModel):
     ready_since: str | None = None
 
 
+class RouterStatus(StatusModel):
+    graph: str = Field(description="The InferenceGraph whose router this is.")
+    rolled_out: bool = Field(
+        default=False,
+        description="Every router replica serves the graph's current routes (KServe restarts "
+        "the router on every graph change).",
+    )
+    message: str = ""
+
+
+class ApplyError(StatusModel):
+    kind: str
+    name: str
+    message: str = Field(
+        description="Why the apiserver or an admission webhook refused the object."
+    )
+
+
 class CommandAck(StatusModel):
     command: str = Field(description="The command annotation value that was handled.")
     result: Literal["Accepted", "Rejected"]
@@ -572,3 +617,10 @@ class InferencePipelineStatus(StatusModel):
     analysis: AnalysisStatus | None = None
     last_command: CommandAck | None = None
     ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")
+    routers: list[RouterStatus] = Field(
+        default_factory=list, description="The routers of the pipeline's InferenceGraphs."
+    )
+    apply_errors: list[ApplyError] = Field(
+        default_factory=list,
+        description="Children the last reconcile could not write, with the refusal.",
+    )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
+from pipeline_operator.api.success import ConditionError, evaluate
 from pipeline_operator.api.v1alpha1 import (
     AnalysisMetric,
     AnalysisStatus,
@@ -23,7 +24,6 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.steps import canary_steps
-from pipeline_operator.rollout.success import ConditionError, evaluate
 from pipeline_operator.state import canary_active
 
 Verdict = Literal["Running", "Successful", "Failed"]

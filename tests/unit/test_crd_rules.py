@@ -1,0 +1,53 @@
+"""The CRD's CEL rules, evaluated offline after defaulting: optional fields may be left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
+from pipeline_operator.validation import validate
+from tests.unit.admission import EXAMPLES, MINIMAL, admit, defaulted, stripped
+
+
+def test_the_minimal_pipeline_passes_every_rule() -> None:
+    assert admit(MINIMAL) == []
+
+
+def test_an_empty_canary_gets_the_model_default_steps() -> None:
+    spec = {**MINIMAL, "rollout": {"canary": {}}}
+    assert admit(spec) == []
+    model = InferencePipelineSpec.model_validate(spec).rollout.canary
+    assert model is not None
+    expected = [s.model_dump(by_alias=True, exclude_none=True) for s in model.steps]
+    assert defaulted(spec)["rollout"]["canary"]["steps"] == expected
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.parent.name)
+def test_an_example_less_any_optional_block_passes_every_rule(example: Path) -> None:
+    spec = yaml.safe_load(example.read_text())["spec"]
+    variants = dict(stripped(spec))
+    assert len(variants) > 10
+    refused = {label: admit(variant) for label, variant in variants.items()}
+    assert {label: failures for label, failures in refused.items() if failures} == {}
+    for variant in variants.values():
+        assert validate(InferencePipelineSpec.model_validate(variant)) == []
+
+
+def test_a_stage_naming_a_pool_without_any_pools_gets_the_rule_message() -> None:
+    stage = {**MINIMAL["stages"][0], "nodePool": "gpu"}
+    assert admit({"stages": [stage]}) == [
+        "spec: every stages[].nodePool must name an entry of spec.nodePools"
+    ]
+
+
+def test_the_rules_still_refuse_what_they_are_for() -> None:
+    pools = [{"name": "gpu"}, {"name": "gpu"}]
+    steps = [{"setWeight": 50}, {"setWeight": 20}]
+    spec = {**MINIMAL, "nodePools": pools, "rollout": {"canary": {"steps": steps}}}
+    assert admit(spec) == [
+        "spec: nodePool names must be unique",
+        "spec.rollout.canary: setWeight steps must not decrease",
+    ]
