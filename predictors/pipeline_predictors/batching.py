@@ -1,18 +1,29 @@
-"""Dynamic batching on asyncio: items submitted within a time window run as one batch.
+"""Adaptive dynamic batching on asyncio: a batch forms while the model is busy, never idly.
 
 The batcher knows nothing of models. ``submit(item)`` queues one item and waits for its
-result; a single worker task takes the first queued item, then keeps collecting until the
-batch holds ``max_batch_size`` items or ``max_latency_s`` has passed since that first item
-arrived, and hands the whole batch to ``run_batch``. While a batch runs, new items queue up
-and form the next one, so under load batches fill without waiting at all.
-``max_latency_s = 0`` batches only what is already queued; ``max_batch_size = 1`` turns
-batching off.
+result; a single worker task groups queued items into batches and hands each to
+``run_batch``. A batch is dispatched:
+
+- at once when the model is idle (no batch in flight): a lone request never waits for
+  company, so batching costs nothing at low load;
+- while a batch runs, when the forming batch is full, when the running batch ends, or when the
+  forming batch's first item has waited ``max_latency_s``, whichever comes first. The window
+  is thus only an upper bound on how long a batch keeps forming, never a wait imposed on an
+  idle model.
+
+At most two batches are in flight: the one running and the next one, handed over early (full,
+or its window has passed) so that a serial runner (one forward-pass thread) starts it the
+moment the running one ends. Further items keep forming the batch after that. Under load,
+batches therefore grow to what arrives during one forward pass, without any idle gap.
+``max_latency_s = 0`` hands over whatever is queued as soon as a slot is free;
+``max_batch_size = 1`` turns batching off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -20,10 +31,12 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
+MAX_IN_FLIGHT = 2  # the running batch and the one handed over to run right after it
+
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """How large a batch may grow and how long its first item may wait for company."""
+    """How large a batch may grow and how long it may keep forming while the model is busy."""
 
     max_batch_size: int = 32
     max_latency_s: float = 0.005
@@ -43,14 +56,17 @@ class BatchingConfig:
 class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R] = field(repr=False)
+    arrived: float = 0.0
 
 
 class DynamicBatcher(Generic[T, R]):
     """Groups concurrent ``submit`` calls into calls of ``run_batch``.
 
     ``run_batch`` gets the items in arrival order and must return one result per item, in
-    the same order. If it raises, every item of that batch gets the exception. ``on_batch``
-    is called with each batch's size before it runs (for metrics).
+    the same order. If it raises, every item of that batch gets the exception. Up to two calls
+    of ``run_batch`` may be pending at once (see the module docstring); a runner that must
+    not overlap serializes them itself, as the torch predictors' single forward thread does.
+    ``on_batch`` is called with each batch's size when it is dispatched (for metrics).
     """
 
     def __init__(
@@ -62,7 +78,9 @@ class DynamicBatcher(Generic[T, R]):
         self._run_batch = run_batch
         self.config = config
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending[T, R]] | None = None
+        self._queue: deque[_Pending[T, R]] = deque()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -70,12 +88,14 @@ class DynamicBatcher(Generic[T, R]):
         """Queue one item and wait for its result."""
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done() or self._loop is not loop:
-            self._queue = asyncio.Queue()
+            self._queue = deque()
+            self._in_flight = set()
+            self._wakeup = asyncio.Event()
             self._loop = loop
             self._worker = loop.create_task(self._work(), name="dynamic-batcher")
-        assert self._queue is not None
         future: asyncio.Future[R] = loop.create_future()
-        self._queue.put_nowait(_Pending(item, future))
+        self._queue.append(_Pending(item, future, loop.time()))
+        self._wakeup.set()
         return await future
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
@@ -83,57 +103,79 @@ class DynamicBatcher(Generic[T, R]):
         return list(await asyncio.gather(*(self.submit(item) for item in items)))
 
     async def close(self) -> None:
-        """Stop the worker; items still queued are cancelled."""
-        if self._worker is not None:
-            self._worker.cancel()
+        """Stop the worker; batches in flight and items still queued are cancelled."""
+        tasks = [t for t in (self._worker, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-        if self._queue is not None:
-            while not self._queue.empty():
-                self._queue.get_nowait().future.cancel()
+                await task
+        self._worker = None
+        while self._queue:
+            self._queue.popleft().future.cancel()
 
-    async def _collect(self, queue: asyncio.Queue[_Pending[T, R]]) -> list[_Pending[T, R]]:
-        batch = [await queue.get()]
+    def _ready(self, batch: list[_Pending[T, R]], now: float) -> bool:
+        """Whether to dispatch ``batch`` now (see the module docstring)."""
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            return False
+        return (
+            not self._in_flight
+            or len(batch) >= self.config.max_batch_size
+            or now >= batch[0].arrived + self.config.max_latency_s
+        )
+
+    async def _collect(self) -> list[_Pending[T, R]]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.max_latency_s
-        while len(batch) < self.config.max_batch_size:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
+        batch: list[_Pending[T, R]] = []
+        while True:
+            while self._queue and len(batch) < self.config.max_batch_size:
+                pending = self._queue.popleft()
+                if not pending.future.done():  # skip callers that were cancelled
+                    batch.append(pending)
+            if batch and self._ready(batch, loop.time()):
+                return batch
+            # Wait for an item, the end of a batch in flight, or the end of the window.
+            self._wakeup.clear()
+            timer = None
+            if batch and len(self._in_flight) < MAX_IN_FLIGHT:
+                # Not full and not yet due (else it would have been dispatched).
+                timer = loop.call_at(batch[0].arrived + self.config.max_latency_s, self._wakeup.set)
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+                await self._wakeup.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    async def _run(self, batch: list[_Pending[T, R]]) -> None:
+        try:
+            results = await self._run_batch([p.item for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"run_batch returned {len(results)} results for {len(batch)} items"
+                )
+        except asyncio.CancelledError:
+            for p in batch:
+                p.future.cancel()
+            raise
+        except Exception as exc:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        for p, result in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(result)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wakeup.set()
 
     async def _work(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [p for p in await self._collect(queue) if not p.future.done()]
-            if not batch:
-                continue
+            batch = await self._collect()
             if self._on_batch is not None:
                 self._on_batch(len(batch))
-            try:
-                results = await self._run_batch([p.item for p in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(
-                        f"run_batch returned {len(results)} results for {len(batch)} items"
-                    )
-            except asyncio.CancelledError:
-                for p in batch:
-                    p.future.cancel()
-                raise
-            except Exception as exc:
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            for p, result in zip(batch, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(result)
+            task = loop.create_task(self._run(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)

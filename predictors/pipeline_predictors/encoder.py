@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
+import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,14 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .batching import BatchingConfig, DynamicBatcher
 from .cli import DEFAULT_MODEL_DIR
-from .codecs import Instance, TextInstance, instances_from_v1, instances_from_v2, pad
+from .codecs import (
+    Instance,
+    TextInstance,
+    instances_from_v1,
+    instances_from_v2,
+    length_buckets,
+    pad,
+)
 from .observability import ObservedModel
 
 
@@ -73,6 +82,8 @@ class EncoderModel(ObservedModel):
         self.max_length = 0
         self.pad_id = 0
         self.vocab_size = 0
+        # Fixed cost of a forward pass in token positions (length bucketing); inf: no split.
+        self.pass_cost = math.inf
         self.batcher: DynamicBatcher[tuple[int, ...], np.ndarray] = DynamicBatcher(
             self._run_batch, options.batching, on_batch=self.observe_batch
         )
@@ -122,6 +133,8 @@ class EncoderModel(ObservedModel):
         self.max_length = min(limits) if limits else 512
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.vocab_size = int(getattr(config, "vocab_size", 0) or len(self.tokenizer))
+        if self.options.batching.enabled:
+            self.pass_cost = self.measure_pass_cost()
         self.ready = True
         return True
 
@@ -150,15 +163,47 @@ class EncoderModel(ObservedModel):
             )
         return ids
 
-    def forward_rows(self, rows: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-        """Pad, run one forward pass and split the result into rows (float32)."""
+    def forward_padded(self, rows: Sequence[tuple[int, ...]]) -> np.ndarray:
+        """Pad rows to one length and run one forward pass: ``[rows, features]`` float32."""
         ids, mask = pad(rows, self.pad_id)
         with torch.inference_mode():
             out = self.forward(
                 torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
             )
-        result = out.float().cpu().numpy()
-        return list(result)
+        return np.asarray(out.float().cpu().numpy())
+
+    def forward_rows(self, rows: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+        """One result row per input row (float32), from one forward pass per length bucket."""
+        result: list[np.ndarray] = [np.empty(0)] * len(rows)
+        for bucket in length_buckets([len(r) for r in rows], self.pass_cost):
+            for i, row in zip(bucket, self.forward_padded([rows[i] for i in bucket]), strict=True):
+                result[i] = row
+        return result
+
+    def measure_pass_cost(self, tokens: int = 16, rows: int = 8, repeats: int = 3) -> float:
+        """The fixed cost of one forward pass, in token positions, measured on this device.
+
+        Times passes of one row and of ``rows`` rows of ``tokens`` tokens (the fastest of
+        ``repeats``, after a warm-up that also spares the first request the slow first pass);
+        a device on which more rows cost nothing measurable never splits a batch.
+        """
+        tokens = max(1, min(tokens, self.max_length))
+
+        def fastest(n: int) -> float:
+            batch = [(self.pad_id,) * tokens] * n
+            self.forward_padded(batch)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                self.forward_padded(batch)
+                times.append(time.perf_counter() - started)
+            return min(times)
+
+        one, many = fastest(1), fastest(rows)
+        per_token = (many - one) / ((rows - 1) * tokens)
+        if per_token <= 0:
+            return math.inf
+        return max(0.0, one / per_token - tokens)
 
     async def _run_batch(self, rows: list[tuple[int, ...]]) -> list[np.ndarray]:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -12,15 +13,29 @@ pytestmark = pytest.mark.dataplane
 
 
 class Recorder:
-    def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
+    """A fake model: records each batch; ``gate`` (when given) holds every batch until set."""
+
+    def __init__(
+        self, delay: float = 0.0, fail_on: int | None = None, gate: asyncio.Event | None = None
+    ) -> None:
         self.batches: list[list[int]] = []
         self.delay = delay
         self.fail_on = fail_on
+        self.gate = gate
+        self.running = 0
+        self.most_running = 0
 
     async def __call__(self, items: list[int]) -> list[int]:
         self.batches.append(list(items))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.running -= 1
         if self.fail_on is not None and self.fail_on in items:
             raise ValueError(f"bad item {self.fail_on}")
         return [i * 10 for i in items]
@@ -71,6 +86,87 @@ def test_items_outside_the_window_run_separately() -> None:
 
     run(main())
     assert rec.batches == [[1], [2]]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the event loop until ``condition`` holds (the test's timeout bounds it)."""
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+def test_an_idle_model_runs_a_lone_item_at_once() -> None:
+    """No waiting for company when nothing runs: a window of a minute is never waited out."""
+    rec = Recorder()
+
+    async def main() -> int:
+        b = DynamicBatcher(rec, BatchingConfig(32, 60.0))
+        value = await b.submit(7)
+        await b.close()
+        return value
+
+    assert run(main()) == 70
+    assert rec.batches == [[7]]
+
+
+def test_items_arriving_during_a_pass_form_the_next_batch() -> None:
+    async def main() -> Recorder:
+        gate = asyncio.Event()
+        rec = Recorder(gate=gate)
+        b = DynamicBatcher(rec, BatchingConfig(32, 60.0))
+        first = asyncio.create_task(b.submit(0))
+        await until(lambda: len(rec.batches) == 1)  # the model is busy with [0]
+        rest = [asyncio.create_task(b.submit(i)) for i in range(1, 6)]
+        await asyncio.sleep(0.02)
+        assert rec.batches == [[0]], "a batch was dispatched before the model was free"
+        gate.set()  # the pass ends: everything that queued meanwhile goes at once
+        assert await asyncio.gather(first, *rest) == [0, 10, 20, 30, 40, 50]
+        await b.close()
+        return rec
+
+    rec = run(main())
+    assert rec.batches == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_the_window_bounds_how_long_a_batch_forms_while_the_model_is_busy() -> None:
+    """Past the window, the forming batch is handed over to run next; later items form
+    another, and no more than two batches are ever in flight."""
+
+    async def main() -> Recorder:
+        gate = asyncio.Event()
+        rec = Recorder(gate=gate)
+        b = DynamicBatcher(rec, BatchingConfig(32, 0.01))
+        tasks = [asyncio.create_task(b.submit(0))]
+        await until(lambda: len(rec.batches) == 1)
+        tasks += [asyncio.create_task(b.submit(i)) for i in (1, 2)]
+        await until(lambda: len(rec.batches) == 2)  # handed over after 10 ms, not at gate
+        tasks += [asyncio.create_task(b.submit(i)) for i in (3, 4)]
+        await asyncio.sleep(0.05)
+        assert len(rec.batches) == 2, "a third batch went in flight"
+        gate.set()
+        assert await asyncio.gather(*tasks) == [0, 10, 20, 30, 40]
+        await b.close()
+        return rec
+
+    rec = run(main())
+    assert rec.batches == [[0], [1, 2], [3, 4]]
+    assert rec.most_running == 2
+
+
+def test_a_full_batch_is_handed_over_without_waiting_for_the_window() -> None:
+    async def main() -> Recorder:
+        gate = asyncio.Event()
+        rec = Recorder(gate=gate)
+        b = DynamicBatcher(rec, BatchingConfig(3, 60.0))
+        tasks = [asyncio.create_task(b.submit(0))]
+        await until(lambda: len(rec.batches) == 1)
+        tasks += [asyncio.create_task(b.submit(i)) for i in range(1, 5)]
+        await until(lambda: len(rec.batches) == 2)
+        gate.set()
+        await asyncio.gather(*tasks)
+        await b.close()
+        return rec
+
+    assert run(main()).batches == [[0], [1, 2, 3], [4]]
 
 
 def test_latency_zero_takes_only_what_is_queued() -> None:

@@ -13,6 +13,7 @@ from pipeline_predictors.codecs import (
     TokenInstance,
     instances_from_v1,
     instances_from_v2,
+    length_buckets,
     output_array,
     pad,
     softmax,
@@ -106,6 +107,26 @@ def test_pad_and_strip_padding_round_trip() -> None:
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     assert strip_padding(ids[1].tolist(), mask[1].tolist()) == (4,)
+
+
+def test_length_buckets_split_off_a_long_row_when_padding_costs_more_than_a_pass() -> None:
+    lengths = [12, 60, 10, 11, 13, 12]
+    # Padding five short rows to 60 wastes ~240 positions; a second pass costs 50.
+    assert length_buckets(lengths, pass_cost=50) == [[2, 3, 0, 5, 4], [1]]
+    # A pass dearer than the padding it saves: one group.
+    assert length_buckets(lengths, pass_cost=1000) == [[2, 3, 0, 5, 4, 1]]
+    assert length_buckets(lengths, pass_cost=float("inf")) == [[2, 3, 0, 5, 4, 1]]
+
+
+def test_length_buckets_cover_every_row_once() -> None:
+    lengths = [5, 9, 30, 31, 7, 64, 8, 33, 5]
+    for cost in (0.0, 3.0, 20.0, 100.0):
+        groups = length_buckets(lengths, cost)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+        assert all(groups)
+    # Free passes: one group per distinct length.
+    assert len(length_buckets(lengths, 0.0)) == len(set(lengths))
+    assert length_buckets([], 10.0) == []
 
 
 def test_softmax_is_stable_and_normalized() -> None:

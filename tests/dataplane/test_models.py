@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kserve.errors import InvalidInput
 
@@ -52,6 +53,19 @@ def test_limits_are_invalid_input(models: Models, instance: object, message: str
     model.load()
     with pytest.raises(InvalidInput, match=message):
         asyncio.run(model.predict({"instances": [instance]}))
+
+
+def test_length_buckets_give_the_same_rows_as_one_padded_pass(models: Models) -> None:
+    model = classifier(models.model_r1)
+    model.load()
+    assert model.pass_cost > 0  # measured at load on this machine
+    rows = [tuple(range(5, 5 + n)) for n in (3, 40, 4, 12, 3, 7)]
+    model.pass_cost = float("inf")
+    together = model.forward_rows(rows)
+    model.pass_cost = 0.0  # every distinct length in a pass of its own
+    split = model.forward_rows(rows)
+    for a, b in zip(together, split, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
 def test_device_and_dtype_choice() -> None:
