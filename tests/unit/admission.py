@@ -34,6 +34,7 @@ _ALTERNATIVES = [
 ]
 
 
+@cache
 def spec_schema() -> dict[str, Any]:
     version = crd.crd()["spec"]["versions"][0]
     schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
