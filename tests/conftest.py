@@ -1,8 +1,9 @@
 """Session fixtures: one real control plane for the whole run, a namespace per test.
 
-By default a local kwokctl cluster is started from the pinned tool set and torn down at the
-end, even when tests fail. With ``PIPELINE_TEST_CLUSTER=external`` the tests use the cluster
-that ``KUBECONFIG`` names instead (a kind cluster, a real one); CRDs are installed there.
+By default a local kwokctl cluster, with KServe's controller manager and webhooks, is started
+from the pinned tool set and torn down at the end, even when tests fail. With
+``PIPELINE_TEST_CLUSTER=external`` the tests use the cluster that ``KUBECONFIG`` names instead
+(a kind cluster with KServe installed, a real one); CRDs are installed there.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ def cluster(tools: ToolSet) -> Iterator[Cluster]:
 
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    """A fresh namespace per test, with a bound ``models`` claim for ``pvc://models/...``
+    storage URIs; deleted afterwards (without waiting)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, "pipelines.inference.dev/test=true")
+    cluster.provide_claim(name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    cluster.kubectl("delete", "persistentvolume", f"models-{name}", "--wait=false", check=False)

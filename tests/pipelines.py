@@ -23,8 +23,10 @@ GPU_POOL = {
 CPU_POOL = {"name": "cpu", "nodeSelector": {"pipelines.inference.dev/pool": "cpu"}}
 
 
-def classifier(name: str, namespace: str, model: str = "bert-v1", **rollout: Any) -> dict[str, Any]:
-    """A tokenizer -> classifier pipeline on the GPU pool."""
+def classifier(
+    name: str, namespace: str, model: str = "bert-v1", claim: str = "models", **rollout: Any
+) -> dict[str, Any]:
+    """A tokenizer -> classifier pipeline on the GPU pool; the model is on ``claim``."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -42,7 +44,7 @@ def classifier(name: str, namespace: str, model: str = "bert-v1", **rollout: Any
                     "predictor": {
                         "model": {
                             "modelFormat": {"name": "huggingface"},
-                            "storageUri": f"pvc://models/{model}",
+                            "storageUri": f"pvc://{claim}/{model}",
                         }
                     },
                     "resources": {"gpus": 1, "cpu": "4", "memory": "16Gi"},

@@ -4,8 +4,9 @@
 # Every tool is built from its wrapper Go module (hack/tools/<tool>/go.mod + go.sum) with
 # GOTOOLCHAIN=local, so nothing but the Go module proxy is reached. Each tool is cached under
 # $PIPELINE_TOOLS_CACHE/store/<tool>-<key>, the key being a hash of its wrapper and of this
-# script, so a version bump rebuilds that tool only. The tool set (bin/ + kserve-crds/) is
-# assembled under $PIPELINE_TOOLS_CACHE/sets/<key>; its path is the last line printed on stdout.
+# script, so a version bump rebuilds that tool only. The tool set (bin/, kserve-crds/ and
+# kserve-config/) is assembled under $PIPELINE_TOOLS_CACHE/sets/<key>; its path is the last
+# line printed on stdout.
 # Progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,8 @@ log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A tool's cache key: its wrapper module, how it is built, and any patch applied to it.
 key_of() {
   { cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/$1"/*.patch 2>/dev/null
-    echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}"; } | sha256sum | cut -c1-12
+    echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}${tags[$1]:+ tags=${tags[$1]}}"; } \
+    | sha256sum | cut -c1-12
 }
 
 # Flags that stamp versions into the binaries (kwokctl picks apiserver flags by version).
@@ -41,20 +43,24 @@ declare -A ldflags=(
   [kwok]="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
   [helm]="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   [kserve]="-s -w"
+  [prometheus]="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
 )
 declare -A packages=(
   [kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
   [etcd]="go.etcd.io/etcd/server/v3"
   [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
   [helm]="helm.sh/helm/v3/cmd/helm"
-  [kserve]="github.com/kserve/kserve/cmd/router"
+  [kserve]="github.com/kserve/kserve/cmd/router github.com/kserve/kserve/cmd/manager"
+  [prometheus]="github.com/prometheus/prometheus/cmd/prometheus"
 )
+# Build tags: Prometheus without its cloud service discoveries (static and file SD remain).
+declare -A tags=([prometheus]="remove_all_sd")
 # go build names a binary after its package; some are renamed (old name:new name).
-declare -A outputs=([etcd]="server:etcd")
-order=(kubernetes etcd kwok helm kserve)
+declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager")
+order=(kubernetes etcd kwok helm kserve prometheus)
 
-# KServe's InferenceGraph router is built from a patched copy of the pinned module: each
-# kserve/*.patch carries a fix that upstream has merged but no release on the module proxy has
+# KServe's InferenceGraph router and controller manager are built from a patched copy of the
+# pinned module: each kserve/*.patch carries a fix that upstream has merged but no release on the module proxy has
 # yet (see the patch headers). The copy (go.mod, cmd/, pkg/) lives in the tool's store dir and
 # a copy of the wrapper module points at it with a replace directive. The patches are part of
 # the kserve key (key_of), so editing one rebuilds the router.
@@ -90,7 +96,8 @@ build_tool() {
       build_kserve "$dir"
     else
       # shellcheck disable=SC2086
-      (cd "$here/$tool" && go build -ldflags "${ldflags[$tool]}" -o "$dir/bin/" ${packages[$tool]})
+      (cd "$here/$tool" && go build -tags "${tags[$tool]:-}" -ldflags "${ldflags[$tool]}" \
+        -o "$dir/bin/" ${packages[$tool]})
     fi
     for rename in ${outputs[$tool]:-}; do mv "$dir/bin/${rename%%:*}" "$dir/bin/${rename#*:}"; done
     touch "$dir/.complete"
@@ -99,7 +106,9 @@ build_tool() {
   echo "$dir"
 }
 
-set_key=$(for t in "${order[@]}"; do key_of "$t"; done | sha256sum | cut -c1-12)
+# The set's key: its tools' keys and the layout version of what is assembled beside them.
+set_layout=2
+set_key=$({ echo "$set_layout"; for t in "${order[@]}"; do key_of "$t"; done; } | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
 # A set is reusable when complete and none of its links dangles (a store entry was removed).
 set_ok() { [[ -f $set_dir/.complete ]] && ! find "$set_dir/bin" -xtype l | grep -q .; }
@@ -109,14 +118,19 @@ if ! set_ok; then
     store=$(build_tool "$tool")
     ln -sf "$store"/bin/* "$set_dir/bin/"
   done
-  # KServe's CRDs, used as they are, from the same pinned module the router is built from.
+  # KServe's CRDs and install manifests, used as they are, from the same pinned module the
+  # router and manager are built from: the CRDs the manager watches, its configuration file,
+  # webhook configurations, ClusterServingRuntimes and the default ClusterStorageContainer.
   kserve_dir=$(cd "$here/kserve" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  for crd in inferenceservices inferencegraphs servingruntimes clusterservingruntimes; do
-    cp "$kserve_dir/config/crd/full/serving.kserve.io_$crd.yaml" "$set_dir/kserve-crds/"
-  done
-  printf 'KUBERNETES_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nKSERVE_VERSION=%s\n' \
-    "$KUBERNETES_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$KSERVE_VERSION" > "$set_dir/versions.env"
+  full=$kserve_dir/config/crd/full
+  cp "$full"/serving.kserve.io_{inferenceservices,inferencegraphs,servingruntimes,clusterservingruntimes,trainedmodels}.yaml \
+    "$full/clusterstoragecontainer/serving.kserve.io_clusterstoragecontainers.yaml" "$set_dir/kserve-crds/"
+  mkdir -p "$set_dir/kserve-config"
+  cp -R "$kserve_dir/config/configmap" "$kserve_dir/config/webhook" "$kserve_dir/config/runtimes" \
+    "$kserve_dir/config/storagecontainers" "$set_dir/kserve-config/"
+  chmod -R u+w "$set_dir/kserve-config"
+  grep -E '^[A-Z_]+=' "$here/versions.env" > "$set_dir/versions.env"
   touch "$set_dir/.complete"
   log "tool set ready: $set_dir ($(du -shL "$set_dir/bin" | cut -f1) of binaries)"
 fi

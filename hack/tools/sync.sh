@@ -35,4 +35,13 @@ wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" \
 wrapper etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
 wrapper kwok "sigs.k8s.io/kwok@$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 wrapper helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
-wrapper kserve "github.com/kserve/kserve@$KSERVE_VERSION" github.com/kserve/kserve/cmd/router
+wrapper kserve "github.com/kserve/kserve@$KSERVE_VERSION" github.com/kserve/kserve/cmd/router \
+  github.com/kserve/kserve/cmd/manager
+# Prometheus tags v3.X.Y; its Go module publishes the same commit as v0.3XX.Y.
+prometheus_module() {
+  local v=${1#v} major minor patch
+  IFS=. read -r major minor patch <<< "$v"
+  echo "v0.$((major * 100 + minor)).$patch"
+}
+wrapper prometheus "github.com/prometheus/prometheus@$(prometheus_module "$PROMETHEUS_VERSION")" \
+  github.com/prometheus/prometheus/cmd/prometheus

@@ -17,7 +17,7 @@ import kopf
 
 from pipeline_operator import metrics, tracing
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from pipeline_operator.kube import ConflictError, Kube, load_config
+from pipeline_operator.kube import ROUTER_LABEL, ConflictError, Kube, load_config
 from pipeline_operator.naming import LABEL_PIPELINE
 from pipeline_operator.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
@@ -53,6 +53,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
+    if config.namespaces:
+        # Exact namespaces need no scanning: kopf would otherwise list all namespaces, which a
+        # namespaced installation may not, and retry the refusal for a minute and a half.
+        settings.scanning.disabled = True
     if not config.standalone:
         # kopf pauses a replica only for a peer of higher priority: give each its own, so
         # exactly one replica (the highest) is active and the others stand by.
@@ -136,4 +140,28 @@ def _owner(body: kopf.Body) -> str | None:
 async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     owner = _owner(body)
     if owner is not None and namespace is not None:
+        memo.wakeups.wake(namespace, owner)
+
+
+@kopf.index(
+    "serving.kserve.io", "v1alpha1", "inferencegraphs", labels={LABEL_PIPELINE: kopf.PRESENT}
+)
+def graph_owners(
+    body: kopf.Body, name: str, namespace: str | None, **_: Any
+) -> dict[tuple[str | None, str], str] | None:
+    """InferenceGraph -> the pipeline that owns it, to route router Deployment events."""
+    owner = _owner(body)
+    return {(namespace, name): owner} if owner is not None else None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={ROUTER_LABEL: kopf.PRESENT})
+async def router_changed(
+    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """KServe rolled a router out (or is rolling it): its pipeline's timers may start now."""
+    owners: kopf.Index[tuple[str | None, str], str] = kwargs["graph_owners"]
+    graph = body.get("metadata", {}).get("labels", {}).get(ROUTER_LABEL)
+    if namespace is None or graph is None:
+        return
+    for owner in owners.get((namespace, graph), []):
         memo.wakeups.wake(namespace, owner)

@@ -22,10 +22,21 @@ GRAPH = ("serving.kserve.io", "v1alpha1", "inferencegraphs")
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
+ROUTER_LABEL = "serving.kserve.io/inferencegraph"  # on the router Deployment KServe creates
 
 
 class ConflictError(Exception):
     """A write lost an optimistic-concurrency race (HTTP 409): re-read and try again."""
+
+
+class RefusedError(Exception):
+    """The apiserver or an admission webhook refused a write (a 4xx other than 409 and 429):
+    schema, webhook validation, RBAC, quota. Retrying the same object does not help."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 def load_config() -> client.ApiClient:
@@ -101,6 +112,8 @@ class Kube:
         except ApiException as err:
             if err.status == 409:
                 raise ConflictError(f"{path}: {_reason(err)}") from None
+            if err.status is not None and 400 <= err.status < 500 and err.status != 429:
+                raise RefusedError(err.status, _reason(err)) from None
             raise
         return dict(result or {})
 
@@ -152,6 +165,16 @@ class Kube:
         except ApiException as err:
             if err.status != 404:
                 raise
+
+    def list_routers(self, namespace: str, graphs: list[str]) -> dict[str, dict[str, Any]]:
+        """The router Deployments KServe made for these InferenceGraphs, by graph name."""
+        selector = f"{ROUTER_LABEL} in ({','.join(graphs)})"
+        listed = self.apps.list_namespaced_deployment(namespace, label_selector=selector)
+        out: dict[str, dict[str, Any]] = {}
+        for item in listed.items:
+            body = self.apps.api_client.sanitize_for_serialization(item)
+            out[body["metadata"]["labels"][ROUTER_LABEL]] = body
+        return out
 
     # -- revision snapshots ------------------------------------------------------------------
 

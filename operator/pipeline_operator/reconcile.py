@@ -16,20 +16,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline_operator import commands, metrics, snapshots
+from pipeline_operator import commands, metrics, refusals, snapshots
 from pipeline_operator.api.v1alpha1 import (
     GROUP,
+    ApplyError,
     CommandAck,
     Condition,
     InferencePipelineSpec,
     InferencePipelineStatus,
     Measurement,
     Phase,
+    RouterStatus,
 )
-from pipeline_operator.kube import Kube
+from pipeline_operator.kube import Kube, RefusedError
 from pipeline_operator.naming import graph_name, revision_of
 from pipeline_operator.objects import controller_uid, is_subset, merge_patch, ref
-from pipeline_operator.observe import readiness, ready_summary
+from pipeline_operator.observe import RouterRollout, readiness, ready_summary, served_traffic
 from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan
 from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
@@ -64,6 +66,61 @@ def retired_at(obj: dict[str, Any]) -> datetime | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class Applied:
+    """What one convergence did: refusals, graphs rewritten, and when to look again."""
+
+    errors: list[ApplyError] = field(default_factory=list)
+    graphs_changed: set[str] = field(default_factory=set)
+    requeue_after: float | None = None
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return {e.name: e.message for e in self.errors}
+
+    def wait(self, seconds: float) -> None:
+        self.requeue_after = (
+            seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+        )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What the pipeline's routers serve, as observed at the start of a reconcile."""
+
+    rollouts: dict[str, RouterRollout]
+    served: dict[str, int] | None
+    preview_served: str | None
+    waiting: str
+
+    @classmethod
+    def observe(
+        cls,
+        graphs: dict[str, tuple[dict[str, int] | None, RouterRollout | None]],
+        main: str,
+        preview: str,
+    ) -> Routing:
+        rollouts = {g: r for g, (_, r) in graphs.items() if r is not None}
+        served = graphs.get(main, (None, None))[0]
+        previewed = graphs.get(preview, (None, None))[0] or {}
+        waiting = "; ".join(f"{g}: {r.message}" for g, r in rollouts.items() if not r.rolled_out)
+        return cls(
+            rollouts=rollouts,
+            served=served if main in graphs else {},
+            preview_served=next(iter(previewed), None),
+            waiting=waiting,
+        )
+
+    def report(self, changed: set[str]) -> list[RouterStatus]:
+        """Status of each router; one whose graph this reconcile rewrote is rolling out."""
+        return [
+            RouterStatus(graph=graph, rolled_out=False, message="graph changed; rolling out")
+            if graph in changed
+            else RouterStatus(graph=graph, rolled_out=r.rolled_out, message=r.message)
+            for graph, r in sorted(self.rollouts.items())
+        ]
 
 
 @dataclass
@@ -130,8 +187,10 @@ class Reconciler:
             c for c in self.kube.list_children(namespace, name) if controller_uid(c) == owner.uid
         ]
         services = [c for c in children if c["kind"] == "InferenceService"]
+        refused = refusals.refused_services(status)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
-        seen = readiness(name, observed, services)
+        seen = readiness(name, observed, services, refused)
+        routing = self._observe_routers(namespace, name, children)
 
         now = self.clock()
         command_value = commands.pending(meta.get("annotations"), status)
@@ -154,6 +213,9 @@ class Reconciler:
                 command=command,
                 measurements=measurements,
                 invalid=invalid,
+                served=routing.served,
+                preview_served=routing.preview_served,
+                routing=routing.waiting,
             ),
             generation=meta.get("generation"),
         )
@@ -168,15 +230,22 @@ class Reconciler:
         except PlanError as err:
             self._report_invalid(pipeline, status, "PlanFailed", str(err))
             return None
-        draining = self._converge(wanted, children, now)
+        applied = self._converge(wanted, children, now, routing.served is not None)
 
-        final = readiness(name, {rev: specs[rev] for rev in serving}, services)
+        final = readiness(name, {rev: specs[rev] for rev in serving}, services, applied.refused)
         new_status = self._with_observed(new_status, final.revisions, serving, children, name)
+        new_status = new_status.model_copy(
+            update={"routers": routing.report(changed=applied.graphs_changed)}
+        )
+        new_status, refusal = refusals.report(new_status, applied.errors, stamp(now))
         self._prune_snapshots(namespace, snaps, serving)
         self._write_status(pipeline, old_status, new_status)
         self._post(pipeline, decision)
+        if refusal is not None:
+            log.warning("%s/%s: %s", namespace, name, refusal)
+            self.kube.post_event(pipeline, "Warning", refusals.REASON, refusal)
         self._export(namespace, name, new_status)
-        waits = [w for w in (decision.requeue_after, draining) if w is not None]
+        waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
         return min(waits, default=None)
 
     # -- observe -----------------------------------------------------------------------------
@@ -202,46 +271,74 @@ class Reconciler:
             ]
         return [measure(provider, metric, status.canary_revision, name, now) for metric in due]
 
+    def _observe_routers(
+        self, namespace: str, name: str, children: list[dict[str, Any]]
+    ) -> Routing:
+        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
+        main, preview = graph_name(name), graph_name(name, preview=True)
+        wanted = [g for g in (main, preview) if g in graphs]
+        deployments = self.kube.list_routers(namespace, wanted) if wanted else {}
+        return Routing.observe(
+            {g: served_traffic(graphs[g], deployments.get(g)) for g in wanted}, main, preview
+        )
+
     # -- act ---------------------------------------------------------------------------------
 
     def _converge(
-        self, wanted: list[dict[str, Any]], children: list[dict[str, Any]], now: datetime
-    ) -> float | None:
-        """Apply what differs, then retire children no longer wanted; seconds until a requeue.
+        self,
+        wanted: list[dict[str, Any]],
+        children: list[dict[str, Any]],
+        now: datetime,
+        routed: bool,
+    ) -> Applied:
+        """Apply what differs, then retire children no longer wanted.
 
-        Graphs no longer wanted go at once. An InferenceService the graph stopped routing to
-        is marked retired and deleted ``drain_seconds`` later, once KServe has rolled the
-        router out: its old pods may still send requests there until then.
+        A child the apiserver refuses is recorded and the others are still applied. Graphs
+        no longer wanted go at once. An InferenceService the graph stopped routing to is
+        retired only once the router serves the graph without it (``routed``, and the graph
+        unchanged by this reconcile), then deleted ``drain_seconds`` later, so requests that
+        router pods already accepted can finish.
         """
         live = {(c["kind"], c["metadata"]["name"]): c for c in children}
+        out = Applied()
         for obj in wanted:
             current = live.get((obj["kind"], obj["metadata"]["name"]))
             if current is None or not is_subset(obj, current):
                 log.info("applying %s", ref(obj))
-                self.kube.apply(obj)
+                try:
+                    self.kube.apply(obj)
+                except RefusedError as err:
+                    meta = obj["metadata"]
+                    error = ApplyError(kind=obj["kind"], name=meta["name"], message=err.message)
+                    out.errors.append(error)
+                    continue
+                if obj["kind"] == "InferenceGraph":
+                    out.graphs_changed.add(obj["metadata"]["name"])
             if current is not None and retired_at(current) is not None:
                 log.info("back in service: %s", ref(current))
                 self.kube.annotate(current, RETIRED_AT, None)
         keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
-        requeue: float | None = None
+        settled = routed and not out.graphs_changed
         drain = self.settings.drain_seconds
         for obj in sorted(
             (c for key, c in live.items() if key not in keep),
             key=lambda c: c["kind"] != "InferenceGraph",
         ):
             retired = retired_at(obj)
-            if obj["kind"] == "InferenceService" and drain > 0:
-                if retired is None:
+            if obj["kind"] == "InferenceService":
+                if retired is None and not settled:
+                    continue  # still routed to until the router has rolled out
+                if retired is None and drain > 0:
                     log.info("retiring %s (deleted in %.0fs)", ref(obj), drain)
                     self.kube.annotate(obj, RETIRED_AT, stamp(now))
                     retired = now
-                wait = (retired - now).total_seconds() + drain
+                wait = (retired - now).total_seconds() + drain if retired else 0.0
                 if wait > 0:
-                    requeue = wait if requeue is None else min(requeue, wait)
+                    out.wait(wait)
                     continue
             log.info("deleting %s", ref(obj))
             self.kube.delete(obj)
-        return requeue
+        return out
 
     def _prune_snapshots(
         self, namespace: str, snaps: dict[str, snapshots.Snapshot], serving: list[str]

@@ -147,3 +147,20 @@ def test_watch_ends_when_healthy_or_aborted_at_the_latest_generation() -> None:
     assert status.verdict("clf", s.healthy()) == 0
     with pytest.raises(CliError, match=f"rollout of {s.V2} of pipeline clf aborted: aborted by"):
         status.verdict("clf", s.aborted())
+
+
+def test_status_report_of_a_router_rolling_out_and_a_refused_child() -> None:
+    obj = s.canary(
+        routers=[{"graph": "clf", "rolledOut": False, "message": "1 of 2 replicas updated"}],
+        applyErrors=[
+            {"kind": "InferenceService", "name": "clf-classify-x", "message": "denied: bad"}
+        ],
+    )
+    lines = status.render_status(obj, NOW).splitlines()
+    assert "Routers:" in lines
+    assert any(line.split()[:2] == ["clf", "RollingOut"] for line in lines)
+    assert any("1 of 2 replicas updated" in line for line in lines)
+    refused = lines[lines.index("Refused:") + 2]
+    assert refused.split()[:2] == ["InferenceService", "clf-classify-x"]
+    assert "denied: bad" in refused
+    assert "Routers:" not in status.render_status(s.healthy(), NOW)

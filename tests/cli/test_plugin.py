@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 
@@ -56,7 +55,7 @@ def spec_paused(cluster: Cluster, namespace: str) -> bool:
 
 
 def test_rollout_commands_end_to_end(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     kc = cluster.kubeconfig
     ns = ["-n", namespace]

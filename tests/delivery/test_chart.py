@@ -47,6 +47,7 @@ NAMESPACED_RULES: set[Rule] = {
         for v in ("get", "list", "watch", "create", "patch", "delete")
     ),
     *(("apps", "controllerrevisions", v) for v in ("get", "list", "create", "delete")),
+    *(("apps", "deployments", v) for v in ("list", "watch")),
     ("", "events", "create"),
     ("events.k8s.io", "events", "create"),
 }

@@ -1,4 +1,4 @@
-"""Fixtures for operator tests: the operator as a real process, KServe played by a thread."""
+"""Fixtures for operator tests: the operator as a real process, acting with the chart's RBAC."""
 
 from __future__ import annotations
 
@@ -8,23 +8,31 @@ from pathlib import Path
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
+from pipeline_operator.localcluster.chart_identity import ChartIdentity
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 
-DRAIN_SECONDS = 2.0  # retired InferenceServices linger this long before deletion
+DRAIN_SECONDS = 2.0  # retired InferenceServices linger this long after the router rolled out
 
 
 @pytest.fixture
-def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+def operator_identity(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """A kubeconfig acting as the chart's ServiceAccount for ``namespace``."""
+    identity = ChartIdentity(cluster, namespace, tmp_path)
+    yield identity.create()
+    identity.delete()
+
+
+@pytest.fixture
+def operator(
+    cluster: Cluster, namespace: str, tmp_path: Path, operator_identity: Path
+) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
-        cluster, namespace, tmp_path / f"operator-{namespace}.log", drain_seconds=DRAIN_SECONDS
+        cluster,
+        namespace,
+        tmp_path / f"operator-{namespace}.log",
+        drain_seconds=DRAIN_SECONDS,
+        kubeconfig=operator_identity,
     )
     process.start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def kserve(cluster: Cluster, namespace: str) -> Iterator[KServeSimulator]:
-    with KServeSimulator(str(cluster.kubeconfig), namespace) as simulator:
-        yield simulator

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 from tests.operator.test_canary import deploy_stable
@@ -82,7 +81,6 @@ def test_analysis_step_promotes_or_aborts_on_the_measured_value(
     cluster: Cluster,
     namespace: str,
     operator: OperatorProcess,
-    kserve: KServeSimulator,
     prometheus: FakePrometheus,
     value: float,
     outcome: str,

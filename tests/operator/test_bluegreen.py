@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 from tests.operator.test_canary import deploy_stable, services_of, weights
@@ -19,7 +18,7 @@ def graphs(cluster: Cluster, namespace: str) -> list[str]:
 
 
 def test_blue_green_with_manual_promotion(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     rollout = {"strategy": "BlueGreen", "blueGreen": {"scaleDownDelaySeconds": 3}}
     blue = deploy_stable(cluster, namespace, rollout)
@@ -57,7 +56,7 @@ def test_blue_green_with_manual_promotion(
 
 
 def test_blue_green_promotes_itself_after_auto_promotion_seconds(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     rollout = {
         "strategy": "BlueGreen",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 from tests.support import wait_for
@@ -35,7 +34,7 @@ def deploy_stable(cluster: Cluster, namespace: str, rollout: dict) -> str:
 
 
 def test_canary_walks_its_steps_and_promotes(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     stable = deploy_stable(cluster, namespace, {"strategy": "Canary", "canary": {"steps": STEPS}})
     assert len(services_of(cluster, namespace, stable)) == 2
@@ -81,7 +80,7 @@ def test_canary_walks_its_steps_and_promotes(
 
 
 def test_abort_returns_all_traffic_to_stable_at_once(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     steps = [{"setWeight": 30}, {"pause": {}}]
     stable = deploy_stable(cluster, namespace, {"canary": {"steps": steps}})
@@ -103,13 +102,12 @@ def test_abort_returns_all_traffic_to_stable_at_once(
 
 
 def test_canary_not_ready_within_the_deadline_aborts_with_a_reason(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     rollout = {"canary": {"steps": [{"setWeight": 50}]}, "progressDeadlineSeconds": 10}
     stable = deploy_stable(cluster, namespace, rollout)
-    kserve.hold.add("clf-classify-")  # the new classifier never becomes Ready
-    kserve.hold.add("clf-tokenize-")
-    p.apply(cluster, p.classifier("clf", namespace, model="bert-broken", **rollout))
+    # The new classifier's model is on a claim that does not exist: its pod stays Pending.
+    p.apply(cluster, p.classifier("clf", namespace, claim="no-such-claim", **rollout))
     st = p.wait_status(cluster, namespace, "clf", "deadline abort", timeout=40, phase="Aborted")
     assert st["traffic"] == [{"revision": stable, "weight": 100}]
     assert "classify" in st["abortReason"]

@@ -8,7 +8,6 @@ import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.localcluster import Cluster, Topology
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator, predictor_deployment
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
@@ -68,34 +67,36 @@ def test_a_stage_asking_for_more_gpus_than_its_pool_has_is_reported(
 
 
 @pytest.mark.local_only
-def test_stages_land_on_the_node_pools_they_name(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+def test_kserve_places_each_stage_on_the_pool_it_names(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    p.apply(cluster, p.classifier("clf", namespace))
+    pipeline = p.classifier("clf", namespace)
+    classify = pipeline["spec"]["stages"][1]
+    classify["transformer"] = {"image": "example/tokenizer:1"}
+    p.apply(cluster, pipeline)
     p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")
     pool_label = Topology.load().pool_label
-    for isvc in p.children(cluster, namespace, "inferenceservices"):
-        # Play KServe's raw-deployment controller: a Deployment from the predictor spec.
-        cluster.kubectl(
-            "apply", "--server-side", "-f", "-", stdin=json.dumps(predictor_deployment(isvc))
-        )
-    expected = {"tokenize": "cpu", "classify": "gpu-h100"}
+    gpu_pools = {"gpu-h100", "gpu-l4"}
+    placed: dict[tuple[str, str], set[str]] = {}
     for isvc in p.children(cluster, namespace, "inferenceservices"):
         stage = isvc["metadata"]["labels"]["pipelines.inference.dev/stage"]
-        app = f"{isvc['metadata']['name']}-predictor"
-
-        def scheduled(app: str = app) -> list[dict]:
-            pods = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", f"app={app}")
-            ok = [x for x in pods["items"] if x["status"].get("phase") == "Running"]
-            return ok
-
-        for pod in wait_for(scheduled, 60, f"the {stage} predictor pod Running"):
+        selector = f"serving.kserve.io/inferenceservice={isvc['metadata']['name']}"
+        # The Deployments and pods are KServe's, made from the InferenceService.
+        pods = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", selector)["items"]
+        for pod in pods:
+            assert pod["status"].get("phase") == "Running", pod["status"]
             node = kubectl_json(cluster, "get", "node", pod["spec"]["nodeName"])
-            assert node["metadata"]["labels"][pool_label] == expected[stage]
+            component = pod["metadata"]["labels"]["component"]
+            placed.setdefault((stage, component), set()).add(node["metadata"]["labels"][pool_label])
+    assert placed[("tokenize", "predictor")] == {"cpu"}
+    assert placed[("classify", "predictor")] <= {"gpu-h100"} and placed[("classify", "predictor")]
+    assert (
+        placed[("classify", "transformer")] and not placed[("classify", "transformer")] & gpu_pools
+    )
 
 
 def test_deleting_the_pipeline_deletes_its_children(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     p.apply(cluster, p.classifier("clf", namespace))
     p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")
@@ -212,7 +213,7 @@ def test_every_planned_object_passes_server_side_validation(
 
 
 def test_an_unknown_command_is_rejected_in_status_and_events(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     p.apply(cluster, p.classifier("clf", namespace))
     p.wait_status(cluster, namespace, "clf", "pipeline Healthy", phase="Healthy")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 from tests.operator.test_canary import deploy_stable, services_of, weights
@@ -25,7 +24,7 @@ def api_writes(operator: OperatorProcess) -> float:
 
 
 def test_operator_killed_mid_rollout_continues_from_the_same_step(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     stable = deploy_stable(cluster, namespace, {"canary": {"steps": STEPS}})
     p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": STEPS}))
@@ -61,7 +60,7 @@ def test_operator_killed_mid_rollout_continues_from_the_same_step(
 
 
 def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     stable = deploy_stable(cluster, namespace, {})
     victim = services_of(cluster, namespace, stable)[0]
@@ -111,7 +110,7 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
 
 
 def test_a_reconcile_that_changes_nothing_writes_nothing(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, kserve: KServeSimulator
+    cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     deploy_stable(cluster, namespace, {})
     wait_for(lambda: p.status(cluster, namespace, "clf").get("url"), 20, "status.url")
@@ -145,9 +144,11 @@ def test_a_reconcile_that_changes_nothing_writes_nothing(
 
 
 def test_retired_services_stay_for_the_drain_period_then_go(
-    cluster: Cluster, namespace: str, kserve: KServeSimulator, tmp_path: Path
+    cluster: Cluster, namespace: str, tmp_path: Path, operator_identity: Path
 ) -> None:
-    operator = OperatorProcess(cluster, namespace, tmp_path / "operator.log", drain_seconds=8)
+    operator = OperatorProcess(
+        cluster, namespace, tmp_path / "operator.log", drain_seconds=8, kubeconfig=operator_identity
+    )
     operator.start()
     try:
         stable = deploy_stable(cluster, namespace, {"canary": {"steps": [{"setWeight": 50}]}})
@@ -165,17 +166,29 @@ def test_retired_services_stay_for_the_drain_period_then_go(
             "the canary to complete",
         )
         assert weights(cluster, namespace, "clf") == {st["stableRevision"]: 100}
-        # The graph no longer routes to the old revision, but KServe's router pods may still:
-        # its services stay, marked retired, until the drain period is over.
-        old = [
-            s
-            for s in p.children(cluster, namespace, "inferenceservices")
-            if s["metadata"]["labels"]["pipelines.inference.dev/revision"] == stable
-        ]
-        assert len(old) == 2
-        assert all(
-            "pipelines.inference.dev/retired-at" in s["metadata"]["annotations"] for s in old
+
+        # The graph no longer routes to the old revision; once KServe has rolled the router
+        # out, its services are marked retired and stay until the drain period is over.
+        def old() -> list[dict]:
+            return [
+                s
+                for s in p.children(cluster, namespace, "inferenceservices")
+                if s["metadata"]["labels"]["pipelines.inference.dev/revision"] == stable
+            ]
+
+        retired = wait_for(
+            lambda: (
+                len(services := old()) == 2
+                and all(
+                    "pipelines.inference.dev/retired-at" in s["metadata"]["annotations"]
+                    for s in services
+                )
+                and services
+            ),
+            20,
+            "the old revision's services to be marked retired",
         )
+        assert len(retired) == 2
         wait_for(
             lambda: services_of(cluster, namespace, stable) == [],
             30,

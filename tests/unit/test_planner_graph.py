@@ -319,7 +319,10 @@ def test_graph_metadata_and_router_options() -> None:
     assert graph_obj["apiVersion"] == "serving.kserve.io/v1alpha1"
     meta = graph_obj["metadata"]
     assert meta["name"] == "demo"
-    assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
+    assert meta["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Standard",
+        "pipelines.inference.dev/traffic": "v1=100",
+    }
     assert meta["labels"][naming.LABEL_PIPELINE] == "demo"
     assert naming.LABEL_REVISION not in meta["labels"]
     assert meta["ownerReferences"][0]["uid"] == "uid-1"

@@ -103,6 +103,11 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["get", "list", "create", "delete"]
+# The router Deployments KServe makes for the graphs: read-only, to see when a graph change
+# has rolled out to every router replica.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch"]
 # Events on pipelines (the operator's own and kopf's).
 - apiGroups: [""]
   resources: ["events"]

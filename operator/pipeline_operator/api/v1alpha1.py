@@ -539,6 +539,24 @@ class RevisionStatus(StatusModel):
     ready_since: str | None = None
 
 
+class RouterStatus(StatusModel):
+    graph: str = Field(description="The InferenceGraph whose router this is.")
+    rolled_out: bool = Field(
+        default=False,
+        description="Every router replica serves the graph's current routes (KServe restarts "
+        "the router on every graph change).",
+    )
+    message: str = ""
+
+
+class ApplyError(StatusModel):
+    kind: str
+    name: str
+    message: str = Field(
+        description="Why the apiserver or an admission webhook refused the object."
+    )
+
+
 class CommandAck(StatusModel):
     command: str = Field(description="The command annotation value that was handled.")
     result: Literal["Accepted", "Rejected"]
@@ -602,3 +620,10 @@ class InferencePipelineStatus(StatusModel):
     analysis: AnalysisStatus | None = None
     last_command: CommandAck | None = None
     ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")
+    routers: list[RouterStatus] = Field(
+        default_factory=list, description="The routers of the pipeline's InferenceGraphs."
+    )
+    apply_errors: list[ApplyError] = Field(
+        default_factory=list,
+        description="Children the last reconcile could not write, with the refusal.",
+    )

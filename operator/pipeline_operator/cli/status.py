@@ -147,6 +147,7 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
             "Revisions:",
             *indent(table(("REVISION / STAGE", "SERVICE", "READY", "MESSAGE"), rows)),
         ]
+    lines += router_lines(status) + refusal_lines(status)
     if status.analysis is not None:
         a = status.analysis
         lines += [
@@ -173,6 +174,24 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         text = f"{ack.command}  {ack.result}  {age(ack.at, now)} ago"
         lines.append(field("Last command", text + (f": {ack.message}" if ack.message else "")))
     return "\n".join(lines)
+
+
+def router_lines(status: InferencePipelineStatus) -> list[str]:
+    """Each graph's router: serving its current routes, or still rolling out and why."""
+    if not status.routers:
+        return []
+    rows = [
+        [r.graph, "RolledOut" if r.rolled_out else "RollingOut", r.message] for r in status.routers
+    ]
+    return ["Routers:", *indent(table(("GRAPH", "ROUTER", "MESSAGE"), rows))]
+
+
+def refusal_lines(status: InferencePipelineStatus) -> list[str]:
+    """Children the apiserver or a webhook refused at the last reconcile."""
+    if not status.apply_errors:
+        return []
+    rows = [[e.kind, e.name, e.message] for e in status.apply_errors]
+    return ["Refused:", *indent(table(("KIND", "NAME", "MESSAGE"), rows))]
 
 
 def summary(obj: dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from pipeline_operator.localcluster.kserve import KServe
+from pipeline_operator.localcluster.processes import ClusterError, log, process_running, wait_until
 from pipeline_operator.localcluster.tools import ToolSet
 from pipeline_operator.localcluster.topology import Topology
 
@@ -29,14 +30,6 @@ CRD_DIR = Path(__file__).resolve().parents[3] / "manifests" / "crds"
 DEFAULT_HOME = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
 )
-
-
-class ClusterError(RuntimeError):
-    """The local cluster could not be started, reached or stopped."""
-
-
-def log(message: str) -> None:
-    print(f"[cluster {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Cluster:
@@ -55,6 +48,41 @@ class Cluster:
         if check and result.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
         return result
+
+    def provide_claim(self, namespace: str, claim: str = "models") -> None:
+        """A bound PersistentVolumeClaim for ``pvc://<claim>/...`` storage URIs.
+
+        The PersistentVolume is pre-bound to the claim (``claimRef``), so kube-controller-
+        manager binds the two without a provisioner.
+        """
+        volume = f"{claim}-{namespace}"
+        objects = [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": volume},
+                "spec": {
+                    "capacity": {"storage": "100Gi"},
+                    "accessModes": ["ReadOnlyMany", "ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "",
+                    "hostPath": {"path": f"/var/lib/models/{volume}"},
+                    "claimRef": {"namespace": namespace, "name": claim},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "",
+                    "volumeName": volume,
+                    "resources": {"requests": {"storage": "100Gi"}},
+                },
+            },
+        ]
+        self.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in objects))
 
     def apply_crds(self, paths: Sequence[Path]) -> None:
         """Install CRDs with server-side apply (KServe's are too large for client-side)."""
@@ -75,13 +103,21 @@ class Cluster:
 
 
 class LocalCluster(Cluster):
-    """One kwokctl cluster with its own working directory and kubeconfig."""
+    """One kwokctl cluster with its own working directory and kubeconfig, and KServe's
+    controller manager and webhooks (``with_kserve``) started and stopped with it."""
 
-    def __init__(self, tools: ToolSet, name: str = "pipelines", home: Path = DEFAULT_HOME) -> None:
+    def __init__(
+        self,
+        tools: ToolSet,
+        name: str = "pipelines",
+        home: Path = DEFAULT_HOME,
+        with_kserve: bool = True,
+    ) -> None:
         super().__init__(tools, home / f"{name}.kubeconfig")
         self.name = name
         self.home = home
         self._kwok_workdir = home / "kwok"
+        self.kserve = KServe(self, home / f"{name}.kserve") if with_kserve else None
 
     def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, *args]
@@ -150,13 +186,21 @@ class LocalCluster(Cluster):
         self.apply_crds([*self.tools.kserve_crds, *crds])
         if topology is not None:
             self.apply_nodes(topology)
+        if self.kserve is not None:
+            try:
+                self.kserve.start()
+            except (ClusterError, TimeoutError) as err:
+                self.down()
+                raise ClusterError(f"KServe did not start: {err}") from None
         log(
             f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s "
             f"(KUBECONFIG={self.kubeconfig})"
         )
 
     def down(self) -> None:
-        """Delete the cluster and make sure none of its processes outlive it."""
+        """Stop KServe, delete the cluster, and make sure none of its processes outlive it."""
+        if self.kserve is not None:
+            self.kserve.stop()
         pids = self.pids()
         if self.exists():
             log(f"deleting cluster {self.name!r}")
@@ -235,20 +279,10 @@ class LocalCluster(Cluster):
 
 
 def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
-
-
-def process_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie has already exited)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+        wait_until(ready, timeout, what)
+    except TimeoutError as err:
+        raise ClusterError(str(err)) from None
 
 
 @contextlib.contextmanager

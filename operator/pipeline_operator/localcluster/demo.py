@@ -1,10 +1,10 @@
 """The demo (``make demo``): a canary rollout of a pipeline on the local cluster, end to end.
 
-Starts the local control plane with its GPU node pools, runs the operator against it, applies
-the text-classifier example, then changes its model and walks the canary to the end (timed
-pause, then a promote), printing the rollout's progress as it happens. KServe's controllers
-do not run here: a stand-in marks InferenceServices and graphs Ready, as KServe would once
-their pods serve.
+Starts the local control plane with its GPU node pools and KServe's own controller manager
+and webhooks, runs the operator against it (with the chart's RBAC), applies the text-classifier
+example, then changes its model and walks the canary to the end (timed pause, then a promote),
+printing the rollout's progress as it happens. KServe makes the Deployments; kwok runs their
+pods on the node pools (no containers run).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import yaml
 
 from pipeline_operator.api.v1alpha1 import PLURAL
 from pipeline_operator.commands import command_patch
+from pipeline_operator.localcluster.chart_identity import ChartIdentity
 from pipeline_operator.localcluster.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
-from pipeline_operator.localcluster.kserve_sim import KServeSimulator
 from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.localcluster.tools import REPO_ROOT, ToolSet
 from pipeline_operator.localcluster.topology import Topology
@@ -84,23 +84,30 @@ def main(argv: list[str] | None = None) -> None:
     demo = Demo(cluster)
     demo.say(
         "Starting the local cluster (kube-apiserver, etcd, scheduler, controller-manager, "
-        "kwok node pools)"
+        "kwok node pools, KServe's controller manager and webhooks)"
     )
     cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
     operator: OperatorProcess | None = None
     try:
         demo.run("get", "nodes", "-L", "pipelines.inference.dev/pool")
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+        cluster.provide_claim(NAMESPACE)
 
-        demo.say("Starting the operator (python -m pipeline_operator), watching namespace demo")
+        demo.say(
+            "Starting the operator (python -m pipeline_operator), watching namespace demo, "
+            "as the chart's ServiceAccount"
+        )
+        identity = ChartIdentity(cluster, NAMESPACE, DEFAULT_HOME)
         operator = OperatorProcess(
-            cluster, NAMESPACE, DEFAULT_HOME / "demo-operator.log", drain_seconds=DRAIN_SECONDS
+            cluster,
+            NAMESPACE,
+            DEFAULT_HOME / "demo-operator.log",
+            drain_seconds=DRAIN_SECONDS,
+            kubeconfig=identity.create(),
         )
         operator.start()
         print(f"operator log: {operator.log_path}")
-
-        with KServeSimulator(str(cluster.kubeconfig), NAMESPACE):
-            walk(demo, cluster)
+        walk(demo, cluster)
     finally:
         if operator is not None:
             operator.stop()
@@ -119,6 +126,8 @@ def walk(demo: Demo, cluster: LocalCluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
     stable = demo.watch(name, lambda s: s.get("phase") == "Healthy", 120, "the first revision")
     demo.run("get", "inferencepipelines,inferenceservices,inferencegraphs", "-n", NAMESPACE)
+    demo.say("KServe's Deployments for them, and where the scheduler put their pods")
+    demo.run("get", "deployments,pods", "-n", NAMESPACE, "-o", "wide")
 
     demo.say(
         "Rolling out a new model (storageUri sentiment-v1 -> sentiment-v2) as a canary: "
@@ -156,8 +165,8 @@ def walk(demo: Demo, cluster: LocalCluster) -> None:
     )
     demo.run("get", "inferencepipelines,inferenceservices", "-n", NAMESPACE)
     demo.say(
-        f"The old revision's services stay {DRAIN_SECONDS:.0f}s (retired) while KServe "
-        "rolls the router out, then go"
+        "The old revision's services stay until KServe has rolled the router out, then "
+        f"{DRAIN_SECONDS:.0f}s more (retired) for requests in flight, then go"
     )
     old = f"pipelines.inference.dev/revision={stable['stableRevision']}"
     deadline = time.monotonic() + 60

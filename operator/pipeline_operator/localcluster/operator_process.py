@@ -5,28 +5,33 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline_operator.localcluster.cluster import Cluster
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from pipeline_operator.localcluster.processes import ProcessFigures, free_port
 
 
 class OperatorProcess:
     """``python -m pipeline_operator`` watching one namespace; can be killed and restarted."""
 
     def __init__(
-        self, cluster: Cluster, namespace: str, log_path: Path, drain_seconds: float | None = None
+        self,
+        cluster: Cluster,
+        namespace: str,
+        log_path: Path,
+        drain_seconds: float | None = None,
+        kubeconfig: Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        """``kubeconfig``: the identity to act as (default: the cluster's admin);
+        ``extra_args``: more flags of ``python -m pipeline_operator``."""
         self.cluster = cluster
+        self.extra_args = list(extra_args)
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.drain_seconds = drain_seconds
         self.namespace = namespace
         self.metrics_port = free_port()
@@ -34,7 +39,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             args = [
@@ -47,6 +52,7 @@ class OperatorProcess:
             ]
             if self.drain_seconds is not None:
                 args += ["--drain-seconds", str(self.drain_seconds)]
+            args += self.extra_args
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pipeline_operator", *args],
                 env=env,
@@ -68,12 +74,9 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def peak_rss_kib(self) -> int:
-        """The process's peak resident set size so far (VmHWM)."""
-        assert self.process is not None
-        with open(f"/proc/{self.process.pid}/status", encoding="utf-8") as status:
-            match = re.search(r"VmHWM:\s+(\d+)", status.read())
-        return int(match.group(1)) if match else 0
+    def figures(self) -> ProcessFigures | None:
+        """Peak RSS and CPU time of the running operator so far."""
+        return ProcessFigures.of(self.process.pid) if self.process else None
 
     def counter(self, name: str) -> float:
         """Sum of a Prometheus counter over its labels, scraped from /metrics."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import (
+    GROUP,
     GraphNode,
     GraphStep,
     InferencePipelineSpec,
@@ -25,6 +26,7 @@ GRAPH_KIND = "InferenceGraph"
 ROOT = "root"  # KServe's router starts every request at the node named "root"
 ROLE_ACTIVE = "active"
 ROLE_PREVIEW = "preview"
+TRAFFIC_ANNOTATION = f"{GROUP}/traffic"
 _DATA = {"Request": "$request", "Response": "$response"}
 
 
@@ -158,11 +160,29 @@ def build_inference_graph(
         **naming.labels(owner.name),
         naming.LABEL_ROLE: ROLE_PREVIEW if preview else ROLE_ACTIVE,
     }
+    metadata = build_metadata(
+        owner, naming.graph_name(owner.name, preview=preview), labels, options
+    )
+    metadata["annotations"][TRAFFIC_ANNOTATION] = format_traffic(weights)
     return {
         "apiVersion": GRAPH_API_VERSION,
         "kind": GRAPH_KIND,
-        "metadata": build_metadata(
-            owner, naming.graph_name(owner.name, preview=preview), labels, options
-        ),
+        "metadata": metadata,
         "spec": build_graph_spec(owner, weights, specs, options),
     }
+
+
+def format_traffic(weights: Mapping[str, int]) -> str:
+    """``rev1=90,rev2=10``: the split a graph routes, as its traffic annotation."""
+    return ",".join(f"{revision}={weight}" for revision, weight in weights.items())
+
+
+def parse_traffic(value: str) -> dict[str, int] | None:
+    """The inverse of :func:`format_traffic`; None for a value it did not write."""
+    out: dict[str, int] = {}
+    for part in value.split(","):
+        revision, _, weight = part.partition("=")
+        if not revision or not weight.isdigit():
+            return None
+        out[revision] = int(weight)
+    return out

@@ -24,6 +24,10 @@ def progress(run: Run) -> None:
         transitions.wait_for_ready(run, "preview")
         return
     s.waiting_since = None
+    if s.paused_at is None and run.obs.preview_served != preview:
+        s.phase = Phase.PROGRESSING  # the preview serves once its router has rolled out
+        run.wake_at(run.now + transitions.ROUTER_POLL)
+        return
     s.phase = Phase.PAUSED
     auto = settings(run).auto_promotion_seconds
     if s.paused_at is None:

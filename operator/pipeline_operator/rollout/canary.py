@@ -39,6 +39,8 @@ def progress(run: Run, promote_once: bool = False) -> None:
                 s.analysis = None
             where = position(index, run.spec)
             run.normal("Promoted", f"{where} ({describe(step)}) skipped by promote")
+        elif not _routed(run):
+            return
         elif step.pause is not None:
             if not _pause(run, index, step.pause):
                 return
@@ -61,6 +63,23 @@ def _set_weight(run: Run, index: int, weight: int) -> None:
             f"({position(index, run.spec)})",
         )
         s.canary_weight = weight
+
+
+def _routed(run: Run) -> bool:
+    """Whether the router serves the current weight, so that a pause or an analysis can run.
+
+    KServe restarts the router on every graph change: until every replica serves the canary's
+    weight, the step's clock stands still.
+    """
+    s = run.status
+    served = run.obs.served
+    if served is not None and served.get(s.canary_revision or "", 0) == s.canary_weight:
+        return True
+    if s.paused_at is None and s.analysis is None:
+        s.step_started_at = run.stamp
+    s.phase = Phase.PROGRESSING
+    run.wake_at(run.now + transitions.ROUTER_POLL)
+    return False
 
 
 def _pause(run: Run, index: int, pause: Pause) -> bool:

@@ -36,6 +36,13 @@ class Observations:
     command: Command | None = None
     measurements: Sequence[Measurement] = ()
     invalid: str | None = None
+    served: Mapping[str, int] | None = None
+    """Revision -> weight that the main graph's router serves on every replica; None while
+    KServe rolls the router out (it restarts it on every graph change) or when unknown."""
+    preview_served: str | None = None
+    """The revision the blue-green preview router serves on every replica, if any."""
+    routing: str = ""
+    """What the routers are doing when they do not serve the current routes yet."""
 
 
 @dataclass(frozen=True)

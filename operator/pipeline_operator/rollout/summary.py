@@ -50,11 +50,18 @@ def _rollout(run: Run) -> str:
         return f"{head}: waiting for it to become Ready: {run.why_not_ready(revision)}"
     if run.spec.rollout.strategy == "BlueGreen":
         auto = settings(run).auto_promotion_seconds
+        if s.paused_at is None and run.obs.preview_served != revision:
+            routing = f" ({run.obs.routing})" if run.obs.routing else ""
+            return f"{head}: Ready, waiting for the preview router to serve it{routing}"
         if auto is None or s.paused_at is None:
             return f"{head}: Ready, waiting for promote"
         at = stamp(parse(s.paused_at) + timedelta(seconds=auto))
         return f"{head}: Ready, promoting automatically at {at}"
     step = steps[index] if index < len(steps) else None
+    started = s.paused_at is not None or s.analysis is not None
+    if step is not None and step.set_weight is None and not started:
+        routing = f" ({run.obs.routing})" if run.obs.routing else ""
+        return f"{head}: waiting for the router to serve {s.canary_weight}%{routing}"
     if step is not None and step.pause is not None:
         until = f"for {step.pause.duration}" if step.pause.duration else "until promote"
         return f"{head}: paused {until}"

@@ -40,6 +40,11 @@ class World:
     status: InferencePipelineStatus = field(default_factory=InferencePipelineStatus)
     events: list[Event] = field(default_factory=list)
     issued: int = 0
+    router_follows: bool = True
+    """KServe rolls each graph change out to the routers before the next reconcile; when
+    False, the routers keep serving ``served`` / ``preview_served``."""
+    served: dict[str, int] | None = None
+    preview_served: str | None = None
 
     def observe(
         self,
@@ -52,6 +57,9 @@ class World:
         if command is not None:
             self.issued += 1
             issued = Command(command, f"{command}/{self.issued}")
+        if self.router_follows:
+            self.served = {t.revision: t.weight for t in self.status.traffic if t.weight}
+            self.preview_served = self.status.canary_revision
         return Observations(
             now=self.now,
             desired_revision=self.desired,
@@ -60,6 +68,9 @@ class World:
             command=issued,
             measurements=tuple(measurements),
             invalid=invalid,
+            served=self.served,
+            preview_served=self.preview_served,
+            routing="" if self.router_follows else "router rolling out",
         )
 
     def tick(
@@ -68,10 +79,22 @@ class World:
         measurements: Sequence[Measurement] = (),
         invalid: str | None = None,
     ) -> Decision:
-        """One reconcile: the engine's decision becomes the resource's status."""
+        """One reconcile: the engine's decision becomes the resource's status.
+
+        When the decision moved traffic and the router follows, the reconcile that KServe's
+        router rollout triggers runs too; the returned decision holds both steps' events.
+        """
         decision = step(self.spec, self.status, self.observe(command, measurements, invalid))
+        moved = decision.status.traffic != self.status.traffic
         self.status = decision.status
         self.events.extend(decision.events)
+        if moved and self.router_follows:
+            follow = step(self.spec, self.status, self.observe(invalid=invalid))
+            self.status = follow.status
+            self.events.extend(follow.events)
+            decision = Decision(
+                follow.status, decision.events + follow.events, follow.requeue_after
+            )
         return decision
 
     def advance(self, seconds: float) -> None:

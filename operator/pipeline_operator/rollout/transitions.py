@@ -9,6 +9,9 @@ from pipeline_operator.api.v1alpha1 import BlueGreen, Phase
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.context import Run
 
+ROUTER_POLL = timedelta(seconds=5)
+"""How often to look again while a router rolls out, should its watch events be missed."""
+
 
 def _reset(run: Run) -> None:
     """Forget the progress of the rollout in flight."""
