@@ -1,7 +1,9 @@
-"""Warm start time of the local cluster (``make bench-cluster``): median of N up/down cycles.
+"""Warm start time of the local cluster (``make bench-cluster``): median of N up/down cycles,
+with KServe's controller manager and webhooks and without them.
 
 "Warm" means the tool set is already built; each start is a fresh control plane (etcd,
-kube-apiserver, controller-manager, scheduler, kwok) with the CRDs and node pools installed.
+kube-apiserver, controller-manager, scheduler, kwok) with the CRDs and node pools installed,
+and, with KServe, its configuration, manager, webhooks and runtimes ready.
 """
 
 from __future__ import annotations
@@ -14,29 +16,36 @@ from pipeline_operator.localcluster import LocalCluster, ToolSet, Topology
 from pipeline_operator.localcluster.cluster import CRD_DIR
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--starts", type=int, default=5)
-    args = parser.parse_args()
-    tools = ToolSet.ensure()
+def starts(tools: ToolSet, count: int, with_kserve: bool) -> list[float]:
     crds = sorted(CRD_DIR.glob("*.yaml"))
     samples = []
-    for i in range(args.starts):
-        cluster = LocalCluster(tools, name=f"start-bench-{i}")
+    for i in range(count):
+        cluster = LocalCluster(tools, name=f"start-bench-{i}", with_kserve=with_kserve)
         started = time.perf_counter()
         try:
             cluster.up(Topology.load(), crds)
             samples.append(time.perf_counter() - started)
         finally:
             cluster.down()
-    print(
-        f"\nlocal cluster warm start (up + CRDs + {len(Topology.load().nodes())} nodes Ready), "
-        f"{args.starts} starts"
-    )
-    print(
-        f"  median {statistics.median(samples):.1f}s  min {min(samples):.1f}s  "
-        f"max {max(samples):.1f}s  all {' '.join(f'{s:.1f}' for s in samples)}"
-    )
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=5)
+    args = parser.parse_args()
+    tools = ToolSet.ensure()
+    results = {kserve: starts(tools, args.starts, kserve) for kserve in (False, True)}
+    nodes = len(Topology.load().nodes())
+    print(f"\nlocal cluster warm start (up + CRDs + {nodes} nodes Ready), {args.starts} starts")
+    for kserve, samples in results.items():
+        label = "with KServe   " if kserve else "without KServe"
+        print(
+            f"  {label} median {statistics.median(samples):.1f}s  min {min(samples):.1f}s  "
+            f"max {max(samples):.1f}s  all {' '.join(f'{s:.1f}' for s in samples)}"
+        )
+    ratio = statistics.median(results[True]) / statistics.median(results[False])
+    print(f"  ratio with / without KServe: {ratio:.2f}")
 
 
 if __name__ == "__main__":

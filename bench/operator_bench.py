@@ -96,9 +96,9 @@ class Bench:
 
     def stop_operator(self) -> int:
         """Stop the operator; return its peak RSS in KiB."""
-        peak = self.operator.peak_rss_kib()
+        figures = self.operator.figures()
         self.operator.stop()
-        return peak
+        return int(figures.peak_rss_mib * 1024) if figures else 0
 
     def wait_idle(self, quiet: float = 5.0, timeout: float = 300.0) -> None:
         """Wait until the operator has made no API write for ``quiet`` seconds."""
