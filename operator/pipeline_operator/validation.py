@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pipeline_operator.api import gjson
 from pipeline_operator.api.success import ConditionError, compile_condition
 from pipeline_operator.api.v1alpha1 import Graph, GraphNode, InferencePipelineSpec, NodeType
+from pipeline_operator.planner.containers import RESERVED_ENV
 
 RAW_MODES = frozenset({"RawDeployment", "Standard"})
 
@@ -29,7 +30,7 @@ def node_path(index: int, node: GraphNode) -> str:
 
 
 def check_stages(spec: InferencePipelineSpec) -> Iterator[str]:
-    """Unknown node pools, GPUs a pool's nodes cannot hold, duplicate env names."""
+    """Unknown node pools, GPUs a pool's nodes cannot hold, duplicate or reserved env names."""
     for i, stage in enumerate(spec.stages):
         path = f"spec.stages[{i}] ({stage.name})"
         pool = spec.pool(stage.node_pool)
@@ -50,6 +51,8 @@ def check_stages(spec: InferencePipelineSpec) -> Iterator[str]:
             names = [e.name for e in container.env] if container is not None else []
             for name in sorted({n for n in names if names.count(n) > 1}):
                 yield f"{path}.{field}.env: {name} is set more than once"
+            for name in sorted(set(names) & set(RESERVED_ENV)):
+                yield f"{path}.{field}.env: {name} is set by the operator"
 
 
 def check_graph_refs(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]:
@@ -72,8 +75,13 @@ def check_graph_refs(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]
                 yield f"{step_path}: node {step.node} is not a node of spec.graph.nodes"
             if node.type == NodeType.SWITCH and step.condition is None:
                 yield f"{step_path}: a Switch step needs a condition"
-            if node.type != NodeType.SWITCH and step.condition is not None:
-                yield f"{step_path}: condition is only allowed on Switch steps"
+            if step.condition is not None and (
+                node.type == NodeType.ENSEMBLE or (node.type == NodeType.SEQUENCE and j == 0)
+            ):
+                yield (
+                    f"{step_path}: condition is allowed on Switch steps and on Sequence steps "
+                    "after the first"
+                )
             if step.condition is not None:
                 try:
                     gjson.check(step.condition)

@@ -51,3 +51,18 @@ def test_the_rules_still_refuse_what_they_are_for() -> None:
         "spec: nodePool names must be unique",
         "spec.rollout.canary: setWeight steps must not decrease",
     ]
+
+
+def test_a_condition_is_admitted_on_later_sequence_steps_only() -> None:
+    stages = [{**MINIMAL["stages"][0], "name": n} for n in ("small", "large")]
+
+    def graph(*steps: dict) -> dict:
+        node = {"name": "main", "type": "Sequence", "steps": list(steps)}
+        return {**MINIMAL, "stages": stages, "graph": {"root": "main", "nodes": [node]}}
+
+    escalate = {"stage": "large", "condition": "predictions.#(confident==false)"}
+    assert admit(graph({"stage": "small"}, escalate)) == []
+    assert admit(graph({**escalate, "stage": "small"}, {"stage": "large"})) == [
+        "spec.graph.nodes[0]: condition is required on every step of a Switch node, allowed "
+        "on the steps of a Sequence after the first, and nowhere else"
+    ]

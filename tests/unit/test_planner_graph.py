@@ -174,6 +174,13 @@ def test_switch_cascade() -> None:
     }
 
 
+def test_a_conditional_sequence_step_keeps_its_condition() -> None:
+    steps = [{"stage": "a"}, {"stage": "b", "condition": "predictions.#(confident==false)"}]
+    nodes = revision_nodes(make_spec({"root": "root", "nodes": [{"name": "root", "steps": steps}]}))
+    assert nodes["r1-root"]["steps"][1]["condition"] == "predictions.#(confident==false)"
+    assert "condition" not in nodes["r1-root"]["steps"][0]
+
+
 def test_sequence_data_override() -> None:
     graph = {
         "nodes": [

@@ -141,7 +141,7 @@ def test_model_predictor() -> None:
     assert model["runtime"] == "kserve-huggingfaceserver"
     assert model["protocolVersion"] == "v2"
     assert model["args"] == ["--max_length=128"]
-    assert model["env"] == [{"name": "HF_HUB_OFFLINE", "value": "1"}]
+    assert model["env"][-1] == {"name": "HF_HUB_OFFLINE", "value": "1"}
     assert model["securityContext"]["allowPrivilegeEscalation"] is False
     assert "runAsNonRoot" not in model["securityContext"]
 
@@ -149,7 +149,7 @@ def test_model_predictor() -> None:
 def test_minimal_model_leaves_optional_fields_out() -> None:
     minimal = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://b/m"}}
     model = isvc({"name": "clf", "predictor": minimal})["spec"]["predictor"]["model"]
-    assert set(model) == {"modelFormat", "storageUri", "resources", "securityContext"}
+    assert set(model) == {"modelFormat", "storageUri", "env", "resources", "securityContext"}
     assert model["modelFormat"] == {"name": "sklearn"}
 
 
@@ -161,9 +161,30 @@ def test_container_predictor() -> None:
     assert container["image"] == "registry.local/tok:1"
     assert container["command"] == ["python", "-m", "tok"]
     assert container["args"] == ["--model_name=tok"]
-    assert container["env"] == [{"name": "A", "value": "b"}]
+    assert container["env"][-1] == {"name": "A", "value": "b"}
     assert container["ports"] == [{"name": "http1", "containerPort": 8081, "protocol": "TCP"}]
     assert container["securityContext"] == HARDENED
+
+
+def test_every_container_knows_its_pipeline_stage_and_revision() -> None:
+    stage = {"name": "clf", "predictor": MODEL, "transformer": {"image": "pre:1"}}
+    body = isvc(stage)["spec"]
+    expected = {
+        "INFERENCE_PIPELINE": "demo",
+        "INFERENCE_PIPELINE_STAGE": "clf",
+        "INFERENCE_PIPELINE_REVISION": "abcd1234",
+    }
+    for env in (body["predictor"]["model"]["env"], body["transformer"]["containers"][0]["env"]):
+        assert {e["name"]: e["value"] for e in env if e["name"] in expected} == expected
+
+
+def test_a_container_with_storage_gets_kserve_storage_uri() -> None:
+    transformer = {"image": "pre:1", "storageUri": "pvc://models/tok"}
+    stage = {"name": "clf", "predictor": CONTAINER, "transformer": transformer}
+    [container] = isvc(stage)["spec"]["transformer"]["containers"]
+    assert {"name": "STORAGE_URI", "value": "pvc://models/tok"} in container["env"]
+    [predictor] = isvc(stage)["spec"]["predictor"]["containers"]
+    assert "STORAGE_URI" not in {e["name"] for e in predictor["env"]}
 
 
 def test_scaling_and_batcher() -> None:

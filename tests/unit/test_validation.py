@@ -146,6 +146,22 @@ def test_switch_condition_rules() -> None:
     ]
 
 
+def test_a_sequence_step_after_the_first_may_carry_a_condition() -> None:
+    steps = [{"stage": "pre"}, {"stage": "b", "condition": "predictions.#(confident==false)"}]
+    graph = {"root": "main", "nodes": [{"name": "main", "type": "Sequence", "steps": steps}]}
+    assert validate(spec(graph)) == []
+    first = [{"stage": "pre", "condition": "a"}, {"stage": "b"}]
+    graph = {"root": "main", "nodes": [{"name": "main", "type": "Sequence", "steps": first}]}
+    ensemble = [{"stage": "pre"}, {"stage": "b", "condition": "a"}]
+    graph["nodes"].append({"name": "fan", "type": "Ensemble", "steps": ensemble})
+    graph["nodes"][0]["steps"].append({"node": "fan"})
+    allowed = "condition is allowed on Switch steps and on Sequence steps after the first"
+    assert validate(spec(graph)) == [
+        f"spec.graph.nodes[0] (main).steps[0]: {allowed}",
+        f"spec.graph.nodes[1] (fan).steps[1]: {allowed}",
+    ]
+
+
 def test_gpu_fit() -> None:
     pools = [{"name": "gpu-l4", "gpusPerNode": 4}, {"name": "gpu-h100"}]
     stages = [
@@ -260,3 +276,12 @@ def test_the_model_refuses_a_success_condition_naming_the_field(condition: str) 
     (error,) = raised.value.errors()
     assert error["loc"] == ("canary", "steps", 2, "analysis", "metrics", 0, "successCondition")
     assert repr(condition) in error["msg"]
+
+
+def test_env_names_the_operator_sets_are_reserved() -> None:
+    env = [{"name": "INFERENCE_PIPELINE_REVISION", "value": "x"}, {"name": "A", "value": "1"}]
+    body = spec(stages=[stage("tok", predictor={"container": {"image": "t:1", "env": env}})])
+    assert validate(body) == [
+        "spec.stages[0] (tok).predictor.container.env: INFERENCE_PIPELINE_REVISION is set by "
+        "the operator"
+    ]

@@ -162,6 +162,12 @@ class ContainerSpec(ApiModel):
     args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=32)
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
     port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+    storage_uri: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None,
+        description="Files the container reads (a model, a tokenizer): KServe's storage "
+        "initializer puts them at /mnt/models before the container starts (the container's "
+        "STORAGE_URI), e.g. pvc://models/sentiment-v1.",
+    )
 
 
 class PredictorSpec(ApiModel):
@@ -264,9 +270,11 @@ class GraphStep(ApiModel):
     )
     condition: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
         default=None,
-        description="Switch only: a GJSON path on the node's input; the first step whose path "
-        "matches something is taken (none: the request fails), e.g. "
-        "`predictions.#(confident==false)`.",
+        description="A GJSON path. Switch: on the node's input; the first step whose path "
+        "matches something is taken (none: the request fails). Sequence (not the first step): "
+        "on the previous step's response; the step runs only when it matches, otherwise the "
+        "Sequence ends with that response, e.g. `predictions.#(confident==false)` to escalate "
+        "only low-confidence answers.",
     )
     data: Literal["Request", "Response"] | None = Field(
         default=None,
@@ -284,8 +292,10 @@ class GraphNode(ApiModel):
             ),
             (
                 "self.type == 'Switch' ? self.steps.all(s, has(s.condition)) "
+                ": self.type == 'Sequence' ? !has(self.steps[0].condition) "
                 ": self.steps.all(s, !has(s.condition))",
-                "condition is required on every step of a Switch node and allowed nowhere else",
+                "condition is required on every step of a Switch node, allowed on the steps of "
+                "a Sequence after the first, and nowhere else",
             ),
         )
     )

@@ -50,8 +50,9 @@ CONFIG_MAP = "inferenceservice-config"
 FIELD_MANAGER = "local-kserve"
 # Labels KServe's own install puts on its namespace; the pod mutator skips that namespace.
 NAMESPACE_LABELS = {"control-plane": "kserve-controller-manager"}
-# Header names the InferenceGraph router passes from a request to every hop it makes.
-PROPAGATED_HEADERS = ["traceparent", "tracestate", "Authorization"]
+# Headers the InferenceGraph router passes from a request to every hop it makes: regular
+# expressions over canonical header names ("Traceparent"), as KServe's router reads them.
+PROPAGATED_HEADERS = ["(?i)^traceparent$", "(?i)^tracestate$", "(?i)^x-request-id$"]
 
 
 def pinned_image(image: str, version: str, mapping: dict[str, str]) -> str:

@@ -8,6 +8,22 @@ from pipeline_operator.api.v1alpha1 import ContainerSpec, EnvVar, ModelSpec
 
 # KServe finds the serving container of a component by this name.
 KSERVE_CONTAINER = "kserve-container"
+# KServe's storage initializer fills /mnt/models of a custom container from this variable.
+STORAGE_URI_ENV = "STORAGE_URI"
+# Every container learns which pipeline, stage and revision it serves (its metrics say so).
+PIPELINE_ENV = "INFERENCE_PIPELINE"
+STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
+REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
+RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, STORAGE_URI_ENV)
+
+
+def build_identity_env(pipeline: str, stage: str, revision: str) -> list[dict[str, str]]:
+    """The environment that tells a stage's containers what they serve."""
+    return [
+        {"name": PIPELINE_ENV, "value": pipeline},
+        {"name": STAGE_ENV, "value": stage},
+        {"name": REVISION_ENV, "value": revision},
+    ]
 
 
 def build_security_context(run_as_non_root: bool = True) -> dict[str, Any]:
@@ -26,22 +42,27 @@ def build_env(env: list[EnvVar]) -> list[dict[str, str]]:
     return [{"name": e.name, "value": e.value} for e in env]
 
 
-def build_container(container: ContainerSpec, resources: dict[str, Any]) -> dict[str, Any]:
+def build_container(
+    container: ContainerSpec, resources: dict[str, Any], identity: list[dict[str, str]]
+) -> dict[str, Any]:
     """A custom container (predictor or transformer), hardened, on ``container.port``."""
     out: dict[str, Any] = {"name": KSERVE_CONTAINER, "image": container.image}
     if container.command:
         out["command"] = list(container.command)
     if container.args:
         out["args"] = list(container.args)
-    if container.env:
-        out["env"] = build_env(container.env)
+    out["env"] = [*identity, *build_env(container.env)]
+    if container.storage_uri:
+        out["env"].append({"name": STORAGE_URI_ENV, "value": container.storage_uri})
     out["ports"] = [{"name": "http1", "containerPort": container.port, "protocol": "TCP"}]
     out["resources"] = resources
     out["securityContext"] = build_security_context()
     return out
 
 
-def build_model(model: ModelSpec, resources: dict[str, Any]) -> dict[str, Any]:
+def build_model(
+    model: ModelSpec, resources: dict[str, Any], identity: list[dict[str, str]]
+) -> dict[str, Any]:
     """The predictor's ``model`` field, served by a KServe ServingRuntime.
 
     The runtime's image is not ours, so runAsNonRoot is left to the runtime; the rest of the
@@ -57,8 +78,7 @@ def build_model(model: ModelSpec, resources: dict[str, Any]) -> dict[str, Any]:
         out["protocolVersion"] = model.protocol_version
     if model.args:
         out["args"] = list(model.args)
-    if model.env:
-        out["env"] = build_env(model.env)
+    out["env"] = [*identity, *build_env(model.env)]
     out["resources"] = resources
     out["securityContext"] = build_security_context(run_as_non_root=False)
     return out

@@ -63,7 +63,7 @@ def build_step(
     else:
         raise PlanError(f"graph node {node.name} step {index}: neither stage nor node")
     out["dependency"] = step.dependency
-    if node.type == NodeType.SWITCH and step.condition is not None:
+    if step.condition is not None:
         out["condition"] = step.condition
     if node.type == NodeType.SEQUENCE:
         default = "Request" if index == 0 else "Response"

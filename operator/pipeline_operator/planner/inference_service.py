@@ -6,7 +6,11 @@ from typing import Any
 
 from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Resources, Stage
-from pipeline_operator.planner.containers import build_container, build_model
+from pipeline_operator.planner.containers import (
+    build_container,
+    build_identity_env,
+    build_model,
+)
 from pipeline_operator.planner.metadata import build_metadata
 from pipeline_operator.planner.options import Owner, PlanError, PlanOptions
 from pipeline_operator.planner.placement import (
@@ -43,7 +47,10 @@ def build_batcher(stage: Stage) -> dict[str, Any]:
 
 
 def build_predictor_spec(
-    spec: InferencePipelineSpec, stage: Stage, pod_labels: dict[str, Any]
+    spec: InferencePipelineSpec,
+    stage: Stage,
+    pod_labels: dict[str, Any],
+    identity: list[dict[str, str]],
 ) -> dict[str, Any]:
     """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
     resources = build_stage_resources(spec, stage)
@@ -51,16 +58,20 @@ def build_predictor_spec(
     out["labels"] = dict(pod_labels)
     out.update(build_predictor_placement(spec, stage))
     if stage.predictor.model is not None:
-        out["model"] = build_model(stage.predictor.model, resources)
+        out["model"] = build_model(stage.predictor.model, resources, identity)
     elif stage.predictor.container is not None:
-        out["containers"] = [build_container(stage.predictor.container, resources)]
+        out["containers"] = [build_container(stage.predictor.container, resources, identity)]
     else:
         raise PlanError(f"stage {stage.name}: predictor has neither model nor container")
     return out
 
 
 def build_transformer_spec(
-    spec: InferencePipelineSpec, stage: Stage, pod_labels: dict[str, Any], options: PlanOptions
+    spec: InferencePipelineSpec,
+    stage: Stage,
+    pod_labels: dict[str, Any],
+    identity: list[dict[str, str]],
+    options: PlanOptions,
 ) -> dict[str, Any] | None:
     """spec.transformer: CPU only, never on a GPU pool, scaled like its predictor."""
     if stage.transformer is None:
@@ -74,7 +85,7 @@ def build_transformer_spec(
         "labels": dict(pod_labels),
     }
     out.update(build_transformer_placement(spec, stage))
-    out["containers"] = [build_container(stage.transformer, resources)]
+    out["containers"] = [build_container(stage.transformer, resources, identity)]
     return out
 
 
@@ -87,8 +98,9 @@ def build_inference_service(
 ) -> dict[str, Any]:
     """The InferenceService of ``stage`` in ``revision``."""
     labels = naming.labels(owner.name, revision, stage.name)
-    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels)}
-    transformer = build_transformer_spec(spec, stage, labels, options)
+    identity = build_identity_env(owner.name, stage.name, revision)
+    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels, identity)}
+    transformer = build_transformer_spec(spec, stage, labels, identity, options)
     if transformer is not None:
         body["transformer"] = transformer
     return {
