@@ -178,6 +178,15 @@ def test_every_container_knows_its_pipeline_stage_and_revision() -> None:
         assert {e["name"]: e["value"] for e in env if e["name"] in expected} == expected
 
 
+def test_a_custom_predictor_serves_its_model_under_the_inference_service_name() -> None:
+    predictor = {"container": {"image": "agg:1", "args": ["--method=mean"]}}
+    body = isvc({"name": "agg", "predictor": predictor})
+    [container] = body["spec"]["predictor"]["containers"]
+    assert container["args"] == ["--method=mean", f"--model_name={body['metadata']['name']}"]
+    named = isvc({"name": "tok", "predictor": CONTAINER})["spec"]["predictor"]["containers"]
+    assert named[0]["args"] == ["--model_name=tok"]  # the user's own name is kept
+
+
 def test_a_container_with_storage_gets_kserve_storage_uri() -> None:
     transformer = {"image": "pre:1", "storageUri": "pvc://models/tok"}
     stage = {"name": "clf", "predictor": CONTAINER, "transformer": transformer}

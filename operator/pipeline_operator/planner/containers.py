@@ -15,6 +15,7 @@ PIPELINE_ENV = "INFERENCE_PIPELINE"
 STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
 REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
 RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, STORAGE_URI_ENV)
+MODEL_NAME_ARG = "--model_name"  # how KServe's model servers take the served model's name
 
 
 def build_identity_env(pipeline: str, stage: str, revision: str) -> list[dict[str, str]]:
@@ -43,14 +44,25 @@ def build_env(env: list[EnvVar]) -> list[dict[str, str]]:
 
 
 def build_container(
-    container: ContainerSpec, resources: dict[str, Any], identity: list[dict[str, str]]
+    container: ContainerSpec,
+    resources: dict[str, Any],
+    identity: list[dict[str, str]],
+    model_name: str | None = None,
 ) -> dict[str, Any]:
-    """A custom container (predictor or transformer), hardened, on ``container.port``."""
+    """A custom container (predictor or transformer), hardened, on ``container.port``.
+
+    ``model_name``: a custom predictor must serve its model under the InferenceService's
+    name (KServe's router calls ``/v1/models/<name>:predict``); like KServe does for
+    transformers, ``--model_name`` is added unless the args set it.
+    """
     out: dict[str, Any] = {"name": KSERVE_CONTAINER, "image": container.image}
     if container.command:
         out["command"] = list(container.command)
-    if container.args:
-        out["args"] = list(container.args)
+    args = list(container.args)
+    if model_name is not None and not any(a.split("=")[0] == MODEL_NAME_ARG for a in args):
+        args.append(f"{MODEL_NAME_ARG}={model_name}")
+    if args:
+        out["args"] = args
     out["env"] = [*identity, *build_env(container.env)]
     if container.storage_uri:
         out["env"].append({"name": STORAGE_URI_ENV, "value": container.storage_uri})

@@ -51,6 +51,7 @@ def build_predictor_spec(
     stage: Stage,
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
+    name: str,
 ) -> dict[str, Any]:
     """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
     resources = build_stage_resources(spec, stage)
@@ -60,7 +61,8 @@ def build_predictor_spec(
     if stage.predictor.model is not None:
         out["model"] = build_model(stage.predictor.model, resources, identity)
     elif stage.predictor.container is not None:
-        out["containers"] = [build_container(stage.predictor.container, resources, identity)]
+        container = build_container(stage.predictor.container, resources, identity, name)
+        out["containers"] = [container]
     else:
         raise PlanError(f"stage {stage.name}: predictor has neither model nor container")
     return out
@@ -99,16 +101,15 @@ def build_inference_service(
     """The InferenceService of ``stage`` in ``revision``."""
     labels = naming.labels(owner.name, revision, stage.name)
     identity = build_identity_env(owner.name, stage.name, revision)
-    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels, identity)}
+    name = naming.service_name(owner.name, stage.name, revision)
+    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels, identity, name)}
     transformer = build_transformer_spec(spec, stage, labels, identity, options)
     if transformer is not None:
         body["transformer"] = transformer
     return {
         "apiVersion": ISVC_API_VERSION,
         "kind": ISVC_KIND,
-        "metadata": build_metadata(
-            owner, naming.service_name(owner.name, stage.name, revision), labels, options
-        ),
+        "metadata": build_metadata(owner, name, labels, options),
         "spec": body,
     }
 
