@@ -32,7 +32,7 @@ from pipeline_operator.kube import Kube, RefusedError
 from pipeline_operator.naming import graph_name, revision_of
 from pipeline_operator.objects import controller_uid, is_subset, merge_patch, ref
 from pipeline_operator.observe import RouterRollout, readiness, ready_summary, served_traffic
-from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan
+from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan, plan_revision
 from pipeline_operator.prometheus import PrometheusProvider
 from pipeline_operator.rollout import (
     AnalysisError,
@@ -174,6 +174,12 @@ class Reconciler:
         desired = revision_of(spec)
         snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
         if invalid is None and desired not in snaps:
+            # Nothing of a revision is stored before it is known to plan at all.
+            try:
+                plan_revision(owner, spec, desired, self.options)
+            except PlanError as err:
+                self._report_invalid(pipeline, status, "PlanFailed", str(err))
+                return None
             body = snapshots.build(owner, desired, spec, snapshots.next_number(snaps))
             self.kube.create_revision(body)  # an existing one has the same name and spec
             snaps |= snapshots.parse([body])

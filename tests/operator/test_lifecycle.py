@@ -242,3 +242,4 @@ def test_a_pipeline_name_kserve_cannot_take_is_reported_not_retried_silently(
     assert "1st-classifier" in ready["message"]
     assert "PlanFailed" in p.events(cluster, namespace, "1st-classifier")
     assert p.children(cluster, namespace, "inferenceservices") == []
+    assert p.children(cluster, namespace, "controllerrevisions") == [], "no snapshot stored"

@@ -17,19 +17,12 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline_operator import validation
-from pipeline_operator.api.v1alpha1 import (
-    API_VERSION,
-    KIND,
-    InferencePipelineSpec,
-    InferencePipelineStatus,
-    Phase,
-    TrafficTarget,
-)
+from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, InferencePipelineSpec
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import DEFAULT_NAMESPACE
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner, PlanError, plan
+from pipeline_operator.planner import Owner, PlanError, plan_revision
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -80,16 +73,6 @@ def parse_spec(doc: dict[str, Any], source: str) -> InferencePipelineSpec:
     return spec
 
 
-def first_deploy_status(spec: InferencePipelineSpec) -> InferencePipelineStatus:
-    """Rollout state of a first deploy: the spec's revision stable, serving 100%."""
-    revision = revision_of(spec)
-    return InferencePipelineStatus(
-        phase=Phase.HEALTHY,
-        stable_revision=revision,
-        traffic=[TrafficTarget(revision=revision, weight=100)],
-    )
-
-
 def render_objects(
     docs: list[dict[str, Any]], source: str, namespace: str | None
 ) -> list[dict[str, Any]]:
@@ -107,7 +90,7 @@ def render_objects(
             uid=PLACEHOLDER_UID,
         )
         try:
-            out += plan(owner, {revision_of(spec): spec}, first_deploy_status(spec))
+            out += plan_revision(owner, spec, revision_of(spec))
         except PlanError as err:
             raise CliError(f"{source}: {KIND} {name}: {err}") from None
     return out

@@ -5,6 +5,6 @@ same order, so applying them with server-side apply is a no-op when nothing chan
 """
 
 from pipeline_operator.planner.options import MissingRevisionError, Owner, PlanError, PlanOptions
-from pipeline_operator.planner.plan import plan
+from pipeline_operator.planner.plan import plan, plan_revision
 
-__all__ = ["MissingRevisionError", "Owner", "PlanError", "PlanOptions", "plan"]
+__all__ = ["MissingRevisionError", "Owner", "PlanError", "PlanOptions", "plan", "plan_revision"]

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline_operator import state
-from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
+from pipeline_operator.api.v1alpha1 import (
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Phase,
+    TrafficTarget,
+)
 from pipeline_operator.planner.graph import build_inference_graph
 from pipeline_operator.planner.inference_service import build_inference_services
 from pipeline_operator.planner.options import (
@@ -87,3 +92,26 @@ def plan(
         objects.append(build_inference_graph(owner, preview, active, options, preview=True))
     check_names(objects)
     return objects
+
+
+def first_deploy_status(revision: str) -> InferencePipelineStatus:
+    """Rollout state of a first deploy: ``revision`` stable, serving 100%."""
+    return InferencePipelineStatus(
+        phase=Phase.HEALTHY,
+        stable_revision=revision,
+        traffic=[TrafficTarget(revision=revision, weight=100)],
+    )
+
+
+def plan_revision(
+    owner: Owner,
+    spec: InferencePipelineSpec,
+    revision: str,
+    options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
+) -> list[dict[str, Any]]:
+    """The children of ``spec`` deployed on its own, as on a first deploy.
+
+    Raises :class:`PlanError` when the revision cannot be turned into KServe objects at all
+    (e.g. a pipeline name KServe refuses), before anything of it is stored or applied.
+    """
+    return plan(owner, {revision: spec}, first_deploy_status(revision), options)
