@@ -8,12 +8,15 @@ time: each ``__main__`` builds its parser and parses inside ``main()``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kserve import Model, ModelServer
 from kserve import model_server as kserve_model_server
+from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.predictor_config import PredictorConfig
 
 from .batching import BatchingConfig
@@ -59,6 +62,15 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
         default=os.environ.get("PIPELINE_TRACE_FILE") or None,
         help="JSON-lines span file for --trace_exporter file (env PIPELINE_TRACE_FILE).",
     )
+    group.add_argument(
+        "--access_log",
+        type=str2bool,
+        default=str2bool(os.environ.get("PIPELINE_ACCESS_LOG", "false")),
+        help="One access-log line per request (env PIPELINE_ACCESS_LOG); requests are counted "
+        "and timed in the metrics either way.",
+    )
+    # Per-request log lines cost more than a hop may: KServe's latency lines are opt-in here.
+    parser.set_defaults(enable_latency_logging=False)
     return parser
 
 
@@ -114,10 +126,42 @@ def encoder_options(args: argparse.Namespace) -> EncoderOptions:
     )
 
 
+def use_event_loop(choice: str) -> None:
+    """Make KServe's ``--event-loop`` choice effective.
+
+    KServe's ``ModelServer.start`` runs its servers with ``asyncio.run``, which ignores the
+    loop named in uvicorn's config; the event-loop policy is what ``asyncio.run`` follows.
+    ``auto`` is uvloop when it is installed (KServe's ``uvicorn[standard]`` brings it).
+    """
+    if choice == "asyncio":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return
+    policy = uvloop.EventLoopPolicy()
+    asyncio.set_event_loop_policy(policy)
+    # KServe's setup_event_loop() asks for the current loop before asyncio.run makes its own;
+    # asyncio's default policy creates one on demand, uvloop's does not.
+    asyncio.set_event_loop(policy.new_event_loop())
+
+
+def quiet_request_logs(access_log: bool, latency_logging: bool) -> None:
+    """Silence the per-request log lines that are not asked for: uvicorn's access log, and
+    KServe's request timings (its latency lines and its timing middleware's, on one logger)."""
+    if not access_log:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    if not latency_logging:
+        logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.WARNING)
+
+
 def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) -> None:
-    """Configure tracing and run KServe's model server with these (loaded) models."""
+    """Configure tracing, the event loop and logging, and run KServe's model server."""
     configure_tracing(service_name, args.trace_exporter, args.trace_file)
-    ModelServer(
+    use_event_loop(args.event_loop)
+    server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,
@@ -127,7 +171,10 @@ def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) 
         access_log_format=args.access_log_format,
         event_loop=args.event_loop,
         predictor_config=predictor_config(args),
-    ).start(list(models))
+    )
+    # After ModelServer: it configures KServe's logging (levels included) when it is built.
+    quiet_request_logs(args.access_log, args.enable_latency_logging)
+    server.start(list(models))
 
 
 def predictor_config(args: argparse.Namespace) -> PredictorConfig:

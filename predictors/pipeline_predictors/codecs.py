@@ -20,6 +20,7 @@ TEXT_INPUT = "text"
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
 REVISIONS = "revisions"
+BINARY_OUTPUTS = "binary_data_output"  # v2 request parameter: answer with raw output tensors
 
 
 @dataclass(frozen=True)
@@ -248,16 +249,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
-def v2_output(name: str, array: np.ndarray) -> InferOutput:
-    """A JSON-encoded v2 output tensor from a numpy array (FP32, INT64 or BYTES)."""
-    data: list[Any]
+def v2_tensor(array: np.ndarray) -> tuple[str, np.ndarray]:
+    """The v2 datatype for a numpy array (FP32, INT64 or BYTES) and the array in that type."""
     if array.dtype.kind in "fc":
-        datatype, data = "FP32", array.astype(np.float32).reshape(-1).tolist()
-    elif array.dtype.kind in "iub":
-        datatype, data = "INT64", array.astype(np.int64).reshape(-1).tolist()
-    else:
-        datatype, data = "BYTES", [str(v) for v in array.reshape(-1)]
+        return "FP32", array.astype(np.float32, copy=False)
+    if array.dtype.kind in "iub":
+        return "INT64", array.astype(np.int64, copy=False)
+    return "BYTES", np.array([str(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape)
+
+
+def v2_output(name: str, array: np.ndarray, binary: bool = False) -> InferOutput:
+    """A v2 output tensor from a numpy array: JSON data, or raw bytes after the JSON header
+    (the binary tensor extension) when ``binary``."""
+    datatype, typed = v2_tensor(array)
+    if binary:
+        output = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
+        output.set_data_from_numpy(typed, binary_data=True)
+        return output
+    data: list[Any] = typed.reshape(-1).tolist()
     return InferOutput(name=name, shape=list(array.shape), datatype=datatype, data=data)
+
+
+def v2_input(name: str, array: np.ndarray) -> InferInput:
+    """A v2 input tensor from a numpy array, as raw bytes (the binary tensor extension)."""
+    datatype, typed = v2_tensor(array)
+    tensor = InferInput(name=name, shape=list(array.shape), datatype=datatype)
+    tensor.set_data_from_numpy(typed, binary_data=True)
+    return tensor
 
 
 def v2_response(
@@ -265,12 +283,15 @@ def v2_response(
     outputs: Mapping[str, np.ndarray],
     request_id: str | None = None,
     parameters: Mapping[str, str | int | bool] | None = None,
+    binary: bool = False,
 ) -> InferResponse:
+    """A v2 response; ``binary`` (the request's ``binary_data_output``) sends raw tensors."""
     return InferResponse(
         response_id=request_id or "",
         model_name=model_name,
-        infer_outputs=[v2_output(name, array) for name, array in outputs.items()],
+        infer_outputs=[v2_output(name, array, binary) for name, array in outputs.items()],
         parameters=dict(parameters) if parameters else None,
+        use_binary_outputs=binary,
     )
 
 

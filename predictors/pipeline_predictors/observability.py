@@ -51,7 +51,7 @@ LATENCY = Histogram(
 )
 BATCH_SIZE = Histogram(
     "pipeline_stage_batch_size",
-    "Instances per model forward pass (dynamic batching groups concurrent requests).",
+    "Instances per dynamic batch (one forward pass per length bucket of it).",
     ["stage", "model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
@@ -97,13 +97,18 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 def configure_tracing(
     service_name: str, exporter: str = "none", trace_file: str | None = None
-) -> TracerProvider:
+) -> TracerProvider | None:
     """Install the global tracer provider for this process and return it.
 
-    ``exporter``: ``none`` (spans and propagation only), ``console``, ``file`` (JSON lines to
-    ``trace_file``) or ``otlp`` (needs ``opentelemetry-exporter-otlp``; configured by the
-    standard ``OTEL_EXPORTER_OTLP_*`` environment variables).
+    ``exporter``: ``console``, ``file`` (JSON lines to ``trace_file``) or ``otlp`` (needs
+    ``opentelemetry-exporter-otlp``; configured by the standard ``OTEL_EXPORTER_OTLP_*``
+    environment variables). ``none`` installs no provider: spans that nothing would export are
+    not recorded (neither this stage's nor FastAPI's own HTTP spans, which it only opens under
+    a configured provider), and the incoming ``traceparent`` passes through unchanged to the
+    next stage, so a trace stays whole across a stage that does not export.
     """
+    if exporter == "none":
+        return None
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
@@ -121,7 +126,7 @@ def configure_tracing(
                 "the otlp trace exporter needs the opentelemetry-exporter-otlp package"
             ) from exc
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif exporter != "none":
+    else:
         raise ValueError(f"unknown trace exporter {exporter!r}; one of {TRACE_EXPORTERS}")
     trace.set_tracer_provider(provider)
     return provider

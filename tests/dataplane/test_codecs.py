@@ -83,6 +83,28 @@ def test_v2_text_and_token_inputs() -> None:
     assert instances_from_v2(req) == [TokenInstance((2, 5, 3)), TokenInstance((2, 3))]
 
 
+def test_tensors_to_and_from_the_predictor_travel_as_raw_bytes() -> None:
+    body, json_length = tokenized_request([(2, 5, 3), (2, 3)], "m", pad_id=0).to_rest()
+    assert isinstance(body, bytes)
+    assert json_length is not None and json_length < len(body)  # raw tensors after the JSON
+    request = InferRequest.from_bytes(body, json_length, "m")
+    assert request.use_binary_outputs  # the predictor is asked to answer in kind
+    assert instances_from_v2(request) == [TokenInstance((2, 5, 3)), TokenInstance((2, 3))]
+    logits = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -3.5]], dtype=np.float32)
+    labels = np.array(["c", "a"], dtype=object)
+    response = v2_response("m", {"logits": logits, "label": labels}, "id", binary=True)
+    body, json_length = response.to_rest()
+    assert isinstance(body, bytes)
+    assert json_length is not None
+    decoded = InferResponse.from_bytes(body, json_length)
+    np.testing.assert_array_equal(output_array(decoded, "logits"), logits)
+    assert output_array(decoded, "label").tolist() == ["c", "a"]
+    as_json, no_length = v2_response("m", {"logits": logits}, "id").to_rest()
+    assert no_length is None
+    assert isinstance(as_json, dict)
+    assert as_json["outputs"][0]["data"] == logits.reshape(-1).tolist()
+
+
 @pytest.mark.parametrize(
     ("request_", "message"),
     [

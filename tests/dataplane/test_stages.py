@@ -11,6 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from kserve.protocol.infer_type import InferResponse
+
+from pipeline_predictors.codecs import output_array
+from pipeline_transformers.codecs import tokenized_request
 
 from .conftest import Stages
 from .harness import CORPUS, Baseline, wait_until
@@ -77,6 +81,31 @@ def test_classifier_takes_text_or_token_ids_alike(stages: Stages, baseline: Base
     probs = next(o for o in v2["outputs"] if o["name"] == "probabilities")["data"]
     assert probs == pytest.approx(by_text["probabilities"], abs=1e-5)
     assert v2["parameters"] == {"revision": "r2"}
+
+
+def test_the_predictor_takes_and_gives_binary_tensors(
+    stages: Stages, baseline_r2: Baseline
+) -> None:
+    """The v2 binary tensor extension, as the transformer calls its predictor."""
+    tokenizer = baseline_r2.tokenizer
+    ids = [tokenizer(text)["input_ids"] for text in CORPUS[:3]]
+    body, json_length = tokenized_request(ids, "clf", tokenizer.pad_token_id).to_rest()
+    r = httpx.post(
+        stages.classifier_r2.v2_url,
+        content=body,
+        headers={
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(json_length),
+        },
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 200, r.text
+    length = int(r.headers["inference-header-content-length"])
+    assert length < len(r.content)  # raw output tensors after the JSON header
+    probabilities = output_array(InferResponse.from_bytes(r.content, length), "probabilities")
+    expected = baseline_r2.probabilities(CORPUS[:3])
+    for got, want in zip(probabilities.tolist(), expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
 
 
 def test_dynamic_batching_groups_concurrent_requests(stages: Stages, baseline: Baseline) -> None:

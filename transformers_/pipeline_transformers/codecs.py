@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from pipeline_predictors.codecs import (
     ATTENTION_MASK,
+    BINARY_OUTPUTS,
     INPUT_IDS,
     REVISIONS,
     TextInstance,
@@ -24,6 +25,7 @@ from pipeline_predictors.codecs import (
     pad,
     softmax,
     texts_from_v2,
+    v2_input,
     v2_response,
 )
 
@@ -67,15 +69,18 @@ def texts_from_request(payload: object) -> tuple[list[str], list[dict[str, str]]
 def tokenized_request(
     rows: Sequence[Sequence[int]], model_name: str, pad_id: int, request_id: str | None = None
 ) -> InferRequest:
-    """A v2 request with INT64 ``input_ids`` and ``attention_mask`` of shape ``[n, tokens]``."""
+    """A v2 request with INT64 ``input_ids`` and ``attention_mask`` of shape ``[n, tokens]``.
+
+    Both go as raw bytes after the JSON header (the v2 binary tensor extension), and the
+    request asks for binary outputs too (``binary_data_output``): no tensor is JSON-encoded
+    on the way to the predictor or back.
+    """
     ids, mask = pad(rows, pad_id)
     return InferRequest(
         model_name=model_name,
         request_id=request_id,
-        infer_inputs=[
-            InferInput(INPUT_IDS, list(ids.shape), "INT64", ids.reshape(-1).tolist()),
-            InferInput(ATTENTION_MASK, list(mask.shape), "INT64", mask.reshape(-1).tolist()),
-        ],
+        infer_inputs=[v2_input(INPUT_IDS, ids), v2_input(ATTENTION_MASK, mask)],
+        parameters={BINARY_OUTPUTS: True},
     )
 
 
@@ -94,10 +99,16 @@ def tokenized_v1(
 
 
 def tokenized_v2(
-    rows: Sequence[Sequence[int]], model_name: str, pad_id: int, request_id: str | None = None
+    rows: Sequence[Sequence[int]],
+    model_name: str,
+    pad_id: int,
+    request_id: str | None = None,
+    binary: bool = False,
 ) -> InferResponse:
     ids, mask = pad(rows, pad_id)
-    return v2_response(model_name, {INPUT_IDS: ids, ATTENTION_MASK: mask}, request_id)
+    return v2_response(
+        model_name, {INPUT_IDS: ids, ATTENTION_MASK: mask}, request_id, binary=binary
+    )
 
 
 def logits_from_response(response: InferResponse | Mapping[str, Any]) -> np.ndarray:
@@ -154,8 +165,11 @@ def classification_v2(
     model_name: str,
     request_id: str | None = None,
     parameters: Mapping[str, str | int | bool] | None = None,
+    binary: bool = False,
 ) -> InferResponse:
     """Outputs ``label`` (BYTES) and ``score`` (FP32), both ``[n, k]``."""
     labels = np.array([list(r.labels) for r in results], dtype=object)
     scores = np.array([list(r.scores) for r in results], dtype=np.float32)
-    return v2_response(model_name, {"label": labels, "score": scores}, request_id, parameters)
+    return v2_response(
+        model_name, {"label": labels, "score": scores}, request_id, parameters, binary
+    )

@@ -66,4 +66,5 @@ class SequenceClassifier(EncoderModel):
             {"logits": rows, "probabilities": probs, "label": labels},
             request_id=request.id,
             parameters={"revision": self.revision} if self.revision else None,
+            binary=request.use_binary_outputs,
         )

@@ -53,4 +53,5 @@ class SentenceEmbedder(EncoderModel):
             {"embedding": rows},
             request_id=request.id,
             parameters={"revision": self.revision} if self.revision else None,
+            binary=request.use_binary_outputs,
         )

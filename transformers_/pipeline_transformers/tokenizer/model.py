@@ -10,6 +10,8 @@ the next step's request as it is, or ``{"predictions": [...]}`` for a graph whos
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import json
 from collections.abc import Mapping
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from opentelemetry.trace import SpanKind
@@ -31,6 +33,7 @@ from pipeline_predictors.observability import (
     tracer,
 )
 
+from ..client import PredictorClient, PredictorError
 from ..codecs import (
     classification_v1,
     classification_v2,
@@ -44,6 +47,8 @@ from ..codecs import (
 )
 
 DEFAULT_MAX_LENGTH = 512
+# Caller headers that go on to the predictor (as KServe's own transformer forwards them).
+FORWARDED = frozenset({"x-request-id", "x-b3-traceid"})
 
 
 @dataclass
@@ -54,6 +59,7 @@ class _RequestState:
     request_id: str | None
     rows: list[tuple[int, ...]]
     revisions: list[dict[str, str]] = field(default_factory=list)
+    binary: bool = False  # a v2 client asked for binary outputs
 
 
 _state: contextvars.ContextVar[_RequestState] = contextvars.ContextVar("tokenizer_request")
@@ -66,16 +72,6 @@ def labels_from_config(model_dir: Path) -> list[str]:
         return []
     id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
     return [str(id2label[k]) for k in sorted(id2label, key=int)]
-
-
-def error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500]
-    if isinstance(body, Mapping) and "error" in body:
-        return str(body["error"])
-    return str(body)[:500]
 
 
 class TokenizerTransformer(ObservedModel):
@@ -109,6 +105,8 @@ class TokenizerTransformer(ObservedModel):
         self.tokens_key = tokens_key
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.pad_id = 0
+        self._predictor_client: PredictorClient | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def load(self) -> bool:
         if not self.model_dir.is_dir():
@@ -130,6 +128,13 @@ class TokenizerTransformer(ObservedModel):
 
     def start(self) -> None:
         """Readiness stays what :meth:`load` made it."""
+
+    def stop(self) -> None:
+        client, self._predictor_client = self._predictor_client, None
+        if client is not None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to close in
+                self._closing = asyncio.get_running_loop().create_task(client.close())
+        super().stop()
 
     @property
     def has_predictor(self) -> bool:
@@ -160,7 +165,8 @@ class TokenizerTransformer(ObservedModel):
         is_v2 = isinstance(payload, InferRequest)
         request_id = payload.id if isinstance(payload, InferRequest) else None
         lineage = [merge_revisions(r, self.lineage_key, self.revision) for r in revisions]
-        _state.set(_RequestState(is_v2, request_id, rows, lineage))
+        binary = isinstance(payload, InferRequest) and payload.use_binary_outputs
+        _state.set(_RequestState(is_v2, request_id, rows, lineage, binary))
         if self.has_predictor and not self.predictor_v2:
             return tokenized_v1(rows, [{}] * len(rows), key="instances")
         return tokenized_request(rows, self.predictor_model_name, self.pad_id, request_id)
@@ -175,6 +181,14 @@ class TokenizerTransformer(ObservedModel):
             return payload  # tokenize-only: post-processing formats the tokens
         return await super().predict(payload, headers, response_headers)  # type: ignore[no-any-return,unused-ignore]
 
+    @property
+    def predictor_client(self) -> PredictorClient:
+        config = self.predictor_config
+        assert config is not None
+        if self._predictor_client is None:
+            self._predictor_client = PredictorClient(config.predictor_base_url, config.timeout)
+        return self._predictor_client
+
     async def _http_predict(
         self,
         payload: dict[str, Any] | InferRequest,
@@ -184,10 +198,7 @@ class TokenizerTransformer(ObservedModel):
         """Call the predictor in a client span whose ``traceparent`` goes with the request."""
         config = self.predictor_config
         assert config is not None
-        outgoing = {"Content-Type": "application/json"}
-        for name in ("x-request-id", "x-b3-traceid"):
-            if headers and name in headers:
-                outgoing[name] = headers[name]
+        outgoing = {name: value for name, value in (headers or {}).items() if name in FORWARDED}
         with tracer().start_as_current_span(
             f"call predictor {self.predictor_model_name}",
             kind=SpanKind.CLIENT,
@@ -195,26 +206,19 @@ class TokenizerTransformer(ObservedModel):
         ):
             inject_trace_headers(outgoing)
             try:
-                result: dict[str, Any] | InferResponse = await self._http_client.infer(
-                    config.predictor_base_url,
-                    model_name=self.predictor_model_name,
-                    data=payload,
-                    headers=outgoing,
-                    response_headers=response_headers,
+                return await self.predictor_client.infer(
+                    self.predictor_model_name, payload, outgoing
                 )
-            except httpx.HTTPStatusError as exc:
-                status = exc.response.status_code
-                message = error_message(exc.response)
-                if 400 <= status < 500:
+            except PredictorError as exc:
+                if 400 <= exc.status < 500:
                     raise InvalidInput(
-                        f"the predictor rejected the request ({status}): {message}"
+                        f"the predictor rejected the request ({exc.status}): {exc.message}"
                     ) from exc
-                raise UpstreamError(f"the predictor failed ({status}): {message}") from exc
-            except httpx.RequestError as exc:
+                raise UpstreamError(f"the predictor failed ({exc.status}): {exc.message}") from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise UpstreamError(
                     f"the predictor at {config.predictor_host} is unreachable: {exc!r}"
                 ) from exc
-        return result
 
     async def postprocess(
         self,
@@ -225,7 +229,9 @@ class TokenizerTransformer(ObservedModel):
         state = _state.get()
         if not self.has_predictor:
             if state.v2:
-                return tokenized_v2(state.rows, self.name, self.pad_id, state.request_id)
+                return tokenized_v2(
+                    state.rows, self.name, self.pad_id, state.request_id, state.binary
+                )
             return tokenized_v1(state.rows, state.revisions, key=self.tokens_key)
         probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type,unused-ignore]
         if probabilities.shape[0] != len(state.rows):
@@ -241,7 +247,7 @@ class TokenizerTransformer(ObservedModel):
         ]
         if state.v2:
             params = {k: v for k, v in lineage[0].items()} if lineage and lineage[0] else None
-            return classification_v2(results, self.name, state.request_id, params)
+            return classification_v2(results, self.name, state.request_id, params, state.binary)
         return classification_v1(results, lineage)
 
 
