@@ -1,4 +1,5 @@
-"""Revision hashes, child names and labels (pure)."""
+"""Revisions (content hashes of the serving fields, and those fields as an annotation), child
+names and labels (pure)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import hashlib
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from pipeline_operator.api.v1alpha1 import GROUP, InferencePipelineSpec
 
 LABEL_PIPELINE = f"{GROUP}/pipeline"
 LABEL_REVISION = f"{GROUP}/revision"
 LABEL_STAGE = f"{GROUP}/stage"
 LABEL_ROLE = f"{GROUP}/role"
+SERVING_SPEC_ANNOTATION = f"{GROUP}/serving-spec"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 OPERATOR_NAME = "inference-pipelines"
 
@@ -26,10 +30,23 @@ def short_hash(value: str, length: int = REVISION_LENGTH) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:length]
 
 
+def serving_spec(spec: InferencePipelineSpec) -> str:
+    """The serving fields as canonical JSON: what a revision is, and enough to rebuild it."""
+    return json.dumps(spec.serving_fields(), sort_keys=True, separators=(",", ":"))
+
+
 def revision_of(spec: InferencePipelineSpec) -> str:
     """Content hash of everything that changes how requests are served (not rollout settings)."""
-    canonical = json.dumps(spec.serving_fields(), sort_keys=True, separators=(",", ":"))
-    return short_hash(canonical)
+    return short_hash(serving_spec(spec))
+
+
+def parse_serving_spec(value: str, revision: str) -> InferencePipelineSpec | None:
+    """The spec a :func:`serving_spec` value holds, if it is intact and ``revision``'s."""
+    try:
+        spec = InferencePipelineSpec.model_validate_json(value)
+    except ValidationError:
+        return None
+    return spec if revision_of(spec) == revision else None
 
 
 def fit_name(*parts: str, limit: int = MAX_CHILD_NAME) -> str:

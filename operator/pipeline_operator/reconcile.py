@@ -33,7 +33,7 @@ from pipeline_operator.naming import graph_name, revision_of
 from pipeline_operator.objects import controller_uid, is_subset, merge_patch, ref
 from pipeline_operator.observe import RouterRollout, readiness, ready_summary, served_traffic
 from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan, plan_revision
-from pipeline_operator.prometheus import PrometheusProvider
+from pipeline_operator.prometheus import Access, providers
 from pipeline_operator.rollout import (
     AnalysisError,
     AnalysisProvider,
@@ -43,6 +43,7 @@ from pipeline_operator.rollout import (
     measure,
     step,
 )
+from pipeline_operator.rollout.analysis import Subject
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.steps import canary_steps
 from pipeline_operator.settings import OperatorSettings
@@ -130,11 +131,21 @@ class Reconciler:
     kube: Kube
     settings: OperatorSettings
     clock: Callable[[], datetime] = utcnow
-    providers: Callable[[str], AnalysisProvider] = PrometheusProvider
+    providers: Callable[[str], AnalysisProvider] | None = None
+    """Analysis provider per address (default: Prometheus, with the settings' access)."""
     options: PlanOptions = field(init=False)
+    provider_for: Callable[[str], AnalysisProvider] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.options = PlanOptions(deployment_mode=self.settings.deployment_mode or None)
+        settings = self.settings
+        self.options = PlanOptions(deployment_mode=settings.deployment_mode or None)
+        access = Access(
+            bearer_token_file=settings.prometheus_bearer_token_file,
+            username=settings.prometheus_username,
+            password_file=settings.prometheus_password_file,
+            ca_file=settings.prometheus_ca_file,
+        )
+        self.provider_for = self.providers or providers(settings.prometheus_address, access)
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Bring one pipeline a step closer to its spec; return seconds until a requeue."""
@@ -172,6 +183,11 @@ class Reconciler:
         problems = validate(spec)
         invalid = "; ".join(problems) or None
         desired = revision_of(spec)
+        # Only what this pipeline controls: a same-named pipeline recreated, or another
+        # pipeline whose names hash alike, is never adopted or pruned.
+        children = [
+            c for c in self.kube.list_children(namespace, name) if controller_uid(c) == owner.uid
+        ]
         snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
         if invalid is None and desired not in snaps:
             # Nothing of a revision is stored before it is known to plan at all.
@@ -180,18 +196,23 @@ class Reconciler:
             except PlanError as err:
                 self._report_invalid(pipeline, status, "PlanFailed", str(err))
                 return None
-            body = snapshots.build(owner, desired, spec, snapshots.next_number(snaps))
-            self.kube.create_revision(body)  # an existing one has the same name and spec
-            snaps |= snapshots.parse([body])
+            snaps |= self._store_snapshot(owner, desired, spec, snaps)
+        lost = [rev for rev in active_revisions(status) if rev not in snaps]
+        for revision in lost:
+            rebuilt = snapshots.recover(children, revision)
+            if rebuilt is not None:
+                snaps |= self._store_snapshot(owner, revision, rebuilt, snaps)
+                message = f"spec snapshot of revision {revision} rebuilt from its children"
+                log.warning("%s/%s: %s", namespace, name, message)
+                self.kube.post_event(pipeline, "Warning", "SnapshotRebuilt", message)
+        missing = [rev for rev in lost if rev not in snaps]
+        if missing:
+            self._report_invalid(pipeline, status, "SnapshotMissing", snapshots.missing(missing))
+            return None
 
         specs = {rev: snap.spec for rev, snap in snaps.items()}
         if invalid is None:
             specs[desired] = spec
-        # Only what this pipeline controls: a same-named pipeline recreated, or another
-        # pipeline whose names hash alike, is never adopted or pruned.
-        children = [
-            c for c in self.kube.list_children(namespace, name) if controller_uid(c) == owner.uid
-        ]
         services = [c for c in children if c["kind"] == "InferenceService"]
         refused = refusals.refused_services(status)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
@@ -228,9 +249,6 @@ class Reconciler:
 
         new_status = decision.status
         serving = active_revisions(new_status)
-        missing = [rev for rev in serving if rev not in specs]
-        if missing:
-            raise RuntimeError(f"no spec snapshot for revision(s) {', '.join(missing)}")
         try:
             wanted = plan(owner, {rev: specs[rev] for rev in serving}, new_status, self.options)
         except PlanError as err:
@@ -269,13 +287,14 @@ class Reconciler:
             at = stamp(now)
             return [Measurement(metric=m.name, success=False, message=message, at=at) for m in due]
         try:
-            provider = self.providers(address)
+            provider = self.provider_for(address)
         except AnalysisError as err:
             return [
                 Measurement(metric=m.name, success=False, message=str(err), at=stamp(now))
                 for m in due
             ]
-        return [measure(provider, metric, status.canary_revision, name, now) for metric in due]
+        subject = Subject(name, status.canary_revision, status.stable_revision or "")
+        return [measure(provider, metric, subject, now) for metric in due]
 
     def _observe_routers(
         self, namespace: str, name: str, children: list[dict[str, Any]]
@@ -346,6 +365,17 @@ class Reconciler:
             self.kube.delete(obj)
         return out
 
+    def _store_snapshot(
+        self,
+        owner: Owner,
+        revision: str,
+        spec: InferencePipelineSpec,
+        snaps: dict[str, snapshots.Snapshot],
+    ) -> dict[str, snapshots.Snapshot]:
+        body = snapshots.build(owner, revision, spec, snapshots.next_number(snaps))
+        self.kube.create_revision(body)  # an existing one has the same name and spec
+        return snapshots.parse([body])
+
     def _prune_snapshots(
         self, namespace: str, snaps: dict[str, snapshots.Snapshot], serving: list[str]
     ) -> None:
@@ -409,19 +439,33 @@ class Reconciler:
     def _report_invalid(
         self, pipeline: dict[str, Any], status: InferencePipelineStatus, reason: str, message: str
     ) -> None:
-        """Degraded with a Ready=False condition and a Warning Event; nothing else changes."""
-        if status.message == message:
-            return
+        """Degraded with a Ready=False condition and a Warning Event; a pending command is
+        rejected with the same reason. Nothing else changes."""
         now = stamp(self.clock())
-        ready = Condition(
-            type="Ready", status="False", reason=reason, message=message, last_transition_time=now
-        )
-        others = [c for c in status.conditions if c.type != "Ready"]
-        new = status.model_copy(
-            update={"phase": Phase.DEGRADED, "message": message, "conditions": [*others, ready]}
-        )
-        self._write_status(pipeline, dict(pipeline.get("status") or {}), new)
-        self.kube.post_event(pipeline, "Warning", reason, message)
+        value = commands.pending(pipeline["metadata"].get("annotations"), status)
+        update: dict[str, Any] = {}
+        if value is not None:
+            update["last_command"] = CommandAck(
+                command=value, result="Rejected", message=message, at=now
+            )
+        if status.message != message:
+            ready = Condition(
+                type="Ready",
+                status="False",
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+            )
+            others = [c for c in status.conditions if c.type != "Ready"]
+            update |= {"phase": Phase.DEGRADED, "message": message, "conditions": [*others, ready]}
+        if not update:
+            return
+        old = dict(pipeline.get("status") or {})
+        self._write_status(pipeline, old, status.model_copy(update=update))
+        if status.message != message:
+            self.kube.post_event(pipeline, "Warning", reason, message)
+        if value is not None:
+            self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
 
     def _reject_command(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,19 @@ class OperatorSettings(BaseSettings):
     )
     prometheus_address: str | None = Field(
         default=None, description="Default Prometheus for analysis steps without an address."
+    )
+    prometheus_bearer_token_file: Path | None = Field(
+        default=None,
+        description="File holding a bearer token for prometheus_address (re-read per query).",
+    )
+    prometheus_username: str | None = Field(
+        default=None, description="Basic-auth user for prometheus_address."
+    )
+    prometheus_password_file: Path | None = Field(
+        default=None, description="File holding the basic-auth password (re-read per query)."
+    )
+    prometheus_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs prometheus_address's certificate."
     )
     drain_seconds: float = Field(
         default=30,

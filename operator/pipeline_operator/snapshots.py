@@ -3,7 +3,8 @@
 A rollout needs the old revision's spec after the user changed ``spec``, to keep (or bring
 back) the stable revision's children, and ``undo`` needs it to roll back. Each revision's
 spec is stored once, in an ``apps/v1`` ControllerRevision owned by the pipeline, numbered in
-the order revisions were first seen.
+the order revisions were first seen. Every InferenceService of a revision also carries the
+revision's serving fields, so that a deleted snapshot can be rebuilt from any of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.naming import LABEL_REVISION, fit_name, labels
+from pipeline_operator.naming import (
+    LABEL_REVISION,
+    SERVING_SPEC_ANNOTATION,
+    fit_name,
+    labels,
+    parse_serving_spec,
+)
 from pipeline_operator.planner import Owner
 from pipeline_operator.planner.metadata import build_owner_reference
 
@@ -62,6 +69,28 @@ def build(owner: Owner, revision: str, spec: InferencePipelineSpec, number: int)
         "revision": number,
         "data": {"spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True)},
     }
+
+
+def recover(children: Iterable[dict[str, Any]], revision: str) -> InferencePipelineSpec | None:
+    """``revision``'s spec, from the first of its children that carries it intact."""
+    for child in children:
+        meta = child["metadata"]
+        mine = (meta.get("labels") or {}).get(LABEL_REVISION) == revision
+        value = (meta.get("annotations") or {}).get(SERVING_SPEC_ANNOTATION)
+        spec = parse_serving_spec(value, revision) if mine and value else None
+        if spec is not None:
+            return spec
+    return None
+
+
+def missing(revisions: Iterable[str]) -> str:
+    """Why the pipeline cannot be reconciled while these revisions have no snapshot."""
+    listed = ", ".join(revisions)
+    return (
+        f"no spec snapshot for revision(s) {listed}, and none of their InferenceServices carries "
+        "their spec to rebuild it from: their children are left as they are; apply that "
+        "revision's spec again to restore it"
+    )
 
 
 def next_number(snapshots: dict[str, Snapshot]) -> int:

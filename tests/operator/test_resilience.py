@@ -109,6 +109,43 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
     )
 
 
+def test_a_deleted_snapshot_of_the_stable_revision_is_rebuilt_from_its_children(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    stable = deploy_stable(cluster, namespace, {"canary": {"steps": STEPS}})
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": STEPS}))
+    p.wait_status(cluster, namespace, "clf", "canary paused at 20%", canaryWeight=20, ready="4/4")
+
+    snapshot = f"clf-{stable}"
+    uid = kubectl_json(cluster, "get", "controllerrevision", snapshot, "-n", namespace)["metadata"][
+        "uid"
+    ]
+    cluster.kubectl("delete", "controllerrevision", snapshot, "-n", namespace)
+    victim = services_of(cluster, namespace, stable)[0]
+    cluster.kubectl("delete", "isvc", victim, "-n", namespace)
+
+    def rebuilt() -> bool:
+        got = cluster.kubectl(
+            "get", "controllerrevision", snapshot, "-n", namespace, "-o", "json", check=False
+        )
+        return got.returncode == 0 and json.loads(got.stdout)["metadata"]["uid"] != uid
+
+    wait_for(rebuilt, 30, f"the snapshot {snapshot} to be rebuilt")
+    wait_for(
+        lambda: victim in services_of(cluster, namespace, stable),
+        30,
+        f"the stable InferenceService {victim} to be recreated",
+    )
+    p.wait_status(cluster, namespace, "clf", "every stage Ready again", ready="4/4")
+    assert "SnapshotRebuilt" in p.events(cluster, namespace, "clf")
+
+    p.command(cluster, namespace, "clf", "abort", "after-rebuild")
+    st = p.wait_status(cluster, namespace, "clf", "the abort to be carried out", phase="Aborted")
+    assert st["lastCommand"]["command"] == "abort:after-rebuild"
+    assert st["lastCommand"]["result"] == "Accepted"
+    assert weights(cluster, namespace, "clf") == {stable: 100}
+
+
 def test_a_reconcile_that_changes_nothing_writes_nothing(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:

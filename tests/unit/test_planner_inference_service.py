@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
+from pipeline_operator.naming import serving_spec
 from pipeline_operator.planner import Owner, PlanOptions
 from pipeline_operator.planner.inference_service import build_inference_service
 from pipeline_operator.planner.placement import is_gpu_pool
@@ -290,7 +291,16 @@ def test_metadata() -> None:
     assert meta["labels"]["pipelines.inference.dev/revision"] == "abcd1234"
     assert meta["labels"]["pipelines.inference.dev/stage"] == "clf"
     assert obj["spec"]["predictor"]["labels"] == meta["labels"]
-    assert meta["annotations"] == {"serving.kserve.io/deploymentMode": "Standard"}
+    spec = InferencePipelineSpec.model_validate(
+        {
+            "nodePools": [GPU_POOL, AMD_POOL, CPU_POOL],
+            "stages": [{"name": "clf", "predictor": MODEL}],
+        }
+    )
+    assert meta["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Standard",
+        "pipelines.inference.dev/serving-spec": serving_spec(spec),
+    }
     assert meta["ownerReferences"] == [
         {
             "apiVersion": "pipelines.inference.dev/v1alpha1",
@@ -305,4 +315,4 @@ def test_metadata() -> None:
 
 def test_deployment_mode_can_be_omitted() -> None:
     obj = isvc({"name": "clf", "predictor": MODEL}, options=PlanOptions(deployment_mode=None))
-    assert obj["metadata"]["annotations"] == {}
+    assert "serving.kserve.io/deploymentMode" not in obj["metadata"]["annotations"]

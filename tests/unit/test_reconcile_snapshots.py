@@ -29,3 +29,57 @@ def test_a_pipeline_refused_at_planning_leaves_nothing_behind() -> None:
     assert kube.revisions == {}
     assert kube.children == {}
     assert [reason for _, reason, _ in kube.events] == ["PlanFailed"]
+
+
+def rolling_out() -> tuple[FakeKube, Reconciler, str]:
+    """A pipeline whose stable revision serves while a canary rolls out; and that stable."""
+    kube = FakeKube(pipeline())
+    reconciler = Reconciler(kube, OperatorSettings())  # type: ignore[arg-type]
+    reconciler.reconcile("ml", "p")
+    kube.mark_ready()
+    reconciler.reconcile("ml", "p")
+    stable = kube.pipeline["status"]["stableRevision"]
+    kube.pipeline["spec"]["stages"][0]["predictor"]["container"]["image"] = "model:2"
+    reconciler.reconcile("ml", "p")
+    assert kube.pipeline["status"]["canaryRevision"] not in (None, stable)
+    return kube, reconciler, stable
+
+
+def snapshot_of(kube: FakeKube, revision: str) -> str:
+    return next(
+        name
+        for name, body in kube.revisions.items()
+        if body["metadata"]["labels"]["pipelines.inference.dev/revision"] == revision
+    )
+
+
+def test_a_deleted_snapshot_of_the_stable_revision_is_rebuilt_from_its_children() -> None:
+    kube, reconciler, stable = rolling_out()
+    stored = kube.revisions.pop(snapshot_of(kube, stable))
+    reconciler.reconcile("ml", "p")
+    rebuilt = kube.revisions[snapshot_of(kube, stable)]
+    assert rebuilt["data"]["spec"]["stages"] == stored["data"]["spec"]["stages"]
+    assert "SnapshotRebuilt" in [reason for _, reason, _ in kube.events]
+    status = kube.pipeline["status"]
+    assert (status["stableRevision"], status["phase"]) == (stable, "Progressing")
+
+
+def test_a_snapshot_no_child_can_rebuild_degrades_and_commands_are_still_answered() -> None:
+    kube, reconciler, stable = rolling_out()
+    kube.revisions.pop(snapshot_of(kube, stable))
+    kube.children.pop(("InferenceService", f"p-m-{stable}"))
+    kube.pipeline["metadata"]["annotations"] = {"pipelines.inference.dev/command": "abort:1"}
+    reconciler.reconcile("ml", "p")
+    status = kube.pipeline["status"]
+    assert status["phase"] == "Degraded"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SnapshotMissing")
+    assert stable in ready["message"]
+    assert status["lastCommand"]["command"] == "abort:1"
+    assert status["lastCommand"]["result"] == "Rejected"
+    assert stable in status["lastCommand"]["message"]
+    reasons = [reason for _, reason, _ in kube.events]
+    assert reasons.count("SnapshotMissing") == 1 and "CommandRejected" in reasons
+
+    reconciler.reconcile("ml", "p")  # reported once, not again
+    assert [reason for _, reason, _ in kube.events].count("SnapshotMissing") == 1

@@ -21,6 +21,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.rollout.analysis import (
     AnalysisError,
+    Subject,
     due_measurements,
     measure,
     record,
@@ -92,9 +93,9 @@ def test_invalid_success_condition_is_refused_without_evaluating_it(
 
 
 def test_render_query() -> None:
-    query = 'rate(errors{pipeline="{{pipeline}}",revision="{{revision}}"}[1m])'
-    assert render_query(query, "3f2a9c1d", "sentiment") == (
-        'rate(errors{pipeline="sentiment",revision="3f2a9c1d"}[1m])'
+    query = 'e{pipeline="{{pipeline}}",revision="{{revision}}"} / e{revision="{{stable}}"}'
+    assert render_query(query, Subject("sentiment", "3f2a9c1d", "0887586c")) == (
+        'e{pipeline="sentiment",revision="3f2a9c1d"} / e{revision="0887586c"}'
     )
 
 
@@ -104,12 +105,13 @@ class Fixed:
     def __init__(self, value: float | None) -> None:
         self.value = value
 
-    def query(self, metric: AnalysisMetric, revision: str, pipeline: str) -> float:
+    def query(self, metric: AnalysisMetric, subject: Subject) -> float:
         if self.value is None:
             raise AnalysisError("no data for the query")
         return self.value
 
 
+SUBJECT = Subject("p", "r2", "r1")
 METRIC = AnalysisMetric(
     name="success-rate", query="q", success_condition="result >= 0.99", interval="10s", count=2
 )
@@ -117,13 +119,13 @@ METRIC = AnalysisMetric(
 
 def test_measure_judges_the_value_and_turns_errors_into_failures() -> None:
     now = datetime(2026, 1, 1, 0, 0, 10, tzinfo=EPOCH.tzinfo)
-    good = measure(Fixed(0.995), METRIC, "r2", "p", now)
+    good = measure(Fixed(0.995), METRIC, SUBJECT, now)
     assert (good.success, good.value, good.at) == (True, 0.995, "2026-01-01T00:00:10Z")
-    assert measure(Fixed(0.9), METRIC, "r2", "p", now).success is False
-    failed = measure(Fixed(None), METRIC, "r2", "p", now)
+    assert measure(Fixed(0.9), METRIC, SUBJECT, now).success is False
+    failed = measure(Fixed(None), METRIC, SUBJECT, now)
     assert (failed.success, failed.value, failed.message) == (False, None, "no data for the query")
     broken = METRIC.model_copy(update={"success_condition": "result >>= 1"})
-    assert measure(Fixed(1.0), broken, "r2", "p", now).success is False
+    assert measure(Fixed(1.0), broken, SUBJECT, now).success is False
 
 
 def sample(metric: str, success: bool, second: int) -> Measurement:
@@ -174,7 +176,7 @@ def analysed(failure_limit: int = 0) -> World:
 
 def measured(world: World, value: float) -> list[Measurement]:
     due = due_measurements(world.spec, world.status, world.now)
-    return [measure(Fixed(value), m, "r2", "p", world.now) for m in due]
+    return [measure(Fixed(value), m, SUBJECT, world.now) for m in due]
 
 
 def test_analysis_step_measures_each_interval_and_passes() -> None:

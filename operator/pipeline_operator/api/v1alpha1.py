@@ -342,7 +342,8 @@ class Pause(ApiModel):
 class AnalysisMetric(ApiModel):
     name: NodeName
     query: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
-        description="Provider query, e.g. PromQL. {{revision}} and {{pipeline}} are substituted."
+        description="Provider query, e.g. PromQL. {{revision}} (the canary), {{stable}} and "
+        "{{pipeline}} are substituted."
     )
     success_condition: Annotated[str, Field(min_length=1, max_length=256)] = Field(
         description="CEL condition on `result`, the measured value (a double), e.g. "
@@ -352,6 +353,9 @@ class AnalysisMetric(ApiModel):
     interval: Duration = "30s"
     count: int = Field(default=3, ge=1, le=100, description="Measurements to take.")
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated.")
+    timeout: Duration = Field(
+        default="10s", description="Longest a query may take; a slower one is a failed measurement."
+    )
 
     @field_validator("success_condition")
     @classmethod

@@ -106,12 +106,10 @@ def build_inference_service(
     transformer = build_transformer_spec(spec, stage, labels, identity, options)
     if transformer is not None:
         body["transformer"] = transformer
-    return {
-        "apiVersion": ISVC_API_VERSION,
-        "kind": ISVC_KIND,
-        "metadata": build_metadata(owner, name, labels, options),
-        "spec": body,
-    }
+    metadata = build_metadata(owner, name, labels, options)
+    # The revision's spec lives on with its children should its snapshot be deleted.
+    metadata["annotations"][naming.SERVING_SPEC_ANNOTATION] = naming.serving_spec(spec)
+    return {"apiVersion": ISVC_API_VERSION, "kind": ISVC_KIND, "metadata": metadata, "spec": body}
 
 
 def build_inference_services(

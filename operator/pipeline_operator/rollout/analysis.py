@@ -10,6 +10,7 @@ metric fails as soon as more than ``failure_limit`` measurements failed and succ
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -33,27 +34,41 @@ class AnalysisError(Exception):
     """A provider could not produce a value (unreachable, bad query, empty result)."""
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What an analysis measures: the canary ``revision`` of ``pipeline`` (``stable`` serves
+    the rest of the traffic). Queries name them as ``{{revision}}``, ``{{pipeline}}`` and
+    ``{{stable}}``."""
+
+    pipeline: str
+    revision: str
+    stable: str = ""
+
+
 class AnalysisProvider(Protocol):
     """Where metric values come from, e.g. Prometheus."""
 
-    def query(self, metric: AnalysisMetric, revision: str, pipeline: str) -> float:
-        """The metric's current value for ``revision`` of ``pipeline``.
+    def query(self, metric: AnalysisMetric, subject: Subject) -> float:
+        """The metric's current value for ``subject``.
 
         Raises :class:`AnalysisError` when there is no value.
         """
         ...
 
 
-def render_query(query: str, revision: str, pipeline: str) -> str:
-    """Substitute ``{{revision}}`` and ``{{pipeline}}`` in a metric query."""
-    return query.replace("{{revision}}", revision).replace("{{pipeline}}", pipeline)
+def render_query(query: str, subject: Subject) -> str:
+    """Substitute ``{{revision}}``, ``{{pipeline}}`` and ``{{stable}}`` in a metric query."""
+    return (
+        query.replace("{{revision}}", subject.revision)
+        .replace("{{pipeline}}", subject.pipeline)
+        .replace("{{stable}}", subject.stable)
+    )
 
 
 def measure(
     provider: AnalysisProvider,
     metric: AnalysisMetric,
-    revision: str,
-    pipeline: str,
+    subject: Subject,
     now: datetime,
 ) -> Measurement:
     """Query one metric and judge the value by its success condition.
@@ -62,7 +77,7 @@ def measure(
     """
     at = stamp(now)
     try:
-        value = provider.query(metric, revision, pipeline)
+        value = provider.query(metric, subject)
         success = evaluate(metric.success_condition, value)
     except (AnalysisError, ConditionError) as error:
         return Measurement(metric=metric.name, success=False, message=str(error), at=at)
