@@ -319,6 +319,36 @@ def test_default_deployment_watches_the_cluster_standalone(
     assert not [o for o in objects if "kopf.dev" in o["apiVersion"] + o["metadata"]["name"]]
 
 
+@pytest.mark.parametrize("username", ["", "analysis"])
+def test_prometheus_credentials_and_ca_come_from_mounted_secrets(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch, username: str
+) -> None:
+    objects = helm.template(
+        "default",
+        *("--set", "settings.prometheusAddress=https://prometheus.monitoring:9090"),
+        *("--set", "settings.prometheusAuth.secretName=prom-auth"),
+        *("--set", f"settings.prometheusAuth.username={username}"),
+        *("--set", "settings.prometheusAuth.caSecretName=prom-ca"),
+    )
+    settings = _settings_from(objects, monkeypatch)
+    mounts = {m["name"]: m["mountPath"] for m in container(objects)["volumeMounts"]}
+    volumes = {
+        v["name"]: v["secret"]["secretName"]
+        for v in only(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+    }
+    assert volumes == {"prometheus-auth": "prom-auth", "prometheus-ca": "prom-ca"}
+    auth, ca = Path(mounts["prometheus-auth"]), Path(mounts["prometheus-ca"])
+    assert settings.prometheus_ca_file == ca / "ca.crt"
+    if username:
+        assert settings.prometheus_username == username
+        assert settings.prometheus_password_file == auth / "password"
+        assert settings.prometheus_bearer_token_file is None
+    else:
+        assert settings.prometheus_bearer_token_file == auth / "token"
+        assert settings.prometheus_password_file is None
+
+
 def test_namespaced_deployment_passes_one_flag_per_namespace(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
