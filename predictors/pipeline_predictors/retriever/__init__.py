@@ -1,0 +1,1 @@
+"""Retrieval of the documents nearest to query embeddings (``python -m ...retriever``)."""
