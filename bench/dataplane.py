@@ -6,9 +6,11 @@
 (b) Dynamic batching on vs off, straight to the predictor, at concurrency 1, 8 and 32:
     throughput, the on/off ratio, and p99.
 (c) GPU (only when CUDA is present): batching on/off and float32 vs float16.
+(d) The hops again at concurrency 1 with a model 10x larger, where the tax should shrink.
 
-The model is a BERT classifier built locally from a config (no hub). Results: a table on
-stdout, ``bench-results/dataplane.json`` and ``bench-results/dataplane.png``.
+The models are BERT classifiers built locally from a config (no hub). Results: the tables and
+the targets beside what was measured on stdout, ``bench-results/dataplane.json`` and
+``bench-results/dataplane.png``.
 """
 
 from __future__ import annotations
@@ -149,7 +151,9 @@ def classifier(name: str, model_dir: Path, log_dir: Path, batch: int, extra: lis
     return stage(name, "pipeline_predictors.classifier", args, log_dir, model_name="clf")
 
 
-def hops(model_dir: Path, log_dir: Path, seconds: float, threads: str) -> list[Result]:
+def hops(
+    model_dir: Path, log_dir: Path, seconds: float, threads: str, concurrencies: tuple[int, ...]
+) -> list[Result]:
     import torch
 
     torch.set_num_threads(int(threads))
@@ -187,10 +191,9 @@ def hops(model_dir: Path, log_dir: Path, seconds: float, threads: str) -> list[R
             ("transformer -> predictor", tf.v1_url),
             ("router -> transformer -> predictor", router_url),
         ]
-        for name, url in paths:
-            results.append(run_http(name, url, 1, seconds))
-        for name, url in paths:
-            results.append(run_http(name, url, 8, seconds))
+        for concurrency in concurrencies:
+            for name, url in paths:
+                results.append(run_http(name, url, concurrency, seconds))
     return results
 
 
@@ -218,14 +221,19 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-def hop_table(results: list[Result]) -> str:
+def hop_deltas(results: list[Result]) -> list[tuple[str, float, float]]:
+    """(hop, p50 added, p99 added) at concurrency 1, from each path to the next longer one."""
     seq = [r for r in results if r.concurrency == 1]
+    return [
+        (cur.name.split(" -> ")[0] + " hop", cur.p50_ms - prev.p50_ms, cur.p99_ms - prev.p99_ms)
+        for prev, cur in itertools.pairwise(seq)
+    ]
+
+
+def hop_table(results: list[Result]) -> str:
     rows = [f"{'hop added':44} {'p50 ms':>8} {'p99 ms':>8}"]
-    for prev, cur in itertools.pairwise(seq):
-        rows.append(
-            f"{cur.name.split(' -> ')[0] + ' hop':44} {cur.p50_ms - prev.p50_ms:>8.2f} "
-            f"{cur.p99_ms - prev.p99_ms:>8.2f}"
-        )
+    for hop, p50, p99 in hop_deltas(results):
+        rows.append(f"{hop:44} {p50:>8.2f} {p99:>8.2f}")
     return "\n".join(rows)
 
 
@@ -240,21 +248,100 @@ def ratio_table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-def plot(hop_results: list[Result], batch_results: list[Result], path: Path) -> None:
+@dataclass(frozen=True)
+class Target:
+    """One target: what was measured beside the goal; ``met`` is None for a figure reported
+    without a goal or not measured."""
+
+    what: str
+    measured: str
+    goal: str
+    met: bool | None
+
+
+def full_path_ratio(results: list[Result]) -> float:
+    """p50 of router -> transformer -> predictor over the one-process baseline, concurrency 1."""
+    by = {r.name: r for r in results if r.concurrency == 1}
+    return by["router -> transformer -> predictor"].p50_ms / by["in-process baseline"].p50_ms
+
+
+def targets(
+    hop_results: list[Result],
+    batch_results: list[Result],
+    large_results: list[Result],
+    gpu_measured: bool,
+) -> list[Target]:
+    by = {(r.name, r.concurrency): r for r in batch_results}
+    out = []
+    for c, goal in ((1, 0.95), (32, 2.0)):
+        off, on = by[("batching off", c)], by[("batching on", c)]
+        ratio = on.throughput / off.throughput if off.throughput else float("nan")
+        out.append(
+            Target(
+                f"batching on/off throughput, c={c}", f"{ratio:.2f}x", f">= {goal}x", ratio >= goal
+            )
+        )
+        out.append(
+            Target(
+                f"batching p99 on vs off, c={c}",
+                f"{on.p99_ms:.1f} vs {off.p99_ms:.1f} ms",
+                "on <= off",
+                on.p99_ms <= off.p99_ms,
+            )
+        )
+    for hop, p50, p99 in hop_deltas(hop_results):
+        out.append(Target(f"{hop} p50, c=1", f"{p50:+.2f} ms", "<= 2 ms", p50 <= 2.0))
+        out.append(Target(f"{hop} p99, c=1", f"{p99:+.2f} ms", "<= 4 ms", p99 <= 4.0))
+    small = full_path_ratio(hop_results)
+    out.append(Target("full path / baseline p50, c=1", f"{small:.2f}x", "<= 2x", small <= 2.0))
+    large = full_path_ratio(large_results)
+    out.append(
+        Target("full path / baseline p50, c=1, 10x model", f"{large:.2f}x", "(reported)", None)
+    )
+    out.append(
+        Target(
+            "GPU: batching, float32 vs float16",
+            "measured, see (c)" if gpu_measured else "not measured",
+            "(reported)",
+            None,
+        )
+    )
+    return out
+
+
+def target_table(rows: list[Target]) -> str:
+    head = f"{'target':44} {'measured':>22} {'goal':>11} {'met':>4}"
+    lines = [head, "-" * len(head)]
+    for t in rows:
+        met = "-" if t.met is None else ("yes" if t.met else "NO")
+        lines.append(f"{t.what:44} {t.measured:>22} {t.goal:>11} {met:>4}")
+    return "\n".join(lines)
+
+
+def latency_bars(ax: Any, results: list[Result], title: str) -> None:
+    seq = [r for r in results if r.concurrency == 1]
+    x = np.arange(len(seq))
+    ax.bar(x - 0.2, [r.p50_ms for r in seq], 0.4, label="p50")
+    ax.bar(x + 0.2, [r.p99_ms for r in seq], 0.4, label="p99")
+    ax.set_xticks(x, [r.name.replace(" -> ", "\n-> ") for r in seq], fontsize=7)
+    ax.set_ylabel("latency (ms), concurrency 1")
+    ax.set_title(title)
+    ax.legend()
+
+
+def plot(
+    hop_results: list[Result],
+    batch_results: list[Result],
+    large_results: list[Result],
+    path: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    seq = [r for r in hop_results if r.concurrency == 1]
-    x = np.arange(len(seq))
-    ax1.bar(x - 0.2, [r.p50_ms for r in seq], 0.4, label="p50")
-    ax1.bar(x + 0.2, [r.p99_ms for r in seq], 0.4, label="p99")
-    ax1.set_xticks(x, [r.name.replace(" -> ", "\n-> ") for r in seq], fontsize=7)
-    ax1.set_ylabel("latency (ms), concurrency 1")
-    ax1.set_title("(a) latency per path")
-    ax1.legend()
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 4.8))
+    latency_bars(ax1, hop_results, "(a) latency per path")
     for name, marker in (("batching off", "o"), ("batching on", "s")):
         pts = sorted((r.concurrency, r.throughput) for r in batch_results if r.name == name)
         ax2.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=name)
@@ -263,8 +350,16 @@ def plot(hop_results: list[Result], batch_results: list[Result], path: Path) -> 
     ax2.set_ylabel("requests / s")
     ax2.set_title("(b) dynamic batching, predictor on CPU")
     ax2.legend()
+    latency_bars(ax3, large_results, "(d) latency per path, 10x model")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def parameters(model_dir: Path) -> int:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    return sum(p.numel() for p in model.parameters())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1", help="torch threads per server process.")
     parser.add_argument("--hidden", type=int, default=256, help="BERT hidden size.")
     parser.add_argument("--layers", type=int, default=4, help="BERT layers.")
+    parser.add_argument(
+        "--large_hidden", type=int, default=512, help="Hidden size of the 10x model."
+    )
+    parser.add_argument("--large_layers", type=int, default=10, help="Layers of the 10x model.")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -283,14 +382,20 @@ def main(argv: list[str] | None = None) -> int:
         log_dir = root / "logs"
         log_dir.mkdir()
         build_tokenizer(root / "tokenizer")
-        model_dir = root / "model"
+        model_dir, large_dir = root / "model", root / "model-large"
         build_classifier(model_dir, 0, root / "tokenizer", args.hidden, args.layers, heads=4)
+        build_classifier(
+            large_dir, 0, root / "tokenizer", args.large_hidden, args.large_layers, heads=8
+        )
+        size, large_size = parameters(model_dir), parameters(large_dir)
         print(
-            f"model: BERT hidden {args.hidden}, {args.layers} layers, built locally; "
+            f"model: BERT hidden {args.hidden}, {args.layers} layers ({size / 1e6:.1f}M "
+            f"parameters); 10x model: hidden {args.large_hidden}, {args.large_layers} layers "
+            f"({large_size / 1e6:.1f}M, {large_size / size:.1f}x); built locally; "
             f"{args.seconds:.0f}s per point; torch threads per server {args.threads}",
             flush=True,
         )
-        hop_results = hops(model_dir, log_dir, args.seconds, args.threads)
+        hop_results = hops(model_dir, log_dir, args.seconds, args.threads, (1, 8))
         cpu = ["--num_threads", args.threads, "--device", "cpu"]
         batch_results = batching(model_dir, log_dir, args.seconds, cpu)
         gpu_results: list[Result] = []
@@ -303,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                     ["--device", "cuda", "--dtype", dtype],
                     label=f" (cuda {dtype})",
                 )
+        large_results = hops(large_dir, log_dir, args.seconds, args.threads, (1,))
 
     print("\n(a) hops: router -> transformer -> predictor vs one process")
     print(table(hop_results))
@@ -316,15 +422,25 @@ def main(argv: list[str] | None = None) -> int:
         print("\n(c) GPU")
         print(table(gpu_results))
     else:
-        print("\n(c) GPU: skipped (CUDA is not available on this machine)")
+        print("\n(c) GPU: not measured (CUDA is not available on this machine)")
+    print(f"\n(d) hops with the 10x model ({large_size / 1e6:.1f}M parameters), concurrency 1")
+    print(table(large_results))
+    print()
+    print(hop_table(large_results))
+    goals = targets(hop_results, batch_results, large_results, bool(gpu_results))
+    print("\ntargets (ratios from this run)")
+    print(target_table(goals))
     report = {
+        "parameters": {"model": size, "large_model": large_size},
         "hops": [asdict(r) | {"throughput": r.throughput} for r in hop_results],
         "batching": [asdict(r) | {"throughput": r.throughput} for r in batch_results],
         "gpu": [asdict(r) | {"throughput": r.throughput} for r in gpu_results]
-        or "skipped: CUDA not available",
+        or "not measured: CUDA not available",
+        "large_model_hops": [asdict(r) | {"throughput": r.throughput} for r in large_results],
+        "targets": [asdict(t) for t in goals],
     }
     (args.out / "dataplane.json").write_text(json.dumps(report, indent=2))
-    plot(hop_results, batch_results, args.out / "dataplane.png")
+    plot(hop_results, batch_results, large_results, args.out / "dataplane.png")
     print(f"\nwrote {args.out / 'dataplane.json'} and {args.out / 'dataplane.png'}")
     return 0
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from pipeline_predictors.batching import BatchingConfig, DynamicBatcher
 
 pytestmark = pytest.mark.dataplane
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -41,7 +44,7 @@ class Recorder:
         return [i * 10 for i in items]
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout=10))
 
 

@@ -194,7 +194,7 @@ def test_logits_from_v1_and_v2_responses() -> None:
     assert logits_from_response(v2).tolist() == [[1.0, 2.0]]
     assert isinstance(v2, InferResponse)
     rest, _ = v2.to_rest()
-    assert logits_from_response(rest).tolist() == [[1.0, 2.0]]  # type: ignore[arg-type]
+    assert logits_from_response(rest).tolist() == [[1.0, 2.0]]
     assert logits_from_response({"predictions": [{"logits": [3.0, 4.0]}]}).tolist() == [[3.0, 4.0]]
     with pytest.raises(InvalidInput, match="no output named 'logits'"):
         logits_from_response(v2_response("m", {"other": np.array([[1.0]])}))
