@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
 GRAPH = ("serving.kserve.io", "v1alpha1", "inferencegraphs")
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
 ROUTER_LABEL = "serving.kserve.io/inferencegraph"  # on the router Deployment KServe creates
 
@@ -96,7 +98,11 @@ class Kube:
         return self._patch(path, patch, MERGE_PATCH)
 
     def _patch(
-        self, path: str, body: dict[str, Any], content_type: str, **query: str
+        self,
+        path: str,
+        body: dict[str, Any] | list[dict[str, Any]],
+        content_type: str,
+        **query: str,
     ) -> dict[str, Any]:
         try:
             result = self.api.call_api(
@@ -140,6 +146,15 @@ class Kube:
         metrics.API_WRITES.labels(verb="apply", kind=obj["kind"]).inc()
         path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
         self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
+
+    def remove_fields(self, obj: dict[str, Any], pointers: Sequence[str]) -> None:
+        """Remove fields of a child (JSON pointers) with a JSON patch, e.g. ones added by hand."""
+        group, version, plural = CHILD_KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        metrics.API_WRITES.labels(verb="patch", kind=obj["kind"]).inc()
+        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        body = [{"op": "remove", "path": pointer} for pointer in pointers]
+        self._patch(path, body, JSON_PATCH, fieldManager=self.field_manager)
 
     def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> None:
         """Set (or, with None, remove) one annotation of a child with a merge patch."""

@@ -28,9 +28,10 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     RouterStatus,
 )
+from pipeline_operator.drift import Drift, drift
 from pipeline_operator.kube import Kube, RefusedError
 from pipeline_operator.naming import graph_name, revision_of
-from pipeline_operator.objects import controller_uid, is_subset, merge_patch, ref
+from pipeline_operator.objects import controller_uid, merge_patch, ref
 from pipeline_operator.observe import RouterRollout, readiness, ready_summary, served_traffic
 from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan, plan_revision
 from pipeline_operator.prometheus import Access, providers
@@ -328,17 +329,15 @@ class Reconciler:
         out = Applied()
         for obj in wanted:
             current = live.get((obj["kind"], obj["metadata"]["name"]))
-            if current is None or not is_subset(obj, current):
-                log.info("applying %s", ref(obj))
-                try:
-                    self.kube.apply(obj)
-                except RefusedError as err:
-                    meta = obj["metadata"]
-                    error = ApplyError(kind=obj["kind"], name=meta["name"], message=err.message)
-                    out.errors.append(error)
-                    continue
-                if obj["kind"] == "InferenceGraph":
-                    out.graphs_changed.add(obj["metadata"]["name"])
+            try:
+                wrote = self._sync(obj, current)
+            except RefusedError as err:
+                meta = obj["metadata"]
+                error = ApplyError(kind=obj["kind"], name=meta["name"], message=err.message)
+                out.errors.append(error)
+                continue
+            if wrote and obj["kind"] == "InferenceGraph":
+                out.graphs_changed.add(obj["metadata"]["name"])
             if current is not None and retired_at(current) is not None:
                 log.info("back in service: %s", ref(current))
                 self.kube.annotate(current, RETIRED_AT, None)
@@ -364,6 +363,21 @@ class Reconciler:
             log.info("deleting %s", ref(obj))
             self.kube.delete(obj)
         return out
+
+    def _sync(self, obj: dict[str, Any], current: dict[str, Any] | None) -> bool:
+        """Bring one child to the plan (see :mod:`~pipeline_operator.drift`); True if written."""
+        if current is None:
+            log.info("creating %s", ref(obj))
+            self.kube.apply(obj)
+            return True
+        change = drift(obj, current, self.settings.field_manager)
+        if change.remove:
+            log.info("removing %s from %s", ", ".join(change.remove), ref(obj))
+            self.kube.remove_fields(current, change.remove)
+        if change.reapply:
+            log.info("applying %s", ref(obj))
+            self.kube.apply(obj)
+        return change != Drift()
 
     def _store_snapshot(
         self,

@@ -109,6 +109,55 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
     )
 
 
+def test_fields_added_by_hand_are_removed_and_kserve_defaults_kept(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    stable = deploy_stable(cluster, namespace, {})
+    tokenize, classify = (f"clf-{stage}-{stable}" for stage in ("tokenize", "classify"))
+
+    def isvc(name: str) -> dict:
+        return dict(kubectl_json(cluster, "get", "isvc", name, "-n", namespace))
+
+    def patch(kind: str, name: str, ops: list[dict]) -> None:
+        cluster.kubectl("patch", kind, name, "-n", namespace, "--type=json", "-p", json.dumps(ops))
+
+    defaults = isvc(classify)["spec"]["predictor"]["model"]
+    gpu = "/spec/predictor/containers/0/resources/limits/nvidia.com~1gpu"
+    patch("isvc", tokenize, [{"op": "add", "path": gpu, "value": "1"}])
+    account = {"op": "add", "path": "/spec/predictor/serviceAccountName", "value": "by-hand"}
+    patch("isvc", classify, [account])
+    node = {"routerType": "Sequence", "steps": [{"serviceName": classify}]}
+    patch("inferencegraph", "clf", [{"op": "add", "path": "/spec/nodes/extra", "value": node}])
+
+    wait_for(
+        lambda: (
+            "nvidia.com/gpu"
+            not in isvc(tokenize)["spec"]["predictor"]["containers"][0]["resources"]["limits"]
+        ),
+        30,
+        "the GPU limit added to the CPU stage to be removed",
+    )
+    wait_for(
+        lambda: "serviceAccountName" not in isvc(classify)["spec"]["predictor"],
+        30,
+        "the serviceAccountName added by hand to be removed",
+    )
+    wait_for(
+        lambda: (
+            list(
+                kubectl_json(cluster, "get", "inferencegraph", "clf", "-n", namespace)["spec"][
+                    "nodes"
+                ]
+            )
+            == ["root"]
+        ),
+        30,
+        "the graph node added by hand to be removed",
+    )
+    # What KServe's webhook filled in (owned by no field manager) stays.
+    assert isvc(classify)["spec"]["predictor"]["model"] == defaults
+
+
 def test_a_deleted_snapshot_of_the_stable_revision_is_rebuilt_from_its_children(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
