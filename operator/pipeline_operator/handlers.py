@@ -1,9 +1,10 @@
 """kopf wiring: one reconcile loop (a daemon) per pipeline, woken by events and timers.
 
 The daemon serialises reconciles of its pipeline; watch events of the pipeline and of its
-children (InferenceServices and InferenceGraphs it owns) only wake it. A reconcile that
-fails is retried with exponential backoff; one that succeeds sleeps until the engine's
-requeue time, the next event, or the periodic resync, whichever comes first.
+children (InferenceServices and InferenceGraphs it owns or that carry its label) only wake
+it. A reconcile that fails is retried with exponential backoff; one that succeeds sleeps
+until the engine's requeue time, the next event, or the periodic resync, whichever comes
+first.
 """
 
 from __future__ import annotations
@@ -131,14 +132,14 @@ def _owner(body: kopf.Body) -> str | None:
     return None
 
 
-@kopf.on.event(
-    "serving.kserve.io", "v1beta1", "inferenceservices", labels={LABEL_PIPELINE: kopf.PRESENT}
-)
-@kopf.on.event(
-    "serving.kserve.io", "v1alpha1", "inferencegraphs", labels={LABEL_PIPELINE: kopf.PRESENT}
-)
+@kopf.on.event("serving.kserve.io", "v1beta1", "inferenceservices")
+@kopf.on.event("serving.kserve.io", "v1alpha1", "inferencegraphs")
 async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    owner = _owner(body)
+    """A child changed: wake its pipeline, named by the owner reference or, once that was
+    removed, by the pipeline label (not a filter: a child whose label was removed must wake
+    its pipeline too, which puts the label back)."""
+    labels = body.get("metadata", {}).get("labels") or {}
+    owner = _owner(body) or labels.get(LABEL_PIPELINE)
     if owner is not None and namespace is not None:
         memo.wakeups.wake(namespace, owner)
 

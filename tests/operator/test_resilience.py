@@ -109,6 +109,29 @@ def test_child_deleted_by_hand_comes_back_and_edited_is_put_back(
     )
 
 
+def test_a_removed_pipeline_label_or_owner_reference_is_restored_within_seconds(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    stable = deploy_stable(cluster, namespace, {})
+    unlabelled, disowned = services_of(cluster, namespace, stable)
+    cluster.kubectl(
+        "label", "isvc", unlabelled, "-n", namespace, "pipelines.inference.dev/pipeline-"
+    )
+    remove = [{"op": "remove", "path": "/metadata/ownerReferences"}]
+    cluster.kubectl(
+        "patch", "isvc", disowned, "-n", namespace, "--type=json", "-p", json.dumps(remove)
+    )
+
+    def restored(name: str) -> bool:
+        meta = kubectl_json(cluster, "get", "isvc", name, "-n", namespace)["metadata"]
+        owners = [o["name"] for o in meta.get("ownerReferences") or [] if o.get("controller")]
+        return meta["labels"].get("pipelines.inference.dev/pipeline") == "clf" and owners == ["clf"]
+
+    # The resync is 300 s: only the child's own watch event can bring these back this soon.
+    wait_for(lambda: restored(unlabelled), 10, f"the pipeline label of {unlabelled} to be restored")
+    wait_for(lambda: restored(disowned), 10, f"the owner reference of {disowned} to be restored")
+
+
 def test_fields_added_by_hand_are_removed_and_kserve_defaults_kept(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
