@@ -20,7 +20,7 @@ from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.predictor_config import PredictorConfig
 
 from .batching import BatchingConfig
-from .observability import TRACE_EXPORTERS, configure_tracing
+from .observability import REVISION_ENV, TRACE_EXPORTERS, configure_tracing
 
 if TYPE_CHECKING:
     from .encoder import EncoderOptions
@@ -47,8 +47,9 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     group = parser.add_argument_group("pipeline stage")
     group.add_argument(
         "--revision",
-        default=os.environ.get("PIPELINE_REVISION") or None,
-        help="Pipeline revision this stage serves, stamped into responses (env PIPELINE_REVISION).",
+        default=os.environ.get(REVISION_ENV) or None,
+        help="Pipeline revision this stage serves, stamped into responses and metrics (env "
+        f"{REVISION_ENV}, which the operator sets).",
     )
     group.add_argument(
         "--trace_exporter",

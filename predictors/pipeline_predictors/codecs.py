@@ -250,10 +250,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def v2_tensor(array: np.ndarray) -> tuple[str, np.ndarray]:
-    """The v2 datatype for a numpy array (FP32, INT64 or BYTES) and the array in that type."""
+    """The v2 datatype for a numpy array (FP32, INT64, BOOL or BYTES) and the array in that
+    type."""
     if array.dtype.kind in "fc":
         return "FP32", array.astype(np.float32, copy=False)
-    if array.dtype.kind in "iub":
+    if array.dtype.kind == "b":
+        return "BOOL", array
+    if array.dtype.kind in "iu":
         return "INT64", array.astype(np.int64, copy=False)
     return "BYTES", np.array([str(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape)
 

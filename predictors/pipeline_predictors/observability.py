@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -38,28 +39,36 @@ from prometheus_client import Counter, Histogram
 TRACER_NAME = "inference-pipelines.dataplane"
 TRACE_EXPORTERS = ("none", "console", "file", "otlp")
 
+# Every series says which pipeline, stage and revision it measures (the operator gives each
+# container INFERENCE_PIPELINE, INFERENCE_PIPELINE_STAGE and INFERENCE_PIPELINE_REVISION), and
+# which component of the stage (predictor, transformer, aggregator, ...) and model served it.
+IDENTITY = ["pipeline", "stage", "revision", "component", "model"]
 REQUESTS = Counter(
     "pipeline_stage_requests_total",
-    "Requests handled by a data-plane stage, by outcome (ok, invalid_input, error).",
-    ["stage", "model", "protocol", "outcome"],
+    "Requests handled by a data-plane stage, by outcome (ok, invalid_input, upstream: the "
+    "next stage failed, internal).",
+    [*IDENTITY, "protocol", "outcome"],
 )
 LATENCY = Histogram(
     "pipeline_stage_request_duration_seconds",
     "Time a data-plane stage spends on one request (pre-process, predict, post-process).",
-    ["stage", "model", "protocol"],
+    [*IDENTITY, "protocol"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 BATCH_SIZE = Histogram(
     "pipeline_stage_batch_size",
-    "Instances per dynamic batch (one forward pass per length bucket of it).",
-    ["stage", "model"],
+    "Instances per model forward pass (dynamic batching groups concurrent requests).",
+    IDENTITY,
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 ERRORS = Counter(
     "pipeline_stage_errors_total",
     "Failed requests of a data-plane stage, by kind (invalid_input, upstream, internal).",
-    ["stage", "model", "kind"],
+    [*IDENTITY, "kind"],
 )
+PIPELINE_ENV = "INFERENCE_PIPELINE"
+STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
+REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -159,6 +168,13 @@ class ObservedModel(Model):  # type: ignore[misc]
     def __init__(self, name: str, revision: str | None = None) -> None:
         super().__init__(name)
         self.revision = revision
+        self.identity = (
+            os.environ.get(PIPELINE_ENV, ""),
+            os.environ.get(STAGE_ENV, ""),
+            revision or "",
+            self.stage_kind,
+            name,
+        )
 
     @property
     def lineage_key(self) -> str:
@@ -166,7 +182,7 @@ class ObservedModel(Model):  # type: ignore[misc]
         return f"{self.name}/{self.stage_kind}"
 
     def observe_batch(self, size: int) -> None:
-        BATCH_SIZE.labels(self.stage_kind, self.name).observe(size)
+        BATCH_SIZE.labels(*self.identity).observe(size)
 
     async def __call__(
         self,
@@ -179,13 +195,16 @@ class ObservedModel(Model):  # type: ignore[misc]
         # traceparent); nest under it when present, else continue the caller's trace here.
         nested = trace.get_current_span().get_span_context().is_valid
         parent = otel_context.get_current() if nested else propagate.extract(dict(headers or {}))
+        pipeline, stage, revision, component, model = self.identity
         attributes: dict[str, str] = {
-            "pipeline.stage": self.stage_kind,
-            "pipeline.model": self.name,
+            "pipeline.name": pipeline,
+            "pipeline.stage": stage,
+            "pipeline.component": component,
+            "pipeline.model": model,
             "pipeline.protocol": protocol,
         }
-        if self.revision:
-            attributes["pipeline.revision"] = self.revision
+        if revision:
+            attributes["pipeline.revision"] = revision
         started = time.perf_counter()
         outcome = "ok"
         token = otel_context.attach(parent)
@@ -212,12 +231,10 @@ class ObservedModel(Model):  # type: ignore[misc]
                     raise
         finally:
             otel_context.detach(token)
-            LATENCY.labels(self.stage_kind, self.name, protocol).observe(
-                time.perf_counter() - started
-            )
-            REQUESTS.labels(self.stage_kind, self.name, protocol, outcome).inc()
+            LATENCY.labels(*self.identity, protocol).observe(time.perf_counter() - started)
+            REQUESTS.labels(*self.identity, protocol, outcome).inc()
             if outcome != "ok":
-                ERRORS.labels(self.stage_kind, self.name, outcome).inc()
+                ERRORS.labels(*self.identity, outcome).inc()
 
 
 class UpstreamError(RuntimeError):

@@ -80,3 +80,21 @@ def test_device_and_dtype_choice() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+def test_a_confidence_threshold_marks_each_prediction(models: Models) -> None:
+    options = EncoderOptions(model_dir=str(models.model_r1), batching=BatchingConfig(4, 0.001))
+    texts = ["the service was great", "an average day", "terrible and late"]
+    plain = SequenceClassifier("clf", options)
+    plain.load()
+    scores = [p["score"] for p in asyncio.run(plain.predict({"instances": texts}))["predictions"]]
+    threshold = sorted(scores)[1]  # one prediction below, two at or above
+    model = SequenceClassifier("clf", options, confidence_threshold=threshold)
+    model.load()
+    answer = asyncio.run(model.predict({"instances": texts}))["predictions"]
+    assert [p["confident"] for p in answer] == [s >= threshold for s in scores]
+    assert sorted(p["confident"] for p in answer) == [False, True, True]
+    assert all(
+        "confident" not in p
+        for p in asyncio.run(plain.predict({"instances": texts}))["predictions"]
+    )

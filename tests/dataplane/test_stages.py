@@ -113,13 +113,15 @@ def test_dynamic_batching_groups_concurrent_requests(stages: Stages, baseline: B
     texts = (CORPUS * 2)[:16]
     # One at a time: every forward pass holds one instance (the unbatched reference).
     alone = [post(clf.v1_url, {"instances": [t]}).json()["predictions"][0] for t in texts]
-    count_before = value(clf.url, "pipeline_stage_batch_size_count", stage="predictor")
-    sum_before = value(clf.url, "pipeline_stage_batch_size_sum", stage="predictor")
+    count_before = value(clf.url, "pipeline_stage_batch_size_count", component="predictor")
+    sum_before = value(clf.url, "pipeline_stage_batch_size_sum", component="predictor")
     with ThreadPoolExecutor(len(texts)) as pool:
         responses = list(pool.map(lambda t: post(clf.v1_url, {"instances": [t]}), texts))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
-    batches = value(clf.url, "pipeline_stage_batch_size_count", stage="predictor") - count_before
-    instances = value(clf.url, "pipeline_stage_batch_size_sum", stage="predictor") - sum_before
+    batches = (
+        value(clf.url, "pipeline_stage_batch_size_count", component="predictor") - count_before
+    )
+    instances = value(clf.url, "pipeline_stage_batch_size_sum", component="predictor") - sum_before
     assert instances == len(texts)
     assert batches < len(texts), "no two concurrent requests shared a forward pass"
     assert instances / batches > 1
@@ -171,10 +173,16 @@ def test_metrics_are_exported(stages: Stages) -> None:
     tf, clf = stages.transformer_r1, stages.classifier_r1
     post(tf.v1_url, {"instances": ["count me"]})
     post(tf.v1_url, {"instances": [7]})
-    assert value(tf.url, "pipeline_stage_requests_total", stage="transformer", outcome="ok") >= 1
+    assert (
+        value(tf.url, "pipeline_stage_requests_total", component="transformer", outcome="ok") >= 1
+    )
     assert value(tf.url, "pipeline_stage_errors_total", kind="invalid_input") >= 1
-    assert value(tf.url, "pipeline_stage_request_duration_seconds_count", stage="transformer") >= 2
-    assert value(clf.url, "pipeline_stage_requests_total", stage="predictor", protocol="v2") >= 1
+    assert (
+        value(tf.url, "pipeline_stage_request_duration_seconds_count", component="transformer") >= 2
+    )
+    assert (
+        value(clf.url, "pipeline_stage_requests_total", component="predictor", protocol="v2") >= 1
+    )
     assert value(clf.url, "pipeline_stage_batch_size_count") >= 1
     # KServe's own per-step histograms are served on the same endpoint.
     assert value(clf.url, "request_predict_seconds_count", model_name="clf") >= 1

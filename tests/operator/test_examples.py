@@ -22,7 +22,7 @@ def test_there_are_examples_for_each_composition() -> None:
         "01-text-classifier",
         "02-ensemble",
         "03-cascade",
-        "04-rag",
+        "04-retrieval",
     ]
     for example in EXAMPLES:
         assert (example.parent / "README.md").exists()

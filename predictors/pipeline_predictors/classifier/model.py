@@ -4,7 +4,8 @@ Input: raw text (v1 ``{"instances": ["..."]}`` or ``[{"text": "..."}]``; v2 BYTE
 and/or pre-tokenized ids (v1 ``[{"input_ids": [...], "attention_mask": [...]}]``; v2 INT64
 ``input_ids`` + ``attention_mask``, what the tokenizer transformer sends).
 Output: v1 ``{"predictions": [{"label", "score", "probabilities", "logits"}]}``; v2 tensors
-``logits`` and ``probabilities`` (FP32 ``[n, labels]``) and ``label`` (BYTES ``[n]``).
+``logits`` and ``probabilities`` (FP32 ``[n, labels]``) and ``label`` (BYTES ``[n]``). With a
+confidence threshold, each prediction also says ``confident`` (v2: BOOL ``[n]``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from ..encoder import EncoderModel, EncoderOptions
 class SequenceClassifier(EncoderModel):
     """Serves ``AutoModelForSequenceClassification`` from a local directory."""
 
-    def __init__(self, name: str, options: EncoderOptions) -> None:
+    def __init__(
+        self, name: str, options: EncoderOptions, confidence_threshold: float | None = None
+    ) -> None:
         super().__init__(name, options)
         self.labels: list[str] = []
+        self.confidence_threshold = confidence_threshold
 
     def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -52,6 +56,8 @@ class SequenceClassifier(EncoderModel):
                 "probabilities": [float(v) for v in p],
                 "logits": [float(v) for v in logits],
             }
+            if self.confidence_threshold is not None:
+                item["confident"] = bool(p[best] >= self.confidence_threshold)
             revisions = merge_revisions(inst.revisions, self.lineage_key, self.revision)
             if revisions:
                 item["revisions"] = revisions
@@ -61,9 +67,12 @@ class SequenceClassifier(EncoderModel):
     def format_v2(self, rows: np.ndarray, request: InferRequest) -> InferResponse:
         probs = softmax(rows)
         labels = np.array([self.labels[int(i)] for i in np.argmax(probs, axis=-1)], dtype=object)
+        outputs = {"logits": rows, "probabilities": probs, "label": labels}
+        if self.confidence_threshold is not None:
+            outputs["confident"] = probs.max(axis=-1) >= self.confidence_threshold
         return v2_response(
             self.name,
-            {"logits": rows, "probabilities": probs, "label": labels},
+            outputs,
             request_id=request.id,
             parameters={"revision": self.revision} if self.revision else None,
             binary=request.use_binary_outputs,
