@@ -84,8 +84,7 @@ class DynamicBatcher(Generic[T, R]):
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, item: T) -> R:
-        """Queue one item and wait for its result."""
+    def _enqueue(self, item: T) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done() or self._loop is not loop:
             self._queue = deque()
@@ -96,11 +95,15 @@ class DynamicBatcher(Generic[T, R]):
         future: asyncio.Future[R] = loop.create_future()
         self._queue.append(_Pending(item, future, loop.time()))
         self._wakeup.set()
-        return await future
+        return future
+
+    async def submit(self, item: T) -> R:
+        """Queue one item and wait for its result."""
+        return await self._enqueue(item)
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
         """Queue several items (one request's instances) and wait for all their results."""
-        return list(await asyncio.gather(*(self.submit(item) for item in items)))
+        return list(await asyncio.gather(*(self._enqueue(item) for item in items)))
 
     async def close(self) -> None:
         """Stop the worker; batches in flight and items still queued are cancelled."""
