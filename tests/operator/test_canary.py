@@ -112,3 +112,35 @@ def test_canary_not_ready_within_the_deadline_aborts_with_a_reason(
     assert st["traffic"] == [{"revision": stable, "weight": 100}]
     assert "classify" in st["abortReason"]
     assert "ProgressDeadlineExceeded" in p.events(cluster, namespace, "clf")
+
+
+def test_a_spec_change_while_paused_deploys_nothing_until_resumed(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    stable = deploy_stable(cluster, namespace, {})
+    paused = p.classifier("clf", namespace, model="bert-v2")
+    paused["spec"]["paused"] = True
+    p.apply(cluster, paused)
+    st = wait_for(
+        lambda: (s := p.status(cluster, namespace, "clf")).get("pendingRevision") and s,
+        30,
+        "the new revision to be held as pending",
+    )
+    pending = st["pendingRevision"]
+    assert (st["phase"], st["stableRevision"], st.get("canaryRevision")) == (
+        "Paused",
+        stable,
+        None,
+    )
+    assert services_of(cluster, namespace, pending) == []
+    assert "RolloutStarted" not in p.events(cluster, namespace, "clf")
+    assert "RolloutHeld" in p.events(cluster, namespace, "clf")
+
+    paused["spec"]["paused"] = False
+    p.apply(cluster, paused)
+    p.wait_status(cluster, namespace, "clf", "the rollout to start", canaryRevision=pending)
+    wait_for(
+        lambda: len(services_of(cluster, namespace, pending)) == 2,
+        30,
+        "the new revision's InferenceServices",
+    )

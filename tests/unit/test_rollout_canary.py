@@ -280,13 +280,45 @@ def test_spec_paused_holds_everything_and_stops_the_clock() -> None:
     assert reasons(world.tick()) == ["Resumed", "WeightChanged", "Paused"]
 
 
-def test_new_rollout_under_spec_paused_starts_but_does_not_advance() -> None:
+def test_a_spec_change_under_spec_paused_is_held_until_resumed() -> None:
     world = healthy(canary(*WALK))
     world.spec = world.spec.model_copy(update={"paused": True})
     world.desired = "r2"
     world.ready["r2"] = True
-    assert reasons(world.tick()) == ["RolloutStarted", "Paused"]
+    assert reasons(world.tick()) == ["RolloutHeld"]
+    assert world.status.canary_revision is None
+    assert world.status.pending_revision == "r2"
+    assert active_revisions(world.status) == ["r1"], "nothing of r2 is deployed"
     assert weights(world) == [("r1", 100)]
+    assert world.status.phase == Phase.PAUSED
+    assert world.status.message == "revision r1 serves 100%; revision r2 waits for spec.paused"
+    assert condition(world, "Progressing") == ("True", "RolloutPaused")
+    assert reasons(world.tick()) == []
+
+    world.desired = "r3"  # another change while held replaces the pending one, nothing else
+    assert reasons(world.tick()) == ["RolloutHeld"]
+    assert world.status.pending_revision == "r3"
+
+    world.spec = world.spec.model_copy(update={"paused": False})
+    world.ready["r3"] = True
+    assert reasons(world.tick())[0] == "RolloutStarted"
+    assert world.status.canary_revision == "r3"
+    assert world.status.pending_revision is None
+
+
+def test_a_rollout_in_flight_under_spec_paused_is_neither_replaced_nor_reverted() -> None:
+    world = healthy(canary(*WALK))
+    world.desired = "r2"
+    world.ready["r2"] = True
+    world.tick()
+    world.spec = world.spec.model_copy(update={"paused": True})
+    world.tick()
+    for held in ("r3", "r1"):
+        world.desired = held
+        world.tick()
+        assert world.status.canary_revision == "r2"
+        assert world.status.pending_revision == held
+        assert world.status.phase == Phase.PAUSED
 
 
 def test_strategy_change_restarts_the_rollout() -> None:

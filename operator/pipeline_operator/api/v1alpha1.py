@@ -623,6 +623,11 @@ class InferencePipelineStatus(StatusModel):
         description="Since when the revision being brought up has not been Ready; the progress "
         "deadline counts from here.",
     )
+    pending_revision: str | None = Field(
+        default=None,
+        description="A revision the spec asks for that spec.paused keeps from rolling out: "
+        "nothing of it is deployed until paused is set back to false.",
+    )
     scale_down_at: str | None = None
     abort_reason: str | None = None
     traffic: list[TrafficTarget] = Field(default_factory=list)

@@ -13,6 +13,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineStatus,
     Phase,
 )
+from pipeline_operator.cli.errors import CliError
 
 NONE = "-"
 
@@ -83,6 +84,14 @@ def where(name: str, status: InferencePipelineStatus) -> str:
         return f"pipeline {name} has no status yet (is the operator running?)"
     phase = status.phase or "without a phase"
     return f"pipeline {name} is {phase} at revision {status.stable_revision or NONE}"
+
+
+def check_not_paused(name: str, obj: dict[str, Any]) -> None:
+    """Fail when ``spec.paused`` holds the pipeline's rollouts."""
+    if (obj.get("spec") or {}).get("paused"):
+        raise CliError(
+            f"pipeline {name} is paused (spec.paused); 'kubectl pipeline resume {name}' first"
+        )
 
 
 def weight(status: InferencePipelineStatus) -> str:

@@ -1,7 +1,8 @@
 """``kubectl pipeline pause|resume NAME``: hold or release rollouts through ``spec.paused``.
 
-While paused, a rollout in progress stands still (its pause timers too) and a new spec
-change does not start one; resume carries on where it stood.
+While paused, a rollout in progress stands still (its pause timers too) and a spec change
+deploys nothing (the operator records it as ``status.pendingRevision``); resume carries on
+where it stood and rolls a pending revision out.
 """
 
 from __future__ import annotations

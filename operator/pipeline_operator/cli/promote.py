@@ -12,7 +12,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Phase
 from pipeline_operator.cli import flags, rollout_command
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.cli.format import status_of, where
+from pipeline_operator.cli.format import check_not_paused, status_of, where
 
 # -- pure ------------------------------------------------------------------------------------
 
@@ -41,10 +41,7 @@ def check(name: str, obj: dict[str, Any]) -> None:
             f"nothing to promote: the rollout of {canary} was aborted; "
             f"'kubectl pipeline retry {name}' restarts it"
         )
-    if (obj.get("spec") or {}).get("paused"):
-        raise CliError(
-            f"pipeline {name} is paused (spec.paused); 'kubectl pipeline resume {name}' first"
-        )
+    check_not_paused(name, obj)
     ready, stages = revision_ready(status, canary)
     if not ready:
         raise CliError(f"cannot promote: revision {canary} is not Ready ({stages} stages ready)")

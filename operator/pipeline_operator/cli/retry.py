@@ -8,7 +8,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.cli import flags, rollout_command
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.cli.format import status_of, where
+from pipeline_operator.cli.format import check_not_paused, status_of, where
 
 VERB = "retry"
 
@@ -16,10 +16,11 @@ VERB = "retry"
 
 
 def check(name: str, obj: dict[str, Any]) -> None:
-    """Fail unless the last rollout was aborted."""
+    """Fail unless the last rollout was aborted and rollouts are not held."""
     status = status_of(obj)
     if status.phase != Phase.ABORTED or status.canary_revision is None:
         raise CliError(f"nothing to retry: {where(name, status)} (no aborted rollout)")
+    check_not_paused(name, obj)
 
 
 # -- wiring ----------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from pipeline_operator.rollout import transitions
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.model import Command
 
+HELD = "the rollout is held by spec.paused; set it to false first"
+
 
 class RejectedError(Exception):
     """The command cannot be carried out; the message says why."""
@@ -74,7 +76,7 @@ def _ready(run: Run, revision: str) -> None:
         role = "canary" if run.spec.rollout.strategy == "Canary" else "preview"
         raise RejectedError(f"{role} revision {revision} is not ready")
     if run.spec.paused:
-        raise RejectedError("the rollout is held by spec.paused; set it to false first")
+        raise RejectedError(HELD)
 
 
 def _promote_step(run: Run) -> str:
@@ -101,6 +103,8 @@ def _retry(run: Run) -> str:
     s = run.status
     if s.phase != Phase.ABORTED or s.canary_revision is None:
         raise RejectedError("nothing to retry: no aborted rollout")
+    if run.spec.paused:
+        raise RejectedError(HELD)
     revision = s.canary_revision
     transitions.start(run, why="retry")
     return f"rollout of {revision} restarted from the first step"

@@ -51,7 +51,7 @@ def update(run: Run) -> None:
         available = (False, "StableNotReady", f"stable revision {stable} is not ready: {why}")
     if s.phase == Phase.ABORTED:
         progressing = (False, "RolloutAborted", s.abort_reason or "")
-    elif canary_active(s) or s.phase == Phase.PROGRESSING:
+    elif canary_active(s) or s.phase == Phase.PROGRESSING or s.pending_revision is not None:
         reason = "RolloutPaused" if s.phase == Phase.PAUSED else "RolloutInProgress"
         progressing = (True, reason, s.message)
     else:

@@ -83,7 +83,8 @@ def _reconcile(run: Run) -> None:
 
 def _follow_spec(run: Run) -> None:
     """Match the rollout to the desired revision: first deployment, revert, new rollout,
-    or a restart when the strategy changed under a rollout in flight."""
+    or a restart when the strategy changed under a rollout in flight; under spec.paused, only
+    record the desired revision as pending."""
     s = run.status
     desired = run.obs.desired_revision
     if s.stable_revision is None:
@@ -91,6 +92,13 @@ def _follow_spec(run: Run) -> None:
         s.phase = Phase.PROGRESSING
         run.normal("Deploying", f"deploying first revision {desired}")
         return
+    if run.spec.paused and desired != (s.canary_revision or s.stable_revision):
+        # Held: no rollout starts, none is replaced or reverted, until paused is released.
+        if s.pending_revision != desired:
+            run.normal("RolloutHeld", f"revision {desired} waits for spec.paused to be released")
+        s.pending_revision = desired
+        return
+    s.pending_revision = None
     if desired == s.stable_revision:
         if s.canary_revision is not None:
             transitions.revert(run)
@@ -108,7 +116,7 @@ def _settle(run: Run) -> None:
     if s.canary_revision is not None:
         return
     if run.ready(s.stable_revision):
-        s.phase = Phase.HEALTHY
+        s.phase = Phase.HEALTHY if s.pending_revision is None else Phase.PAUSED
         s.waiting_since = None
     elif s.phase == Phase.PROGRESSING:
         _first_deployment_deadline(run)

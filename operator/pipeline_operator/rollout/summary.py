@@ -14,6 +14,12 @@ from pipeline_operator.state import canary_active
 
 def summarize(run: Run) -> str:
     """e.g. ``canary 3f2a9c1d at 10%, step 2/4: paused for 30s``."""
+    pending = run.status.pending_revision
+    line = _state(run)
+    return f"{line}; revision {pending} waits for spec.paused" if pending else line
+
+
+def _state(run: Run) -> str:
     s = run.status
     stable = s.stable_revision
     if stable is None:
@@ -23,7 +29,7 @@ def summarize(run: Run) -> str:
         return f"{aborted}; stable {stable} serves 100%"
     if canary_active(s):
         return _rollout(run)
-    if s.phase == Phase.HEALTHY:
+    if s.phase in (Phase.HEALTHY, Phase.PAUSED):
         line = f"revision {stable} serves 100%"
         if s.previous_revision is not None:
             line += f"; previous revision {s.previous_revision} scales down at {s.scale_down_at}"
