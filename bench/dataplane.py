@@ -117,23 +117,57 @@ async def load(
         return latencies, errors, time.perf_counter() - started
 
 
-def run_http(name: str, url: str, concurrency: int, seconds: float) -> Result:
-    latencies, errors, elapsed = asyncio.run(load(url, concurrency, seconds))
-    return summarize(name, concurrency, latencies, errors, elapsed)
+Measurement = tuple[list[float], int, float]  # latencies (s), errors, elapsed (s)
 
 
-def run_inprocess(name: str, fn: Callable[[str], Any], seconds: float) -> Result:
-    for text in TEXTS[:10]:
-        fn(text)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    i = 0
-    while time.perf_counter() < started + seconds:
-        t0 = time.perf_counter()
-        fn(TEXTS[i % len(TEXTS)])
-        latencies.append(time.perf_counter() - t0)
-        i += 1
-    return summarize(name, 1, latencies, 0, time.perf_counter() - started)
+def over_http(url: str, concurrency: int) -> Callable[[float], Measurement]:
+    return lambda seconds: asyncio.run(load(url, concurrency, seconds))
+
+
+def in_process(fn: Callable[[str], Any]) -> Callable[[float], Measurement]:
+    def run(seconds: float) -> Measurement:
+        for text in TEXTS[:10]:
+            fn(text)
+        latencies: list[float] = []
+        started = time.perf_counter()
+        i = 0
+        while time.perf_counter() < started + seconds:
+            t0 = time.perf_counter()
+            fn(TEXTS[i % len(TEXTS)])
+            latencies.append(time.perf_counter() - t0)
+            i += 1
+        return latencies, 0, time.perf_counter() - started
+
+    return run
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    concurrency: int
+    run: Callable[[float], Measurement]
+
+
+def measure(points: list[Point], seconds: float, turns: int) -> list[Result]:
+    """Each point for ``seconds`` in all, in ``turns`` turns that go round the points.
+
+    Points compared with each other (a path and the next longer one, batching on and off)
+    thus share whatever else the machine is doing while they run, instead of each getting a
+    different slice of it.
+    """
+    latencies: list[list[float]] = [[] for _ in points]
+    errors = [0] * len(points)
+    elapsed = [0.0] * len(points)
+    for _ in range(turns):
+        for i, point in enumerate(points):
+            got, failed, took = point.run(seconds / turns)
+            latencies[i] += got
+            errors[i] += failed
+            elapsed[i] += took
+    return [
+        summarize(p.name, p.concurrency, latencies[i], errors[i], elapsed[i])
+        for i, p in enumerate(points)
+    ]
 
 
 @contextmanager
@@ -152,13 +186,17 @@ def classifier(name: str, model_dir: Path, log_dir: Path, batch: int, extra: lis
 
 
 def hops(
-    model_dir: Path, log_dir: Path, seconds: float, threads: str, concurrencies: tuple[int, ...]
+    model_dir: Path,
+    log_dir: Path,
+    seconds: float,
+    turns: int,
+    threads: str,
+    concurrencies: tuple[int, ...],
 ) -> list[Result]:
     import torch
 
     torch.set_num_threads(int(threads))
     base = Baseline(model_dir)
-    results = [run_inprocess("in-process baseline", lambda t: base.probabilities([t]), seconds)]
     clf = classifier("bench-clf", model_dir, log_dir, 1, ["--num_threads", threads])
     tf = stage(
         "bench-transformer",
@@ -191,22 +229,29 @@ def hops(
             ("transformer -> predictor", tf.v1_url),
             ("router -> transformer -> predictor", router_url),
         ]
+        results = []
         for concurrency in concurrencies:
-            for name, url in paths:
-                results.append(run_http(name, url, concurrency, seconds))
+            points = [Point(name, concurrency, over_http(url, concurrency)) for name, url in paths]
+            if concurrency == 1:
+                baseline = in_process(lambda t: base.probabilities([t]))
+                points.insert(0, Point("in-process baseline", 1, baseline))
+            results += measure(points, seconds, turns)
     return results
 
 
 def batching(
-    model_dir: Path, log_dir: Path, seconds: float, extra: list[str], label: str = ""
+    model_dir: Path, log_dir: Path, seconds: float, turns: int, extra: list[str], label: str = ""
 ) -> list[Result]:
     on = classifier("bench-batch-on", model_dir, log_dir, 32, [*extra, "--max_latency_ms", "5"])
     off = classifier("bench-batch-off", model_dir, log_dir, 1, extra)
     results = []
     with servers([on, off]):
-        for concurrency in (1, 8, 32):
-            results.append(run_http(f"batching off{label}", off.v1_url, concurrency, seconds))
-            results.append(run_http(f"batching on{label}", on.v1_url, concurrency, seconds))
+        for c in (1, 8, 32):
+            points = [
+                Point(f"batching off{label}", c, over_http(off.v1_url, c)),
+                Point(f"batching on{label}", c, over_http(on.v1_url, c)),
+            ]
+            results += measure(points, seconds, turns)
     return results
 
 
@@ -366,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
     parser.add_argument("--seconds", type=float, default=5.0, help="Measurement time per point.")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=2,
+        help="Turns each point's time is split into, going round the points compared.",
+    )
     parser.add_argument("--threads", default="1", help="torch threads per server process.")
     parser.add_argument("--hidden", type=int, default=256, help="BERT hidden size.")
     parser.add_argument("--layers", type=int, default=4, help="BERT layers.")
@@ -392,12 +443,13 @@ def main(argv: list[str] | None = None) -> int:
             f"model: BERT hidden {args.hidden}, {args.layers} layers ({size / 1e6:.1f}M "
             f"parameters); 10x model: hidden {args.large_hidden}, {args.large_layers} layers "
             f"({large_size / 1e6:.1f}M, {large_size / size:.1f}x); built locally; "
-            f"{args.seconds:.0f}s per point; torch threads per server {args.threads}",
+            f"{args.seconds:.0f}s per point in {args.turns} turns; torch threads per server "
+            f"{args.threads}",
             flush=True,
         )
-        hop_results = hops(model_dir, log_dir, args.seconds, args.threads, (1, 8))
+        hop_results = hops(model_dir, log_dir, args.seconds, args.turns, args.threads, (1, 8))
         cpu = ["--num_threads", args.threads, "--device", "cpu"]
-        batch_results = batching(model_dir, log_dir, args.seconds, cpu)
+        batch_results = batching(model_dir, log_dir, args.seconds, args.turns, cpu)
         gpu_results: list[Result] = []
         if torch.cuda.is_available():
             for dtype in ("float32", "float16"):
@@ -405,10 +457,11 @@ def main(argv: list[str] | None = None) -> int:
                     model_dir,
                     log_dir,
                     args.seconds,
+                    args.turns,
                     ["--device", "cuda", "--dtype", dtype],
                     label=f" (cuda {dtype})",
                 )
-        large_results = hops(large_dir, log_dir, args.seconds, args.threads, (1,))
+        large_results = hops(large_dir, log_dir, args.seconds, args.turns, args.threads, (1,))
 
     print("\n(a) hops: router -> transformer -> predictor vs one process")
     print(table(hop_results))
