@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any, get_args
 
-from pipeline_operator.api.v1alpha1 import GROUP, InferencePipelineStatus
+from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION, InferencePipelineStatus
 from pipeline_operator.rollout import Command
 from pipeline_operator.rollout.model import Verb
 
-COMMAND_ANNOTATION = f"{GROUP}/command"
 VERBS: tuple[str, ...] = get_args(Verb)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION
 from pipeline_operator.cli import rollout_command, status
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
@@ -25,8 +26,10 @@ class FakeClient:
 
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any]:
         obj = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-        if self.ack and self.patches:
+        if self.patches:
             value = rollout_command.command_value(self.patches[-1])
+            obj["metadata"].setdefault("annotations", {}).setdefault(COMMAND_ANNOTATION, value)
+        if self.ack and self.patches:
             obj["status"]["lastCommand"] = {
                 "command": value,
                 "result": self.ack,
@@ -64,6 +67,18 @@ def test_issue_of_a_rejected_command() -> None:
     fake = FakeClient(s.canary(), ack="Rejected")
     with pytest.raises(CliError, match="promote rejected by the operator: done"):
         rollout_command.issue(fake, "clf", "promote", True, 1)  # type: ignore[arg-type]
+
+
+def test_issue_of_a_command_another_client_replaced_or_removed_before_it_was_read() -> None:
+    replaced = s.canary()
+    replaced["metadata"]["annotations"] = {COMMAND_ANNOTATION: "abort:other"}
+    fake = FakeClient(replaced)
+    with pytest.raises(CliError, match=r"^promote \(promote:77\) was replaced by abort:other "):
+        rollout_command.issue(fake, "clf", "promote", True, 1, command_id="77")  # type: ignore[arg-type]
+    removed = s.canary()
+    removed["metadata"]["annotations"] = {COMMAND_ANNOTATION: ""}
+    with pytest.raises(CliError, match=r"^promote \(promote:78\) was removed before"):
+        rollout_command.issue(FakeClient(removed), "clf", "promote", True, 1, command_id="78")  # type: ignore[arg-type]
 
 
 def test_watch_prints_the_report_then_a_line_per_change() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION
 from pipeline_operator.cli import abort, pause, promote, retry, rollout_command
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.commands import COMMAND_ANNOTATION, command_patch
+from pipeline_operator.commands import command_patch
 from tests.cli import samples as s
 
 
@@ -61,6 +62,10 @@ def test_retry_checks() -> None:
     for obj in (s.healthy(), s.canary()):
         with pytest.raises(CliError, match="nothing to retry: .*no aborted rollout"):
             retry.check("clf", obj)
+    held = s.aborted()
+    held["spec"]["paused"] = True
+    with pytest.raises(CliError, match="pipeline clf is paused"):
+        retry.check("clf", held)
 
 
 def test_pause_and_resume_patches() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from pipeline_operator.localcluster import Cluster
@@ -144,3 +146,54 @@ def test_a_spec_change_while_paused_deploys_nothing_until_resumed(
         30,
         "the new revision's InferenceServices",
     )
+
+
+def annotate(cluster: Cluster, namespace: str, value: str) -> subprocess.CompletedProcess[str]:
+    """Set the command annotation as any client would, overwriting what is there."""
+    key = "pipelines.inference.dev/command"
+    args = ("annotate", p.PLURAL, "clf", "-n", namespace, "--overwrite", f"{key}={value}")
+    return cluster.kubectl(*args, check=False)
+
+
+def test_a_pending_command_is_never_overwritten_and_abort_wins(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    steps = [{"setWeight": 30}, {"pause": {}}]
+    stable = deploy_stable(cluster, namespace, {"canary": {"steps": steps}})
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", canary={"steps": steps}))
+    p.wait_status(cluster, namespace, "clf", "canary at 30%", canaryWeight=30, phase="Paused")
+
+    operator.kill()  # nothing acknowledges commands now: they stay pending
+    assert annotate(cluster, namespace, "promote:p1").returncode == 0
+    assert annotate(cluster, namespace, "abort:a1").returncode == 0, "abort replaces it"
+    refused = annotate(cluster, namespace, "promote:p2")
+    assert refused.returncode != 0
+    assert "command abort:a1 is still pending" in refused.stderr
+    operator.start()
+    st = p.wait_status(cluster, namespace, "clf", "the pending abort", phase="Aborted")
+    assert (st["lastCommand"]["command"], st["lastCommand"]["result"]) == ("abort:a1", "Accepted")
+    assert weights(cluster, namespace, "clf") == {stable: 100}
+
+    # Zero gap with the operator running: abort, then at once promote from another client.
+    for trial in range(3):
+        assert annotate(cluster, namespace, f"retry:r{trial}").returncode == 0
+        p.wait_status(cluster, namespace, "clf", "the retried canary", canaryWeight=30)
+        assert annotate(cluster, namespace, f"abort:a{trial}").returncode == 0
+        promote = annotate(cluster, namespace, f"promote:p{trial}")
+        st = p.wait_status(cluster, namespace, "clf", "the abort to win", phase="Aborted")
+        ack = st["lastCommand"]
+        if promote.returncode != 0:  # refused while the abort was pending
+            assert f"abort:a{trial} is still pending" in promote.stderr
+            assert (ack["command"], ack["result"]) == (f"abort:a{trial}", "Accepted")
+        else:  # the abort was handled first: the promote is rejected, never carried out
+            ack = wait_for(
+                lambda t=trial: (
+                    (a := p.status(cluster, namespace, "clf")["lastCommand"])["command"]
+                    == f"promote:p{t}"
+                    and a
+                ),
+                30,
+                "the promote to be answered",
+            )
+            assert ack["result"] == "Rejected"
+        assert weights(cluster, namespace, "clf") == {stable: 100}

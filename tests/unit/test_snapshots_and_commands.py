@@ -6,6 +6,7 @@ import pytest
 
 from pipeline_operator import commands, snapshots
 from pipeline_operator.api.v1alpha1 import (
+    COMMAND_ANNOTATION,
     CommandAck,
     InferencePipelineSpec,
     InferencePipelineStatus,
@@ -72,7 +73,7 @@ def test_unreadable_snapshots_are_skipped() -> None:
 
 def test_command_annotation_round_trip() -> None:
     patch = commands.command_patch("promote", "42")
-    value = patch["metadata"]["annotations"][commands.COMMAND_ANNOTATION]
+    value = patch["metadata"]["annotations"][COMMAND_ANNOTATION]
     assert value == "promote:42"
     parsed = commands.parse(value)
     assert (parsed.verb, parsed.raw) == ("promote", "promote:42")
@@ -85,7 +86,7 @@ def test_unknown_command_is_refused_with_the_choices() -> None:
 
 
 def test_pending_skips_acknowledged_commands() -> None:
-    annotations = {commands.COMMAND_ANNOTATION: "promote:1"}
+    annotations = {COMMAND_ANNOTATION: "promote:1"}
     assert commands.pending(annotations, InferencePipelineStatus()) == "promote:1"
     acked = InferencePipelineStatus(
         last_command=CommandAck(command="promote:1", result="Accepted", at="2026-01-01T00:00:00Z")

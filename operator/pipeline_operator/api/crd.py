@@ -1,8 +1,9 @@
 """Generate the InferencePipeline CRD from the pydantic models.
 
-``python -m pipeline_operator.api.crd`` rewrites the committed CRD files; a test fails when
-they are stale. Pydantic's JSON schema is turned into a structural OpenAPI v3 schema: refs
-inlined, ``Optional`` unwrapped, titles dropped, free-form objects marked
+``python -m pipeline_operator.api.crd`` rewrites the committed CRD files, and those of the
+command admission policy installed with it (:mod:`~pipeline_operator.api.admission`); a test
+fails when they are stale. Pydantic's JSON schema is turned into a structural OpenAPI v3
+schema: refs inlined, ``Optional`` unwrapped, titles dropped, free-form objects marked
 ``x-kubernetes-preserve-unknown-fields``.
 """
 
@@ -16,11 +17,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from pipeline_operator.api import admission
 from pipeline_operator.api import v1alpha1 as api
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = REPO_ROOT / "manifests" / "crds" / f"{api.PLURAL}.{api.GROUP}.yaml"
 CHART_CRD_FILE = REPO_ROOT / "charts" / "inference-pipelines" / "templates" / "crd.yaml"
+POLICY_FILE = REPO_ROOT / "manifests" / "crds" / f"{api.PLURAL}.{api.GROUP}.commands.yaml"
+CHART_POLICY_FILE = REPO_ROOT / "charts" / "inference-pipelines" / "templates" / "commands.yaml"
 
 _KEEP = {
     "type",
@@ -178,12 +182,40 @@ def render_chart() -> str:
     )
 
 
+def render_policy_plain() -> str:
+    """The command admission policy and its binding, installed with the CRD."""
+    docs = (admission.policy(), admission.binding())
+    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in docs)
+
+
+def render_policy_chart() -> str:
+    """The chart's template of the command admission policy, behind crds.enabled with the CRD
+    (one per cluster, like the CRD)."""
+    labels = '  labels:\n    {{- include "inference-pipelines.labels" . | nindent 4 }}\n'
+    docs = []
+    for body in (admission.policy(), admission.binding()):
+        text = yaml.safe_dump(body, sort_keys=False, width=100)
+        metadata_line = f"metadata:\n  name: {body['metadata']['name']}\n"
+        docs.append(text.replace(metadata_line, metadata_line + labels))
+    return HEADER + "{{- if .Values.crds.enabled }}\n" + "---\n".join(docs) + "{{- end }}\n"
+
+
+def generated() -> tuple[tuple[Path, str], ...]:
+    """Every generated file and its current text."""
+    return (
+        (CRD_FILE, render_plain()),
+        (CHART_CRD_FILE, render_chart()),
+        (POLICY_FILE, render_policy_plain()),
+        (CHART_POLICY_FILE, render_policy_chart()),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the files are stale")
     args = parser.parse_args()
     stale = []
-    for path, text in ((CRD_FILE, render_plain()), (CHART_CRD_FILE, render_chart())):
+    for path, text in generated():
         if args.check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(str(path))

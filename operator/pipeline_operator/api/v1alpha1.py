@@ -28,6 +28,9 @@ KIND = "InferencePipeline"
 PLURAL = "inferencepipelines"
 SINGULAR = "inferencepipeline"
 SHORT_NAMES = ["ipl", "pipeline"]
+# Rollout commands are this annotation's value, ``<verb>:<id>``; the operator acknowledges
+# each value in status.lastCommand.
+COMMAND_ANNOTATION = f"{GROUP}/command"
 
 MAX_STAGES = 16
 MAX_POOLS = 16

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from pipeline_operator.api.v1alpha1 import API_VERSION, GROUP, PLURAL, SINGULAR, VERSION
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.kube import Kube
+from pipeline_operator.kube import Kube, RefusedError
 
 FIELD_MANAGER = "kubectl-pipeline"
 DEFAULT_NAMESPACE = "default"
@@ -100,6 +100,8 @@ class Client:
             if err.status in (401, 403):
                 raise CliError(f"{what}: not allowed: {message}") from None
             raise CliError(f"{what}: {message}") from None
+        except RefusedError as err:  # a patch the apiserver or an admission policy refused
+            raise CliError(f"{what}: {err.message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise CliError(
                 f"cannot reach the Kubernetes API server at {self.host}: {_connection_reason(err)}"

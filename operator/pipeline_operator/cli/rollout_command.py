@@ -10,11 +10,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import SINGULAR, CommandAck
+from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION, SINGULAR, CommandAck
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.commands import COMMAND_ANNOTATION, command_patch
+from pipeline_operator.commands import command_patch
 
 # -- pure ------------------------------------------------------------------------------------
 
@@ -28,6 +28,15 @@ def acknowledgement(obj: dict[str, Any], value: str) -> CommandAck | None:
     """``status.lastCommand`` when it acknowledges ``value``."""
     ack = status_of(obj).last_command
     return ack if ack is not None and ack.command == value else None
+
+
+def replaced(obj: dict[str, Any], value: str) -> str | None:
+    """How the command ``value`` was lost before the operator acknowledged it (replaced by an
+    abort from another client, or removed), if it was."""
+    current = (obj["metadata"].get("annotations") or {}).get(COMMAND_ANNOTATION)
+    if current == value or acknowledgement(obj, value) is not None:
+        return None
+    return f"replaced by {current}" if current else "removed"
 
 
 def outcome(name: str, verb: str, ack: CommandAck) -> str:
@@ -58,10 +67,17 @@ def issue(
     client.patch_pipeline(namespace, name, patch)
     if not wait:
         return f'{SINGULAR} "{name}": {verb} requested ({value})'
-    obj = client.wait(namespace, name, lambda o: acknowledgement(o, value) is not None, timeout)
-    ack = acknowledgement(obj, value) if obj is not None else None
-    if ack is None:
+    obj = client.wait(
+        namespace,
+        name,
+        lambda o: acknowledgement(o, value) is not None or replaced(o, value) is not None,
+        timeout,
+    )
+    if obj is None:
         raise not_acknowledged(verb, value, timeout)
+    ack = acknowledgement(obj, value)
+    if ack is None:
+        raise CliError(f"{verb} ({value}) was {replaced(obj, value)} before the operator read it")
     return outcome(name, verb, ack)
 
 

@@ -85,13 +85,15 @@ class Cluster:
         self.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in objects))
 
     def apply_crds(self, paths: Sequence[Path]) -> None:
-        """Install CRDs with server-side apply (KServe's are too large for client-side)."""
+        """Install CRDs, and the admission policies that come with them, with server-side apply
+        (KServe's CRDs are too large for client-side)."""
         if not paths:
             return
         args = ["apply", "--server-side", "--force-conflicts", "--field-manager", "local-cluster"]
         for path in paths:
             args += ["-f", str(path)]
-        names = self.kubectl(*args, "-o", "name").stdout.split()
+        applied = self.kubectl(*args, "-o", "name").stdout.split()
+        names = [n for n in applied if n.startswith("customresourcedefinition")]
         # `kubectl wait` errors out while a new CRD has no conditions yet: retry it.
         established = ("wait", "--for=condition=Established", "--timeout=10s", *names)
         _wait(
