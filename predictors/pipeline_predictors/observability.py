@@ -57,7 +57,7 @@ LATENCY = Histogram(
 )
 BATCH_SIZE = Histogram(
     "pipeline_stage_batch_size",
-    "Instances per model forward pass (dynamic batching groups concurrent requests).",
+    "Instances per dynamic batch (one forward pass per length bucket of it).",
     IDENTITY,
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
