@@ -68,11 +68,13 @@ def build_classifier(
     layers: int = 2,
     heads: int = 2,
     decisiveness: float = 40.0,
+    max_positions: int = 64,
 ) -> None:
     """A small seeded BertForSequenceClassification (3 labels) beside a copy of the tokenizer.
 
     ``decisiveness`` scales the head's weights: high, labels differ from text to text with
     top scores near 1; low, scores spread out (some answers unsure, as a cascade needs).
+    ``max_positions`` under the tokenizer's 64 makes a model that refuses longer inputs.
     """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
@@ -85,7 +87,7 @@ def build_classifier(
         num_attention_heads=heads,
         intermediate_size=2 * hidden_size,
         initializer_range=0.2,
-        max_position_embeddings=64,
+        max_position_embeddings=max_positions,
         num_labels=len(LABELS),
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
@@ -155,11 +157,15 @@ def build_example_models(root: Path) -> dict[str, Path]:
     build_classifier(second, 2, tokenizer)
     build_classifier(small, 1, tokenizer, decisiveness=8.0)
     build_classifier(large, 3, tokenizer, hidden_size=128, layers=4, heads=4)
+    short = root / "classifier-short"
+    build_classifier(short, 2, tokenizer, max_positions=16)
     embedder = embedder_path()
     build_index(root / "docs-index", embedder, CORPUS)
     return {
         "pvc://models/sentiment-v1": first,
         "pvc://models/sentiment-v2": second,
+        # A broken new version: trained with a 16-token context, it refuses longer texts.
+        "pvc://models/sentiment-short": short,
         "pvc://models/bert-sentiment": first,
         "pvc://models/roberta-sentiment": second,
         "pvc://models/distilbert": small,

@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,7 +332,11 @@ class LocalServing:
         storage: Mapping[str, Path],
         workdir: Path,
         graph: str,
+        on_change: Callable[[list[Target]], None] | None = None,
     ) -> None:
+        """``on_change`` gets the metrics targets whenever components start or stop (e.g.
+        :meth:`Prometheus.scrape <pipeline_operator.localcluster.prometheus.Prometheus.scrape>`)."""
+        self.on_change = on_change
         self.namespace = namespace
         self.storage = dict(storage)
         self.workdir = workdir
@@ -379,7 +383,7 @@ class LocalServing:
         self.stop()
 
     def _follow(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(0.25):
             try:
                 self.sync()
             except Exception as err:  # reported to whoever checks .error, e.g. a test
@@ -403,26 +407,35 @@ class LocalServing:
         # Predictors first: a transformer needs its predictor's local address.
         available.sort(key=lambda d: d["metadata"]["labels"].get(COMPONENT_LABEL) != "predictor")
         replaced: list[Component] = []
+        fresh: list[Component] = []
+        hosts = {f"{d}.{self.namespace}": c.address for d, (_, c) in self.components.items()}
         for deployment in available:
             name = deployment["metadata"]["name"]
             digest = json.dumps(deployment["spec"]["template"], sort_keys=True)
             if name in self.components and self.components[name][0] == digest:
                 continue
-            hosts = {f"{d}.{self.namespace}": c.address for d, (_, c) in self.components.items()}
             component = local_component(deployment, self.storage, hosts, self.workdir)
+            hosts[f"{name}.{self.namespace}"] = component.address
             component.start()
-            wait_until(component.ready, 180, f"{name} to be ready locally")
+            fresh.append(component)
             old = self.components.get(name)
             self.components[name] = (digest, component)
             if old is not None:
                 replaced.append(old[1])
+        # All new components start at once; each is waited for before the router uses it.
+        for component in fresh:
+            wait_until(component.ready, 180, f"{component.deployment} to be ready locally")
+        changed = bool(fresh)
         # The router is pointed at the new processes before the replaced ones stop.
         self._follow_router(force=bool(replaced))
         for component in replaced:
             component.stop()
         names = {d["metadata"]["name"] for d in self._deployments(ISVC_LABEL)}
-        for gone in [d for d in self.components if d not in names]:
-            self.components.pop(gone)[1].stop()
+        gone = [d for d in self.components if d not in names]
+        for name in gone:
+            self.components.pop(name)[1].stop()
+        if (changed or gone) and self.on_change is not None:
+            self.on_change(self.targets())
         return self.router.process is not None
 
     def _follow_router(self, force: bool = False) -> None:
