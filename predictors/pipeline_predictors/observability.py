@@ -219,6 +219,9 @@ class ObservedModel(Model):  # type: ignore[misc]
                 try:
                     call = super().__call__(body, headers=headers, verb=verb)
                     return await call if inspect.isawaitable(call) else call
+                except UpstreamInvalidInput:
+                    outcome = "upstream"  # counted where it happened, in the next stage
+                    raise
                 except InvalidInput as exc:
                     outcome = "invalid_input"
                     span.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -239,3 +242,8 @@ class ObservedModel(Model):  # type: ignore[misc]
 
 class UpstreamError(RuntimeError):
     """The next stage (a transformer's predictor) failed with a server error."""
+
+
+class UpstreamInvalidInput(InvalidInput):  # type: ignore[misc]
+    """The next stage refused the request as invalid: the caller gets the 400, but the
+    failure is the next stage's (its metrics count it), not this one's."""

@@ -148,6 +148,33 @@ def test_record_ignores_repeats_unknown_metrics_and_extras() -> None:
     assert result.phase == "Successful"
 
 
+def error(metric: str, second: int) -> Measurement:
+    at = f"2026-01-01T00:00:{second:02d}Z"
+    return Measurement(metric=metric, success=False, error=True, message="no data", at=at)
+
+
+def test_an_error_is_retried_not_counted_until_too_many_come_in_a_row() -> None:
+    patient = METRIC.model_copy(update={"count": 2, "consecutive_error_limit": 2})
+    status = AnalysisStatus(step_index=0, revision="r2")
+    status = record(status, [patient], [error("success-rate", 10), error("success-rate", 20)])
+    assert (status.phase, status.message) == ("Running", "success-rate 0/2")
+    status = record(status, [patient], [sample("success-rate", True, 30)])
+    status = record(status, [patient], [error("success-rate", 40), error("success-rate", 50)])
+    assert status.phase == "Running"  # the earlier errors are no longer in a row
+    status = record(status, [patient], [sample("success-rate", True, 59)])
+    assert status.phase == "Successful"
+    too_many = [error("success-rate", s) for s in (10, 20, 30)]
+    failed = record(AnalysisStatus(step_index=0, revision="r2"), [patient], too_many)
+    assert failed.phase == "Failed"
+    assert "3 errors in a row (limit 2): no data" in failed.message
+
+
+def test_a_provider_error_is_an_error_a_bad_value_a_failure() -> None:
+    now = datetime(2026, 1, 1, 0, 0, 10, tzinfo=EPOCH.tzinfo)
+    assert measure(Fixed(None), METRIC, SUBJECT, now).error is True
+    assert measure(Fixed(0.5), METRIC, SUBJECT, now).error is False
+
+
 def test_record_fails_when_failures_exceed_the_limit() -> None:
     lenient = METRIC.model_copy(update={"count": 3, "failure_limit": 1})
     start = AnalysisStatus(step_index=0, revision="r2")

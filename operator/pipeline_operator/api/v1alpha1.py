@@ -356,6 +356,13 @@ class AnalysisMetric(ApiModel):
     interval: Duration = "30s"
     count: int = Field(default=3, ge=1, le=100, description="Measurements to take.")
     failure_limit: int = Field(default=0, ge=0, le=100, description="Failures tolerated.")
+    consecutive_error_limit: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="Errors in a row tolerated (a query without data, an unreachable "
+        "provider), each retried an interval later; one more fails the metric.",
+    )
     timeout: Duration = Field(
         default="10s", description="Longest a query may take; a slower one is a failed measurement."
     )
@@ -375,13 +382,38 @@ class Analysis(ApiModel):
     metrics: list[AnalysisMetric] = Field(min_length=1, max_length=8)
 
 
+class SetCanaryScale(ApiModel):
+    """How many replicas the canary runs from this step on (Argo Rollouts' setCanaryScale)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.weight) ? !has(self.matchTrafficWeight) "
+                ": has(self.matchTrafficWeight) && self.matchTrafficWeight",
+                "setCanaryScale sets exactly one of weight or matchTrafficWeight: true",
+            ),
+        )
+    )
+
+    weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Percent of each stage's minReplicas and maxReplicas (at least 1), whatever "
+        "the canary's traffic weight.",
+    )
+    match_traffic_weight: bool | None = Field(
+        default=None, description="Follow the canary's traffic weight again (the default)."
+    )
+
+
 class CanaryStep(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "[has(self.setWeight), has(self.pause), has(self.analysis)]"
-                ".filter(x, x).size() == 1",
-                "a canary step sets exactly one of setWeight, pause or analysis",
+                "[has(self.setWeight), has(self.pause), has(self.analysis), "
+                "has(self.setCanaryScale)].filter(x, x).size() == 1",
+                "a canary step sets exactly one of setWeight, pause, analysis or setCanaryScale",
             ),
         )
     )
@@ -389,6 +421,7 @@ class CanaryStep(ApiModel):
     set_weight: int | None = Field(default=None, ge=0, le=100, description="Canary traffic %.")
     pause: Pause | None = None
     analysis: Analysis | None = None
+    set_canary_scale: SetCanaryScale | None = None
 
 
 class Canary(ApiModel):
@@ -406,6 +439,13 @@ class Canary(ApiModel):
         validate_default=True,
         max_length=MAX_ROLLOUT_STEPS,
         description="Steps walked in order; after the last, the canary becomes stable (100%).",
+    )
+    dynamic_stable_scale: bool = Field(
+        default=False,
+        description="Shrink the stable revision's replicas to the share of traffic it still "
+        "serves (at least 1 per stage), once the router serves the canary's weight "
+        "(Argo Rollouts' dynamicStableScale). An abort sends all traffic back at once to a "
+        "stable that then scales back up.",
     )
 
 
@@ -547,6 +587,16 @@ class StageStatus(StatusModel):
     service: str = Field(description="The stage's InferenceService.")
     ready: bool = False
     message: str = ""
+    replicas: int = Field(
+        default=0, description="Pods the InferenceService asks for at least (minReplicas)."
+    )
+    ready_replicas: int = 0
+    pending: int = Field(default=0, description="Pods not running yet.")
+    unschedulable: str = Field(
+        default="",
+        description="Why the scheduler cannot place the pending pods (their PodScheduled "
+        "condition), e.g. `0/6 nodes are available: 2 Insufficient nvidia.com/gpu, ...`.",
+    )
 
 
 class RevisionStatus(StatusModel):
@@ -585,6 +635,11 @@ class Measurement(StatusModel):
     metric: str
     value: float | None = None
     success: bool
+    error: bool = Field(
+        default=False,
+        description="The provider produced no value (no data yet, unreachable, timeout): not "
+        "a measurement of the canary, unless consecutiveErrorLimit is exceeded.",
+    )
     message: str = ""
     at: str
 
@@ -635,6 +690,16 @@ class InferencePipelineStatus(StatusModel):
     abort_reason: str | None = None
     traffic: list[TrafficTarget] = Field(default_factory=list)
     canary_weight: int = 0
+    canary_scale: int | None = Field(
+        default=None,
+        description="Percent of each stage's replicas the canary runs (at least 1): its "
+        "weight, or a setCanaryScale step's.",
+    )
+    stable_scale: int | None = Field(
+        default=None,
+        description="dynamicStableScale: percent of each stage's replicas the stable runs; "
+        "unset: all of them.",
+    )
     revisions: list[RevisionStatus] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     url: str | None = None

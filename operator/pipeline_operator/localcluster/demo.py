@@ -42,8 +42,8 @@ WORKDIR = DEFAULT_HOME / "demo"
 TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
 ERROR_RATE = (
     '(sum(rate(pipeline_stage_requests_total{pipeline="{{pipeline}}",revision="{{revision}}",'
-    'outcome=~"internal|invalid_input"}[15s])) or vector(0)) / max(sum by (stage, component) '
-    '(rate(pipeline_stage_requests_total{pipeline="{{pipeline}}",revision="{{revision}}"}[15s])))'
+    'outcome=~"internal|invalid_input"}[20s])) or vector(0)) / max(sum by (stage, component) '
+    '(rate(pipeline_stage_requests_total{pipeline="{{pipeline}}",revision="{{revision}}"}[20s])))'
 )
 
 
@@ -77,7 +77,7 @@ class Demo:
                     "name": "error-rate",
                     "query": ERROR_RATE,
                     "successCondition": "result < 0.05",
-                    "interval": "15s",
+                    "interval": "20s",
                     "count": 2,
                 }
             ],
@@ -212,7 +212,7 @@ def walk(
     with serving, Traffic(serving, TEXTS) as traffic:
         say(
             "Rollout 1: a new model (sentiment-v2) as a canary: 20% -> pause 20s -> 50% -> "
-            "analysis of its error rate (Prometheus, every 15s) -> promoted"
+            "analysis of its error rate (Prometheus, every 20s) -> promoted"
         )
         demo.apply(demo.pipeline("pvc://models/sentiment-v2"))
 

@@ -7,8 +7,8 @@ entrypoint, read from the project's Dockerfile, when the container names no comm
 ``/mnt/models`` mapped to a local directory per storage URI. KServe's InferenceGraph router
 runs from its own Deployment's args, the services' cluster URLs mapped to those processes.
 
-A component starts once its Deployment has an available replica in the cluster and stops
-when the Deployment goes; the router follows its Deployment's rollouts. KServe's router only
+A component starts when KServe creates its Deployment and stops when the Deployment goes; the
+router follows its Deployment's rollouts. KServe's router only
 listens on port 8080, so a new graph means a new router process: requests pass through a
 :class:`Gate`, and the router is swapped while none is in flight, so no accepted request is
 lost (a request that arrives meanwhile waits for the new router).
@@ -342,7 +342,9 @@ class LocalServing:
         self.workdir = workdir
         self.graph_name = graph
         self.gate = Gate()
-        self.components: dict[str, tuple[str, Component]] = {}  # deployment -> (hash, proc)
+        # deployment -> (its pod template as JSON, the process): serving, and still loading
+        self.components: dict[str, tuple[str, Component]] = {}
+        self.starting: dict[str, tuple[str, Component]] = {}
         self.router = Router(cluster.tools.binary("router"), workdir)
         self.router_template = ""
         self.apps = client.AppsV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
@@ -372,9 +374,10 @@ class LocalServing:
         if self._thread is not None:
             self._thread.join(timeout=60)
         self.router.stop()
-        for _, component in self.components.values():
+        for _, component in [*self.components.values(), *self.starting.values()]:
             component.stop()
         self.components.clear()
+        self.starting.clear()
 
     def __enter__(self) -> LocalServing:
         return self.start()
@@ -397,44 +400,51 @@ class LocalServing:
         return [sanitize(d) for d in listed.items]
 
     def sync(self) -> bool:
-        """Start components whose Deployments are available, follow the router; True once a
-        router serves."""
-        available = [
-            d
-            for d in self._deployments(ISVC_LABEL)
-            if (d.get("status") or {}).get("availableReplicas")
-        ]
+        """Start components for KServe's Deployments, put those that became ready in service,
+        follow the router; True once a router serves.
+
+        Never waits for a component: one still loading keeps only the graphs that need it
+        from being served, while the router follows every other change at once.
+        """
+        # Started as soon as KServe creates the Deployment: kwok reports pods Ready within a
+        # second, while a model server takes seconds to load. Only the router decides whether
+        # requests reach a component, and it follows the cluster's router Deployment.
+        deployments = self._deployments(ISVC_LABEL)
         # Predictors first: a transformer needs its predictor's local address.
-        available.sort(key=lambda d: d["metadata"]["labels"].get(COMPONENT_LABEL) != "predictor")
-        replaced: list[Component] = []
-        fresh: list[Component] = []
-        hosts = {f"{d}.{self.namespace}": c.address for d, (_, c) in self.components.items()}
-        for deployment in available:
+        deployments.sort(key=lambda d: d["metadata"]["labels"].get(COMPONENT_LABEL) != "predictor")
+        hosts = {
+            f"{d}.{self.namespace}": c.address
+            for d, (_, c) in {**self.components, **self.starting}.items()
+        }
+        for deployment in deployments:
             name = deployment["metadata"]["name"]
             digest = json.dumps(deployment["spec"]["template"], sort_keys=True)
-            if name in self.components and self.components[name][0] == digest:
+            known = self.starting.get(name) or self.components.get(name)
+            if known is not None and known[0] == digest:
                 continue
+            if name in self.starting:
+                self.starting.pop(name)[1].stop()
             component = local_component(deployment, self.storage, hosts, self.workdir)
             hosts[f"{name}.{self.namespace}"] = component.address
             component.start()
-            fresh.append(component)
+            self.starting[name] = (digest, component)
+        replaced: list[Component] = []
+        ready = [name for name, (_, c) in self.starting.items() if c.ready()]
+        for name in ready:
             old = self.components.get(name)
-            self.components[name] = (digest, component)
+            self.components[name] = self.starting.pop(name)
             if old is not None:
                 replaced.append(old[1])
-        # All new components start at once; each is waited for before the router uses it.
-        for component in fresh:
-            wait_until(component.ready, 180, f"{component.deployment} to be ready locally")
-        changed = bool(fresh)
         # The router is pointed at the new processes before the replaced ones stop.
         self._follow_router(force=bool(replaced))
         for component in replaced:
             component.stop()
-        names = {d["metadata"]["name"] for d in self._deployments(ISVC_LABEL)}
-        gone = [d for d in self.components if d not in names]
+        names = {d["metadata"]["name"] for d in deployments}
+        gone = [d for d in [*self.components, *self.starting] if d not in names]
         for name in gone:
-            self.components.pop(name)[1].stop()
-        if (changed or gone) and self.on_change is not None:
+            entry = self.components.pop(name, None) or self.starting.pop(name)
+            entry[1].stop()
+        if (ready or gone) and self.on_change is not None:
             self.on_change(self.targets())
         return self.router.process is not None
 

@@ -31,7 +31,7 @@ class Answer:
 class Traffic:
     """Sends ``texts`` round-robin through ``serving``'s router until stopped."""
 
-    def __init__(self, serving: LocalServing, texts: Sequence[str], pause: float = 0.02) -> None:
+    def __init__(self, serving: LocalServing, texts: Sequence[str], pause: float = 0.1) -> None:
         self.serving = serving
         self.texts = list(texts)
         self.pause = pause

@@ -3,6 +3,8 @@ provider call that :func:`measure` makes).
 
 Each metric of an analysis step is measured ``count`` times, one ``interval`` apart, the first
 one interval after the step began (so the canary has served traffic at its new weight). A
+query that produces no value (no data yet, the provider unreachable) is an error, retried an
+interval later and not counted, unless more than ``consecutive_error_limit`` come in a row. A
 metric fails as soon as more than ``failure_limit`` measurements failed and succeeds once all
 ``count`` are taken; the step fails when any metric fails and succeeds when all succeed.
 """
@@ -78,8 +80,11 @@ def measure(
     at = stamp(now)
     try:
         value = provider.query(metric, subject)
+    except AnalysisError as error:
+        return Measurement(metric=metric.name, success=False, error=True, message=str(error), at=at)
+    try:
         success = evaluate(metric.success_condition, value)
-    except (AnalysisError, ConditionError) as error:
+    except ConditionError as error:
         return Measurement(metric=metric.name, success=False, message=str(error), at=at)
     verb = "meets" if success else "fails"
     message = f"result {value:g} {verb} {metric.success_condition}"
@@ -87,25 +92,44 @@ def measure(
 
 
 def metric_verdict(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> Verdict:
+    """Failed past the failure limit or the consecutive error limit; Successful once
+    ``count`` values were measured; else Running."""
     mine = [m for m in measurements if m.metric == metric.name]
-    if sum(not m.success for m in mine) > metric.failure_limit:
+    if consecutive_errors(mine) > metric.consecutive_error_limit:
         return "Failed"
-    return "Successful" if len(mine) >= metric.count else "Running"
+    if sum(not m.success and not m.error for m in mine) > metric.failure_limit:
+        return "Failed"
+    return "Successful" if taken(mine) >= metric.count else "Running"
+
+
+def taken(measurements: Sequence[Measurement]) -> int:
+    """Measurements that produced a value (errors are retried, not counted)."""
+    return sum(not m.error for m in measurements)
+
+
+def consecutive_errors(measurements: Sequence[Measurement]) -> int:
+    """Errors in a row at the end of ``measurements``."""
+    count = 0
+    for m in reversed(measurements):
+        if not m.error:
+            break
+        count += 1
+    return count
 
 
 def record(
-    analysis: AnalysisStatus, metrics: Sequence[AnalysisMetric], taken: Iterable[Measurement]
+    analysis: AnalysisStatus, metrics: Sequence[AnalysisMetric], new: Iterable[Measurement]
 ) -> AnalysisStatus:
     """Add new measurements (ignoring repeats, unknown metrics and extras beyond ``count``)
     and re-judge the analysis."""
     measurements = list(analysis.measurements)
     by_name = {m.name: m for m in metrics}
-    for new in taken:
-        metric = by_name.get(new.metric)
-        if metric is None or any((m.metric, m.at) == (new.metric, new.at) for m in measurements):
+    for one in new:
+        metric = by_name.get(one.metric)
+        if metric is None or any((m.metric, m.at) == (one.metric, one.at) for m in measurements):
             continue
-        if sum(m.metric == new.metric for m in measurements) < metric.count:
-            measurements.append(new)
+        if taken([m for m in measurements if m.metric == one.metric]) < metric.count:
+            measurements.append(one)
     verdicts = {m.name: metric_verdict(m, measurements) for m in metrics}
     failed = [name for name, v in verdicts.items() if v == "Failed"]
     if failed:
@@ -116,7 +140,8 @@ def record(
     else:
         phase = "Running"
         message = ", ".join(
-            f"{m.name} {sum(x.metric == m.name for x in measurements)}/{m.count}" for m in metrics
+            f"{m.name} {taken([x for x in measurements if x.metric == m.name])}/{m.count}"
+            for m in metrics
         )
     return analysis.model_copy(
         update={"measurements": measurements, "phase": phase, "message": message}
@@ -124,7 +149,14 @@ def record(
 
 
 def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
-    failures = [m for m in measurements if m.metric == metric.name and not m.success]
+    mine = [m for m in measurements if m.metric == metric.name]
+    errors = consecutive_errors(mine)
+    if errors > metric.consecutive_error_limit:
+        return (
+            f"metric {metric.name}: {errors} errors in a row (limit "
+            f"{metric.consecutive_error_limit}): {mine[-1].message}"
+        )
+    failures = [m for m in mine if not m.success and not m.error]
     return (
         f"metric {metric.name} failed {len(failures)} of {metric.count} measurements "
         f"(failure limit {metric.failure_limit}): {failures[-1].message or 'unsuccessful'}"

@@ -29,6 +29,7 @@ from pipeline_predictors.codecs import merge_revisions
 from pipeline_predictors.observability import (
     ObservedModel,
     UpstreamError,
+    UpstreamInvalidInput,
     inject_trace_headers,
     tracer,
 )
@@ -211,7 +212,7 @@ class TokenizerTransformer(ObservedModel):
                 )
             except PredictorError as exc:
                 if 400 <= exc.status < 500:
-                    raise InvalidInput(
+                    raise UpstreamInvalidInput(
                         f"the predictor rejected the request ({exc.status}): {exc.message}"
                     ) from exc
                 raise UpstreamError(f"the predictor failed ({exc.status}): {exc.message}") from exc
