@@ -40,6 +40,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipeline_predictors.cli import freeze_loaded_heap  # noqa: E402
 from tests.dataplane.harness import (  # noqa: E402
     CORPUS,
     Baseline,
@@ -197,6 +198,9 @@ def hops(
 
     torch.set_num_threads(int(threads))
     base = Baseline(model_dir)
+    # This process holds torch too: its own full collections would stall the load generator
+    # and the baseline, and be counted as latency. Frozen as the stages freeze theirs.
+    freeze_loaded_heap()
     clf = classifier("bench-clf", model_dir, log_dir, 1, ["--num_threads", threads])
     tf = stage(
         "bench-transformer",
