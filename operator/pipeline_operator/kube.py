@@ -181,6 +181,12 @@ class Kube:
             if err.status != 404:
                 raise
 
+    def list_pods(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        """The pods KServe runs for this pipeline's InferenceServices (they carry its label)."""
+        selector = f"{LABEL_PIPELINE}={fit_name(pipeline, limit=63)}"
+        listed = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return [self.core.api_client.sanitize_for_serialization(p) for p in listed.items]
+
     def list_routers(self, namespace: str, graphs: list[str]) -> dict[str, dict[str, Any]]:
         """The router Deployments KServe made for these InferenceGraphs, by graph name."""
         selector = f"{ROUTER_LABEL} in ({','.join(graphs)})"

@@ -11,31 +11,42 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus
 from pipeline_operator.naming import service_name
 from pipeline_operator.objects import condition
 from pipeline_operator.planner.graph import TRAFFIC_ANNOTATION, parse_traffic
+from pipeline_operator.pods import Pods
 
 
 @dataclass(frozen=True)
 class Readiness:
-    """Per-revision readiness of the children, with reasons for what is not ready."""
+    """Per-revision readiness of the children, with reasons for what is not ready, and the
+    ready pods of each stage (the fewest over its components)."""
 
     ready: dict[str, bool] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     revisions: list[RevisionStatus] = field(default_factory=list)
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def readiness(
     pipeline: str,
     specs: Mapping[str, InferencePipelineSpec],
     services: Iterable[dict[str, Any]],
+    pods: Mapping[tuple[str, str], Pods],
     refused: Mapping[str, str] | None = None,
 ) -> Readiness:
-    """Readiness of every revision in ``specs`` from the InferenceServices that exist;
-    ``refused`` says why a missing one could not be created."""
+    """Readiness of every revision in ``specs`` from the InferenceServices that exist and
+    their pods (``pods.by_component``); ``refused`` says why a missing one could not be
+    created. A stage is Ready when KServe reports its InferenceService Ready and each of its
+    components has at least its minReplicas pods ready."""
     by_name = {s["metadata"]["name"]: s for s in services}
     out = Readiness()
     for revision, spec in specs.items():
-        stages = [
-            _stage_status(pipeline, revision, s.name, by_name, refused or {}) for s in spec.stages
-        ]
+        stages = []
+        out.replicas[revision] = {}
+        for stage in spec.stages:
+            status, ready_pods = _stage_status(
+                pipeline, revision, stage.name, by_name, refused or {}, pods
+            )
+            stages.append(status)
+            out.replicas[revision][stage.name] = ready_pods
         ready = all(s.ready for s in stages)
         out.ready[revision] = ready
         if not ready:
@@ -52,22 +63,48 @@ def _stage_status(
     stage: str,
     by_name: Mapping[str, dict[str, Any]],
     refused: Mapping[str, str],
-) -> StageStatus:
+    pods: Mapping[tuple[str, str], Pods],
+) -> tuple[StageStatus, int]:
+    """The stage's status, and its ready pods (the fewest over its components)."""
     name = service_name(pipeline, stage, revision)
     service = by_name.get(name)
     if service is None:
         why = f"refused: {refused[name]}" if name in refused else "InferenceService missing"
-        return StageStatus(name=stage, service=name, ready=False, message=why)
-    ready = condition(service, "Ready")
-    if ready is None:
-        return StageStatus(name=stage, service=name, ready=False, message="not reported Ready yet")
-    message = ready.get("message") or ready.get("reason") or ""
-    return StageStatus(
+        return StageStatus(name=stage, service=name, ready=False, message=why), 0
+    wanted = {
+        component: int(body.get("minReplicas", 1))
+        for component, body in service["spec"].items()
+        if component in ("predictor", "transformer")
+    }
+    seen = {component: pods.get((name, component), Pods()) for component in wanted}
+    short = [c for c, n in wanted.items() if seen[c].ready < n]
+    counts = StageStatus(
         name=stage,
         service=name,
-        ready=ready.get("status") == "True",
-        message="" if ready.get("status") == "True" else message or "not Ready",
+        replicas=sum(wanted.values()),
+        ready_replicas=sum(p.ready for p in seen.values()),
+        pending=sum(p.pending for p in seen.values()),
+        unschedulable=next((p.unschedulable for p in seen.values() if p.unschedulable), ""),
     )
+    ready_pods = min((p.ready for p in seen.values()), default=0)
+    condition_ready = condition(service, "Ready")
+    if condition_ready is None:
+        return counts.model_copy(update={"message": "not reported Ready yet"}), ready_pods
+    ok = condition_ready.get("status") == "True"
+    message = "" if ok else condition_ready.get("message") or condition_ready.get("reason") or ""
+    if short:
+        message = "; ".join(m for m in (_pod_message(counts), message) if m)
+    return counts.model_copy(
+        update={"ready": ok and not short, "message": message or ("" if ok else "not Ready")}
+    ), ready_pods
+
+
+def _pod_message(stage: StageStatus) -> str:
+    """e.g. ``1/2 pods ready, 1 Pending: 0/6 nodes are available: 2 Insufficient ...``."""
+    line = f"{stage.ready_replicas}/{stage.replicas} pods ready"
+    if stage.pending:
+        line += f", {stage.pending} Pending"
+    return f"{line}: {stage.unschedulable}" if stage.unschedulable else line
 
 
 def ready_summary(revisions: Iterable[RevisionStatus], serving: Iterable[str]) -> str:

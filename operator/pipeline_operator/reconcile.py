@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline_operator import commands, metrics, refusals, snapshots
+from pipeline_operator import commands, metrics, pods, refusals, snapshots
 from pipeline_operator.api.v1alpha1 import (
     GROUP,
     ApplyError,
@@ -55,6 +55,8 @@ from pipeline_operator.validation import validate
 log = logging.getLogger(__name__)
 
 RETIRED_AT = f"{GROUP}/retired-at"
+PODS_POLL = 10.0
+"""Seconds between looks while a stage is not Ready: its pods change without an event here."""
 
 
 def retired_at(obj: dict[str, Any]) -> datetime | None:
@@ -215,9 +217,10 @@ class Reconciler:
         if invalid is None:
             specs[desired] = spec
         services = [c for c in children if c["kind"] == "InferenceService"]
+        running = pods.by_component(self.kube.list_pods(namespace, name))
         refused = refusals.refused_services(status)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
-        seen = readiness(name, observed, services, refused)
+        seen = readiness(name, observed, services, running, refused)
         routing = self._observe_routers(namespace, name, children)
 
         now = self.clock()
@@ -244,6 +247,7 @@ class Reconciler:
                 served=routing.served,
                 preview_served=routing.preview_served,
                 routing=routing.waiting,
+                replicas=seen.replicas,
             ),
             generation=meta.get("generation"),
         )
@@ -257,7 +261,11 @@ class Reconciler:
             return None
         applied = self._converge(wanted, children, now, routing.served is not None)
 
-        final = readiness(name, {rev: specs[rev] for rev in serving}, services, applied.refused)
+        final = readiness(
+            name, {rev: specs[rev] for rev in serving}, services, running, applied.refused
+        )
+        if not all(final.ready.values()):
+            applied.wait(PODS_POLL)  # pods come up or stay Pending without an event of ours
         new_status = self._with_observed(new_status, final.revisions, serving, children, name)
         new_status = new_status.model_copy(
             update={"routers": routing.report(changed=applied.graphs_changed)}
@@ -269,6 +277,10 @@ class Reconciler:
         if refusal is not None:
             log.warning("%s/%s: %s", namespace, name, refusal)
             self.kube.post_event(pipeline, "Warning", refusals.REASON, refusal)
+        unschedulable = pods.report(status.revisions, new_status.revisions)
+        if unschedulable is not None:
+            log.warning("%s/%s: %s", namespace, name, unschedulable)
+            self.kube.post_event(pipeline, "Warning", pods.REASON, unschedulable)
         self._export(namespace, name, new_status)
         waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
         return min(waits, default=None)

@@ -1,4 +1,5 @@
-"""Reading rollout state out of status (pure): which revisions exist and who serves."""
+"""Reading rollout state out of status (pure): which revisions exist, who serves, and how many
+replicas each runs."""
 
 from __future__ import annotations
 
@@ -26,3 +27,18 @@ def active_revisions(status: InferencePipelineStatus) -> list[str]:
         if revision and revision not in out:
             out.append(revision)
     return out
+
+
+def replicas(count: int, percent: int) -> int:
+    """``percent`` of ``count`` replicas, rounded up and at least 1 (0 stays 0: scale to zero)."""
+    return 0 if count == 0 else max(1, -(-count * percent // 100))
+
+
+def scale_of(status: InferencePipelineStatus, revision: str) -> int:
+    """Percent of each stage's replicas that ``revision`` runs: the canary its scale, the stable
+    its dynamic scale, any other revision all of them."""
+    if revision == status.canary_revision and status.canary_scale is not None:
+        return status.canary_scale
+    if revision == status.stable_revision and status.stable_scale is not None:
+        return status.stable_scale
+    return 100

@@ -164,3 +164,15 @@ def test_status_report_of_a_router_rolling_out_and_a_refused_child() -> None:
     assert refused.split()[:2] == ["InferenceService", "clf-classify-x"]
     assert "denied: bad" in refused
     assert "Routers:" not in status.render_status(s.healthy(), NOW)
+
+
+def test_status_report_shows_the_pods_of_each_stage_and_why_they_are_pending() -> None:
+    obj = s.canary(ready=False)
+    why = "0/6 nodes are available: 2 Insufficient nvidia.com/gpu"
+    stage = obj["status"]["revisions"][1]["stages"][1]
+    stage.update(replicas=2, readyReplicas=1, pending=1, unschedulable=why)
+    stage["message"] = f"1/2 pods ready, 1 Pending: {why}"
+    lines = status.render_status(obj, NOW).splitlines()
+    [row] = [line for line in lines if f"clf-classify-{s.V2}" in line]
+    assert row.split()[:4] == ["classify", f"clf-classify-{s.V2}", "NotReady", "1/2"]
+    assert "(1 Pending)" in row and "Insufficient nvidia.com/gpu" in row

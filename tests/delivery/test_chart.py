@@ -48,6 +48,7 @@ NAMESPACED_RULES: set[Rule] = {
     ),
     *(("apps", "controllerrevisions", v) for v in ("get", "list", "create", "delete")),
     *(("apps", "deployments", v) for v in ("list", "watch")),
+    ("", "pods", "list"),
     ("", "events", "create"),
     ("events.k8s.io", "events", "create"),
 }

@@ -12,6 +12,8 @@ from typing import Any
 
 from pipeline_operator.kube import RefusedError
 
+READY = {"type": "Ready", "status": "True"}
+
 
 class FakeKube:
     def __init__(self, pipeline: dict[str, Any]) -> None:
@@ -39,6 +41,22 @@ class FakeKube:
 
     def list_routers(self, namespace: str, graphs: list[str]) -> dict[str, dict[str, Any]]:
         return {}
+
+    def list_pods(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        """KServe's pods: as many ready ones per component as it asks for once marked Ready."""
+        out = []
+        for (kind, name), obj in self.children.items():
+            ready = ((obj.get("status") or {}).get("conditions") or [{}])[0].get("status")
+            if kind != "InferenceService" or ready != "True":
+                continue
+            for component, body in obj["spec"].items():
+                labels = {"serving.kserve.io/inferenceservice": name, "component": component}
+                pod = {
+                    "metadata": {"labels": labels},
+                    "status": {"phase": "Running", "conditions": [READY]},
+                }
+                out += [copy.deepcopy(pod) for _ in range(body.get("minReplicas", 1))]
+        return out
 
     def apply(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]

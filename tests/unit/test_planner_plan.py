@@ -285,3 +285,31 @@ def test_graphs_only_reference_planned_services(
                 )
                 assert owner_rev == revision
     assert plan(OWNER, specs, st_) == objects
+
+
+def test_each_revision_runs_its_share_of_the_replicas() -> None:
+    scaled = InferencePipelineSpec.model_validate(
+        {
+            "stages": [
+                {
+                    "name": "m",
+                    "predictor": {"container": {"image": "m:1"}},
+                    "transformer": {"image": "t:1"},
+                    "scaling": {"minReplicas": 6, "maxReplicas": 10},
+                }
+            ]
+        }
+    )
+    rollout = CANARY.model_copy(update={"canary_scale": 30, "stable_scale": 70})
+    counts = {
+        o["metadata"]["name"]: {
+            c: (o["spec"][c]["minReplicas"], o["spec"][c]["maxReplicas"])
+            for c in ("predictor", "transformer")
+        }
+        for o in plan(OWNER, {"v1": scaled, "v2": scaled}, rollout)
+        if o["kind"] == "InferenceService"
+    }
+    assert counts == {
+        "demo-m-v1": {"predictor": (5, 7), "transformer": (5, 7)},
+        "demo-m-v2": {"predictor": (2, 3), "transformer": (2, 3)},
+    }

@@ -108,6 +108,11 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["list", "watch"]
+# The pods KServe runs for the stages: read-only, to count ready and Pending ones and report
+# why the scheduler cannot place them (e.g. Insufficient nvidia.com/gpu).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Events on pipelines (the operator's own and kopf's).
 - apiGroups: [""]
   resources: ["events"]

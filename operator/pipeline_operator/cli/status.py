@@ -21,6 +21,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineSpec,
     InferencePipelineStatus,
     Phase,
+    StageStatus,
 )
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import Client
@@ -34,6 +35,7 @@ from pipeline_operator.cli.format import (
     table,
     weight,
 )
+from pipeline_operator.rollout.steps import describe
 
 CLEAR = "\x1b[H\x1b[2J"
 INDENT = "  "
@@ -44,6 +46,8 @@ INDENT = "  "
 def describe_step(step: CanaryStep) -> str:
     if step.set_weight is not None:
         return f"setWeight {step.set_weight}%"
+    if step.set_canary_scale is not None:
+        return describe(step)
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
     if step.analysis is not None:
@@ -61,6 +65,13 @@ def step_lines(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> 
         done = "  (done)" if current is not None and index < current else ""
         lines.append(f"{INDENT}{mark} {index}  {describe_step(step)}{done}")
     return lines or [f"{INDENT}   (none: the canary is promoted at once)"]
+
+
+def pods_of(stage: StageStatus) -> str:
+    """Ready pods of a stage out of those it asks for, and how many are Pending: ``1/2 (1
+    Pending)``; why they are is in the stage's message."""
+    line = f"{stage.ready_replicas}/{stage.replicas}"
+    return f"{line} ({stage.pending} Pending)" if stage.pending else line
 
 
 def role_of(status: InferencePipelineStatus, revision: str) -> str:
@@ -137,15 +148,22 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
                     "",
                     "Ready" if rev.ready else "NotReady",
                     "",
+                    "",
                 ]
             )
             rows += [
-                [f"{INDENT}{s.name}", s.service, "Ready" if s.ready else "NotReady", s.message]
+                [
+                    f"{INDENT}{s.name}",
+                    s.service,
+                    "Ready" if s.ready else "NotReady",
+                    pods_of(s),
+                    s.message,
+                ]
                 for s in rev.stages
             ]
         lines += [
             "Revisions:",
-            *indent(table(("REVISION / STAGE", "SERVICE", "READY", "MESSAGE"), rows)),
+            *indent(table(("REVISION / STAGE", "SERVICE", "READY", "PODS", "MESSAGE"), rows)),
         ]
     lines += router_lines(status) + refusal_lines(status)
     if status.analysis is not None:

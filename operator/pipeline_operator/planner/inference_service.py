@@ -19,16 +19,26 @@ from pipeline_operator.planner.placement import (
     build_stage_resources,
     build_transformer_placement,
 )
+from pipeline_operator.state import replicas
 
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 ISVC_KIND = "InferenceService"
 
 
-def build_scaling(stage: Stage) -> dict[str, Any]:
+def build_replicas(stage: Stage, scale: int) -> dict[str, int]:
+    """minReplicas and maxReplicas of a component, ``scale`` percent of the stage's (a canary
+    follows its share of the traffic; see :func:`pipeline_operator.state.replicas`)."""
+    low = replicas(stage.scaling.min_replicas, scale)
+    return {
+        "minReplicas": low,
+        "maxReplicas": max(low, replicas(stage.scaling.max_replicas, scale)),
+    }
+
+
+def build_scaling(stage: Stage, scale: int) -> dict[str, Any]:
     """ComponentExtensionSpec autoscaling fields (scaleMetric enum: cpu/memory/concurrency/rps)."""
     return {
-        "minReplicas": stage.scaling.min_replicas,
-        "maxReplicas": stage.scaling.max_replicas,
+        **build_replicas(stage, scale),
         "scaleMetric": stage.scaling.metric,
         "scaleTarget": stage.scaling.target,
     }
@@ -52,10 +62,11 @@ def build_predictor_spec(
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
     name: str,
+    scale: int,
 ) -> dict[str, Any]:
     """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
     resources = build_stage_resources(spec, stage)
-    out: dict[str, Any] = {**build_scaling(stage), **build_batcher(stage)}
+    out: dict[str, Any] = {**build_scaling(stage, scale), **build_batcher(stage)}
     out["labels"] = dict(pod_labels)
     out.update(build_predictor_placement(spec, stage))
     if stage.predictor.model is not None:
@@ -74,6 +85,7 @@ def build_transformer_spec(
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
     options: PlanOptions,
+    scale: int,
 ) -> dict[str, Any] | None:
     """spec.transformer: CPU only, never on a GPU pool, scaled like its predictor."""
     if stage.transformer is None:
@@ -81,11 +93,7 @@ def build_transformer_spec(
     resources = build_resources(
         Resources(gpus=0, cpu=options.transformer_cpu, memory=options.transformer_memory)
     )
-    out: dict[str, Any] = {
-        "minReplicas": stage.scaling.min_replicas,
-        "maxReplicas": stage.scaling.max_replicas,
-        "labels": dict(pod_labels),
-    }
+    out: dict[str, Any] = {**build_replicas(stage, scale), "labels": dict(pod_labels)}
     out.update(build_transformer_placement(spec, stage))
     out["containers"] = [build_container(stage.transformer, resources, identity)]
     return out
@@ -97,13 +105,16 @@ def build_inference_service(
     stage: Stage,
     revision: str,
     options: PlanOptions,
+    scale: int = 100,
 ) -> dict[str, Any]:
-    """The InferenceService of ``stage`` in ``revision``."""
+    """The InferenceService of ``stage`` in ``revision``, running ``scale`` percent of the
+    stage's replicas."""
     labels = naming.labels(owner.name, revision, stage.name)
     identity = build_identity_env(owner.name, stage.name, revision)
     name = naming.service_name(owner.name, stage.name, revision)
-    body: dict[str, Any] = {"predictor": build_predictor_spec(spec, stage, labels, identity, name)}
-    transformer = build_transformer_spec(spec, stage, labels, identity, options)
+    predictor = build_predictor_spec(spec, stage, labels, identity, name, scale)
+    body: dict[str, Any] = {"predictor": predictor}
+    transformer = build_transformer_spec(spec, stage, labels, identity, options, scale)
     if transformer is not None:
         body["transformer"] = transformer
     metadata = build_metadata(owner, name, labels, options)
@@ -113,7 +124,7 @@ def build_inference_service(
 
 
 def build_inference_services(
-    owner: Owner, spec: InferencePipelineSpec, revision: str, options: PlanOptions
+    owner: Owner, spec: InferencePipelineSpec, revision: str, options: PlanOptions, scale: int
 ) -> list[dict[str, Any]]:
     """Every stage's InferenceService of one revision, in stage order."""
-    return [build_inference_service(owner, spec, s, revision, options) for s in spec.stages]
+    return [build_inference_service(owner, spec, s, revision, options, scale) for s in spec.stages]

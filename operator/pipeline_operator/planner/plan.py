@@ -85,7 +85,8 @@ def plan(
     active = snapshots(specs, revisions + [r for r in (*weights, *preview) if r not in revisions])
     objects: list[dict[str, Any]] = []
     for revision in revisions:
-        objects += build_inference_services(owner, active[revision], revision, options)
+        scale = state.scale_of(status, revision)
+        objects += build_inference_services(owner, active[revision], revision, options, scale)
     if weights:
         objects.append(build_inference_graph(owner, weights, active, options))
     if preview:

@@ -1,15 +1,16 @@
-"""Canary strategy: walk the steps (setWeight, pause, analysis) as far as they go now."""
+"""Canary strategy: walk the steps (setWeight, setCanaryScale, pause, analysis) as far as they
+go now."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from pipeline_operator.api.v1alpha1 import Analysis, AnalysisStatus, Pause, Phase, parse_duration
-from pipeline_operator.rollout import transitions
+from pipeline_operator.rollout import scale, transitions
 from pipeline_operator.rollout.analysis import metric_verdict, next_due, record
 from pipeline_operator.rollout.clock import parse
 from pipeline_operator.rollout.context import Run
-from pipeline_operator.rollout.steps import canary_steps, describe, position
+from pipeline_operator.rollout.steps import canary_steps, describe, position, scale_at
 
 _MIN_INTERVAL = timedelta(seconds=1)
 
@@ -32,7 +33,12 @@ def progress(run: Run, promote_once: bool = False) -> None:
         s.current_step_index = index
         step = steps[index]
         if step.set_weight is not None:
+            if not scale.grow(run, scale_at(run.spec, index, step.set_weight)):
+                return  # the canary grows before traffic moves onto it
             _set_weight(run, index, step.set_weight)
+        elif step.set_canary_scale is not None:
+            if not scale.grow(run, scale_at(run.spec, index, s.canary_weight)):
+                return
         elif promote_once:
             promote_once = False
             if s.analysis is not None and s.analysis.step_index == index:
@@ -51,7 +57,8 @@ def progress(run: Run, promote_once: bool = False) -> None:
         s.step_started_at = run.stamp
         s.paused_at = None
         s.phase = Phase.PROGRESSING
-    transitions.promote(run)
+    if scale.grow(run, 100):
+        transitions.promote(run)
 
 
 def _set_weight(run: Run, index: int, weight: int) -> None:

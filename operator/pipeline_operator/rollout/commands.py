@@ -9,6 +9,7 @@ from pipeline_operator.api.v1alpha1 import CommandAck, Phase
 from pipeline_operator.rollout import transitions
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.model import Command
+from pipeline_operator.rollout.steps import canary_steps
 
 HELD = "the rollout is held by spec.paused; set it to false first"
 
@@ -89,7 +90,11 @@ def _promote_full(run: Run, verb: str) -> str:
     revision = _in_flight(run, "promote")
     _ready(run, revision)
     run.normal("Promoted", f"revision {revision} promoted to stable ({verb})")
-    transitions.promote(run)
+    if run.spec.rollout.strategy == "Canary":
+        # Past the last step: the walk promotes it once it runs all of its replicas.
+        run.status.current_step_index = len(canary_steps(run.spec))
+    else:
+        transitions.promote(run)
     return f"revision {revision} promoted to stable"
 
 

@@ -8,7 +8,7 @@ its own output with the same observations, it changes nothing and emits no event
 from __future__ import annotations
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus, Phase
-from pipeline_operator.rollout import bluegreen, canary, commands, conditions, transitions
+from pipeline_operator.rollout import bluegreen, canary, commands, conditions, scale, transitions
 from pipeline_operator.rollout.analysis import due_measurements
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.hold import hold
@@ -77,6 +77,7 @@ def _reconcile(run: Run) -> None:
     else:
         s.canary_weight = 0
         s.traffic = split(s.stable_revision or "")
+    s.stable_scale = scale.stable(run)
     s.message = summarize(run)
     conditions.update(run)
 

@@ -43,6 +43,9 @@ class Observations:
     """The revision the blue-green preview router serves on every replica, if any."""
     routing: str = ""
     """What the routers are doing when they do not serve the current routes yet."""
+    replicas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Revision -> stage -> ready pods (the fewest over the stage's components); a revision
+    missing here is not waited on for its replicas."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,23 @@ def canary_steps(spec: InferencePipelineSpec) -> list[CanaryStep]:
     return (spec.rollout.canary or Canary()).steps
 
 
+def scale_at(spec: InferencePipelineSpec, index: int, weight: int) -> int:
+    """Percent of its replicas the canary runs at step ``index`` with traffic ``weight``: the
+    last setCanaryScale step up to there, unless it matches the traffic weight."""
+    for step in reversed(canary_steps(spec)[: index + 1]):
+        if step.set_canary_scale is not None:
+            fixed = step.set_canary_scale.weight
+            return weight if fixed is None else fixed
+    return weight
+
+
 def describe(step: CanaryStep) -> str:
-    """``setWeight 20``, ``pause 30s``, ``pause`` or ``analysis``."""
+    """``setWeight 20``, ``setCanaryScale 50``, ``pause 30s``, ``pause`` or ``analysis``."""
     if step.set_weight is not None:
         return f"setWeight {step.set_weight}"
+    if step.set_canary_scale is not None:
+        fixed = step.set_canary_scale.weight
+        return "setCanaryScale matchTrafficWeight" if fixed is None else f"setCanaryScale {fixed}"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause"
     return "analysis"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pipeline_operator.api.v1alpha1 import Phase
+from pipeline_operator.rollout import scale
 from pipeline_operator.rollout.bluegreen import settings
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.context import Run
@@ -54,6 +55,9 @@ def _rollout(run: Run) -> str:
         return f"{head}: held by spec.paused"
     if not run.ready(revision):
         return f"{head}: waiting for it to become Ready: {run.why_not_ready(revision)}"
+    lacking = scale.short(run, 100 if s.canary_scale is None else s.canary_scale)
+    if lacking:
+        return f"{head}: scaling up to {s.canary_scale}% of its replicas ({', '.join(lacking)})"
     if run.spec.rollout.strategy == "BlueGreen":
         auto = settings(run).auto_promotion_seconds
         if s.paused_at is None and run.obs.preview_served != revision:

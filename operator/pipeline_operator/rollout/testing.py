@@ -45,6 +45,8 @@ class World:
     False, the routers keep serving ``served`` / ``preview_served``."""
     served: dict[str, int] | None = None
     preview_served: str | None = None
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Revision -> stage -> ready pods; a revision left out is not waited on."""
 
     def observe(
         self,
@@ -71,6 +73,7 @@ class World:
             served=self.served,
             preview_served=self.preview_served,
             routing="" if self.router_follows else "router rolling out",
+            replicas={rev: dict(stages) for rev, stages in self.replicas.items()},
         )
 
     def tick(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pipeline_operator.api.v1alpha1 import BlueGreen, Phase
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.context import Run
+from pipeline_operator.rollout.steps import scale_at
 
 ROUTER_POLL = timedelta(seconds=5)
 """How often to look again while a router rolls out, should its watch events be missed."""
@@ -21,6 +22,7 @@ def _reset(run: Run) -> None:
     s.paused_at = None
     s.waiting_since = None
     s.canary_weight = 0
+    s.canary_scale = None
 
 
 def start(run: Run, why: str = "") -> None:
@@ -29,7 +31,9 @@ def start(run: Run, why: str = "") -> None:
     desired = run.obs.desired_revision
     _reset(run)
     s.canary_revision = desired
-    s.current_step_index = 0 if run.spec.rollout.strategy == "Canary" else None
+    canary = run.spec.rollout.strategy == "Canary"
+    s.current_step_index = 0 if canary else None
+    s.canary_scale = scale_at(run.spec, 0, 0) if canary else None
     s.step_started_at = run.stamp
     s.abort_reason = None
     s.analysis = None
