@@ -203,6 +203,16 @@ def check_retrieval(serving: LocalServing, models: dict[str, Path]) -> None:
         assert len(rest) == 2 and all(d["score"] < best["score"] for d in rest)
 
 
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_pipeline() -> dict:
+    """The pipeline of the README's first YAML snippet."""
+    text = README.read_text()
+    snippet = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    return dict(yaml.safe_load(snippet))
+
+
 CHECKS = {
     "01-text-classifier": check_text_classifier,
     "02-ensemble": check_ensemble,
@@ -214,7 +224,9 @@ CHECKS = {
 @pytest.mark.cluster
 @pytest.mark.local_only
 @pytest.mark.router
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.parent.name)
+@pytest.mark.parametrize(
+    "example", [*EXAMPLES, README], ids=lambda e: "README" if e == README else e.parent.name
+)
 def test_example_serves_what_kserve_would_run(
     cluster: Cluster,
     namespace: str,
@@ -223,11 +235,12 @@ def test_example_serves_what_kserve_would_run(
     example_models: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    body = yaml.safe_load(example.read_text())
+    body = readme_pipeline() if example == README else yaml.safe_load(example.read_text())
     body["metadata"]["namespace"] = namespace
     p.apply(cluster, body)
     name = body["metadata"]["name"]
     p.wait_status(cluster, namespace, name, f"{name} Healthy", timeout=120, phase="Healthy")
     with LocalServing(cluster, namespace, example_models, tmp_path / "serving", name) as serving:
-        CHECKS[example.parent.name](serving, example_models)
+        check = check_text_classifier if example == README else CHECKS[example.parent.name]
+        check(serving, example_models)
         assert serving.error is None
