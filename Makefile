@@ -31,13 +31,13 @@ lint: venv ## ruff + mypy + import contracts
 	$(VENV)/bin/lint-imports
 
 cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime) with node pools and CRDs
-	$(PY) -m pipeline_operator.localcluster up --name $(CLUSTER)
+	$(PY) -m tests.harness up --name $(CLUSTER)
 
 cluster-down: venv ## Stop the local cluster and every process it started
-	$(PY) -m pipeline_operator.localcluster down --name $(CLUSTER)
+	$(PY) -m tests.harness down --name $(CLUSTER)
 
 demo: venv tools ## Local cluster + operator + example pipeline, then a canary rollout walked to the end
-	PYTHONUNBUFFERED=1 $(PY) -m pipeline_operator.localcluster.demo
+	PYTHONUNBUFFERED=1 $(PY) -m tests.harness.demo
 
 bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
 	PYTHONUNBUFFERED=1 $(PY) bench/operator_bench.py

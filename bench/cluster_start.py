@@ -12,8 +12,8 @@ import argparse
 import statistics
 import time
 
-from pipeline_operator.localcluster import LocalCluster, ToolSet, Topology
-from pipeline_operator.localcluster.cluster import CRD_DIR
+from tests.harness import LocalCluster, ToolSet, Topology
+from tests.harness.cluster import CRD_DIR
 
 
 def starts(tools: ToolSet, count: int, with_kserve: bool) -> list[float]:

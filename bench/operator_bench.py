@@ -25,11 +25,11 @@ from kubernetes import client, config
 from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION, InferencePipelineSpec
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus as Status
 from pipeline_operator.kube import Kube
-from pipeline_operator.localcluster import LocalCluster, ToolSet, Topology
-from pipeline_operator.localcluster.cluster import CRD_DIR
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
+from tests.harness import LocalCluster, ToolSet, Topology
+from tests.harness.cluster import CRD_DIR
+from tests.harness.operator_process import OperatorProcess
 
 RESULTS = Path("bench-results")
 NAMESPACE = "bench"

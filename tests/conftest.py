@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pipeline_operator.localcluster import Cluster, LocalCluster, ToolSet, Topology
-from pipeline_operator.localcluster.cluster import CRD_DIR
+from tests.harness import Cluster, LocalCluster, ToolSet, Topology
+from tests.harness.cluster import CRD_DIR
 
 # Property tests share 2 cores with a control plane and servers: time is not what they test.
 settings.register_profile(

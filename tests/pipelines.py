@@ -9,7 +9,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, PLURAL
 
 __all__ = ["PLURAL"]
-from pipeline_operator.localcluster import Cluster
+from tests.harness import Cluster
 from tests.support import kubectl_json, wait_for
 
 GPU_POOL = {

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pipeline_operator.localcluster import Cluster
+from tests.harness import Cluster
 
 T = TypeVar("T")
 

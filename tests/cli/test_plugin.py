@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
+from tests.harness import Cluster
+from tests.harness.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

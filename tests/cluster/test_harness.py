@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pipeline_operator.api import v1alpha1 as api
-from pipeline_operator.localcluster import Cluster, LocalCluster, Topology, running_cluster
-from pipeline_operator.localcluster.cluster import process_running
+from tests.harness import Cluster, LocalCluster, Topology, running_cluster
+from tests.harness.cluster import process_running
 from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster

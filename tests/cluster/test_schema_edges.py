@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pipeline_operator.api import v1alpha1 as api
-from pipeline_operator.localcluster import Cluster
+from tests.harness import Cluster
 from tests.unit.admission import EXAMPLES, MINIMAL, stripped
 
 pytestmark = pytest.mark.cluster

@@ -158,6 +158,6 @@ def router_binary() -> Path:
     override = os.environ.get("PIPELINE_ROUTER_BIN")
     if override:
         return Path(override)
-    from pipeline_operator.localcluster import ToolSet
+    from tests.harness import ToolSet
 
     return ToolSet.ensure().binary("router")

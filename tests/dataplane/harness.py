@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from pipeline_operator.localcluster.models import (
+from tests.harness.models import (
     CORPUS,
     LABELS,
     build_classifier,

@@ -24,8 +24,8 @@ import yaml
 
 from pipeline_operator.__main__ import parse_args
 from pipeline_operator.api import v1alpha1 as api
-from pipeline_operator.localcluster import Cluster, Topology
 from pipeline_operator.settings import OperatorSettings
+from tests.harness import Cluster, Topology
 from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster

@@ -1,17 +1,17 @@
-"""``python -m pipeline_operator.localcluster up|down|kubeconfig``: manage the local cluster."""
+"""``python -m tests.harness up|down|kubeconfig``: manage the local cluster."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline_operator.localcluster.cluster import CRD_DIR, LocalCluster
-from pipeline_operator.localcluster.tools import ToolSet
-from pipeline_operator.localcluster.topology import DEFAULT_TOPOLOGY, Topology
+from tests.harness.cluster import CRD_DIR, LocalCluster
+from tests.harness.tools import ToolSet
+from tests.harness.topology import DEFAULT_TOPOLOGY, Topology
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_operator.localcluster")
+    parser = argparse.ArgumentParser(prog="python -m tests.harness")
     parser.add_argument("command", choices=["up", "down", "kubeconfig"])
     parser.add_argument("--name", default="pipelines", help="cluster name (default: pipelines)")
     parser.add_argument(

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from pipeline_operator.localcluster.cluster import Cluster
-from pipeline_operator.localcluster.processes import ClusterError
+from tests.harness.cluster import Cluster
+from tests.harness.processes import ClusterError
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "inference-pipelines"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "inference-pipelines"
 RBAC_TEMPLATES = ("templates/serviceaccount.yaml", "templates/rbac.yaml")
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
 

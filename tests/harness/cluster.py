@@ -21,12 +21,12 @@ from typing import Any
 
 import yaml
 
-from pipeline_operator.localcluster.kserve import KServe
-from pipeline_operator.localcluster.processes import ClusterError, log, process_running, wait_until
-from pipeline_operator.localcluster.tools import ToolSet
-from pipeline_operator.localcluster.topology import Topology
+from tests.harness.kserve import KServe
+from tests.harness.processes import ClusterError, log, process_running, wait_until
+from tests.harness.tools import ToolSet
+from tests.harness.topology import Topology
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "manifests" / "crds"
+CRD_DIR = Path(__file__).resolve().parents[2] / "manifests" / "crds"
 DEFAULT_HOME = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
 )

@@ -25,15 +25,15 @@ from typing import Any
 import yaml
 
 from pipeline_operator.api.v1alpha1 import PLURAL
-from pipeline_operator.localcluster.chart_identity import ChartIdentity
-from pipeline_operator.localcluster.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
-from pipeline_operator.localcluster.models import CORPUS, build_example_models
-from pipeline_operator.localcluster.operator_process import OperatorProcess
-from pipeline_operator.localcluster.prometheus import Prometheus
-from pipeline_operator.localcluster.serving import LocalServing
-from pipeline_operator.localcluster.tools import REPO_ROOT, ToolSet
-from pipeline_operator.localcluster.topology import Topology
-from pipeline_operator.localcluster.traffic import Traffic
+from tests.harness.chart_identity import ChartIdentity
+from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
+from tests.harness.models import CORPUS, build_example_models
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.prometheus import Prometheus
+from tests.harness.serving import LocalServing
+from tests.harness.tools import REPO_ROOT, ToolSet
+from tests.harness.topology import Topology
+from tests.harness.traffic import Traffic
 
 EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
 NAMESPACE = "demo"

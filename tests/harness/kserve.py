@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pipeline_operator.localcluster.processes import (
+from tests.harness.processes import (
     ClusterError,
     ProcessFigures,
     free_port,
@@ -43,7 +43,7 @@ from pipeline_operator.localcluster.processes import (
 )
 
 if TYPE_CHECKING:
-    from pipeline_operator.localcluster.cluster import Cluster
+    from tests.harness.cluster import Cluster
 
 NAMESPACE = "kserve"
 CONFIG_MAP = "inferenceservice-config"

@@ -11,8 +11,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline_operator.localcluster.cluster import Cluster
-from pipeline_operator.localcluster.processes import ProcessFigures, free_port
+from tests.harness.cluster import Cluster
+from tests.harness.processes import ProcessFigures, free_port
 
 
 class OperatorProcess:

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from pipeline_operator.localcluster.processes import ClusterError, free_port, log, wait_until
-from pipeline_operator.localcluster.tools import ToolSet
+from tests.harness.processes import ClusterError, free_port, log, wait_until
+from tests.harness.tools import ToolSet
 
 
 @dataclass(frozen=True)

@@ -35,16 +35,16 @@ from typing import Any
 
 from kubernetes import client, config
 
-from pipeline_operator.localcluster.cluster import Cluster
-from pipeline_operator.localcluster.processes import (
+from tests.harness.cluster import Cluster
+from tests.harness.processes import (
     ClusterError,
     free_port,
     log,
     terminate,
     wait_until,
 )
-from pipeline_operator.localcluster.prometheus import Target
-from pipeline_operator.localcluster.tools import REPO_ROOT
+from tests.harness.prometheus import Target
+from tests.harness.tools import REPO_ROOT
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 GRAPH_LABEL = "serving.kserve.io/inferencegraph"
@@ -335,7 +335,7 @@ class LocalServing:
         on_change: Callable[[list[Target]], None] | None = None,
     ) -> None:
         """``on_change`` gets the metrics targets whenever components start or stop (e.g.
-        :meth:`Prometheus.scrape <pipeline_operator.localcluster.prometheus.Prometheus.scrape>`)."""
+        :meth:`Prometheus.scrape <tests.harness.prometheus.Prometheus.scrape>`)."""
         self.on_change = on_change
         self.namespace = namespace
         self.storage = dict(storage)

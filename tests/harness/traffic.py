@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from pipeline_operator.localcluster.serving import LocalServing
+from tests.harness.serving import LocalServing
 
 
 @dataclass(frozen=True)

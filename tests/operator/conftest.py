@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.chart_identity import ChartIdentity
-from pipeline_operator.localcluster.operator_process import OperatorProcess
+from tests.harness import Cluster
+from tests.harness.chart_identity import ChartIdentity
+from tests.harness.operator_process import OperatorProcess
 
 DRAIN_SECONDS = 2.0  # retired InferenceServices linger this long after the router rolled out
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.models import CORPUS, build_example_models
-from pipeline_operator.localcluster.operator_process import OperatorProcess
-from pipeline_operator.localcluster.prometheus import Prometheus
-from pipeline_operator.localcluster.serving import LocalServing
-from pipeline_operator.localcluster.traffic import Traffic
 from tests import pipelines as p
+from tests.harness import Cluster
+from tests.harness.models import CORPUS, build_example_models
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.prometheus import Prometheus
+from tests.harness.serving import LocalServing
+from tests.harness.traffic import Traffic
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.local_only, pytest.mark.router]

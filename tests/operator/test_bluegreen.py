@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
+from tests.harness import Cluster
+from tests.harness.operator_process import OperatorProcess
 from tests.operator.test_canary import deploy_stable, services_of, weights
 from tests.support import wait_for
 

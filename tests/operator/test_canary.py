@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
+from tests.harness import Cluster
+from tests.harness.operator_process import OperatorProcess
 from tests.support import wait_for
 
 pytestmark = pytest.mark.cluster

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from tests import pipelines as p
 from tests.cli.test_plugin import plugin
+from tests.harness import Cluster
+from tests.harness.operator_process import OperatorProcess
 from tests.support import kubectl_json, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.local_only]

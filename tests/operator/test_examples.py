@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.localcluster import Cluster
-from pipeline_operator.localcluster.models import CORPUS, build_example_models
-from pipeline_operator.localcluster.operator_process import OperatorProcess
-from pipeline_operator.localcluster.serving import LocalServing
 from pipeline_operator.validation import validate
 from tests import pipelines as p
 from tests.dataplane.harness import Baseline
+from tests.harness import Cluster
+from tests.harness.models import CORPUS, build_example_models
+from tests.harness.operator_process import OperatorProcess
+from tests.harness.serving import LocalServing
 from tests.support import wait_for
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "examples").glob("*/pipeline.yaml"))

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.localcluster import Cluster, Topology
-from pipeline_operator.localcluster.operator_process import OperatorProcess
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, plan
 from tests import pipelines as p
+from tests.harness import Cluster, Topology
+from tests.harness.operator_process import OperatorProcess
 from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster

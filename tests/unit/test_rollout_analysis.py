@@ -27,7 +27,7 @@ from pipeline_operator.rollout.analysis import (
     record,
     render_query,
 )
-from pipeline_operator.rollout.testing import EPOCH, World, reasons, sample_spec
+from tests.unit.world import EPOCH, World, reasons, sample_spec
 
 
 @pytest.mark.parametrize(

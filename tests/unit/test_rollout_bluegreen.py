@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeline_operator.api.v1alpha1 import BlueGreen, Phase, Rollout
-from pipeline_operator.rollout.testing import World, reasons, sample_spec
 from pipeline_operator.state import active_revisions, canary_active
+from tests.unit.world import World, reasons, sample_spec
 
 
 def blue_green(auto: int | None = None, delay: int = 30, deadline: int = 600) -> World:

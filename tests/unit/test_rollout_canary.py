@@ -9,8 +9,8 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.rollout.testing import World, reasons, sample_spec
 from pipeline_operator.state import active_revisions, canary_active
+from tests.unit.world import World, reasons, sample_spec
 
 
 def weights(world: World) -> list[tuple[str, int]]:

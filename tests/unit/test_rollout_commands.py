@@ -15,7 +15,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.rollout.engine import Command, step
 from pipeline_operator.rollout.model import Verb
-from pipeline_operator.rollout.testing import World, reasons, sample_spec
+from tests.unit.world import World, reasons, sample_spec
 
 
 def rolling(*steps: CanaryStep, ready: bool = True) -> World:

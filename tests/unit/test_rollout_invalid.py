@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline_operator.api.v1alpha1 import Phase
-from pipeline_operator.rollout.testing import World, reasons, sample_spec
+from tests.unit.world import World, reasons, sample_spec
 
 
 def test_invalid_spec_is_reported_once_and_changes_nothing_else() -> None:

@@ -18,8 +18,8 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.planner import Owner, plan
 from pipeline_operator.rollout.steps import describe
-from pipeline_operator.rollout.testing import World, reasons
 from pipeline_operator.state import replicas
+from tests.unit.world import World, reasons
 
 
 def spec(*steps: CanaryStep, dynamic: bool = False, count: int = 6) -> InferencePipelineSpec:

@@ -20,7 +20,7 @@ from pipeline_operator.api.v1alpha1 import (
 from pipeline_operator.observe import router_rollout, served_traffic
 from pipeline_operator.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
 from pipeline_operator.rollout.analysis import due_measurements
-from pipeline_operator.rollout.testing import World, reasons, sample_spec
+from tests.unit.world import World, reasons, sample_spec
 
 NODES = {
     "root": {
