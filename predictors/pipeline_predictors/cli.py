@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kserve import Model, ModelServer
@@ -159,15 +160,21 @@ def quiet_request_logs(access_log: bool, latency_logging: bool) -> None:
         logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.WARNING)
 
 
-def freeze_loaded_heap() -> None:
-    """Keep what loading made out of the garbage collector's way.
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep what loading made out of the garbage collector's way while the body runs.
 
     torch, transformers and a model leave about half a million long-lived objects; a full
     collection walks them all and stalls serving for most of a second, every few thousand
-    requests. Frozen, they are never walked again.
+    requests. Frozen, they are not walked again until the body is done (then they are, so
+    that what is torn down at exit is collected as usual).
     """
     gc.collect()
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) -> None:
@@ -187,8 +194,8 @@ def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) 
     )
     # After ModelServer: it configures KServe's logging (levels included) when it is built.
     quiet_request_logs(args.access_log, args.enable_latency_logging)
-    freeze_loaded_heap()
-    server.start(list(models))
+    with frozen_heap():
+        server.start(list(models))
 
 
 def predictor_config(args: argparse.Namespace) -> PredictorConfig:
