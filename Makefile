@@ -13,10 +13,10 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e '.[dev,dataplane]'
+	$(PY) -m pip install --progress-bar off -e '.[operator,dataplane,bench,test]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, transformers, kserve), dev tools
+venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, transformers, kserve), bench, tests
 
 tools: ## Build (or reuse) the pinned Go tool set: control plane, kwok, helm, KServe CRDs/router
 	@bash hack/tools/build.sh >/dev/null
@@ -30,13 +30,13 @@ lint: venv ## ruff + mypy + import contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime) with node pools and CRDs
+cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime): node pools, CRDs, KServe
 	$(PY) -m tests.harness up --name $(CLUSTER)
 
 cluster-down: venv ## Stop the local cluster and every process it started
 	$(PY) -m tests.harness down --name $(CLUSTER)
 
-demo: venv tools ## Local cluster + operator + example pipeline, then a canary rollout walked to the end
+demo: venv tools ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
 	PYTHONUNBUFFERED=1 $(PY) -m tests.harness.demo
 
 bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)

@@ -1,0 +1,107 @@
+"""What users install: the wheel holds the product only, each extra is pinned for its image,
+and the plugin runs on the base dependencies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+CONSTRAINTS = ROOT / "hack" / "constraints"
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirements(extra: str | None) -> list[Requirement]:
+    """The requirements of the base install plus ``extra`` (and the extras it names)."""
+    found = [Requirement(r) for r in PROJECT["dependencies"]]
+    pending = [extra] if extra else []
+    while pending:
+        for line in PROJECT["optional-dependencies"][pending.pop()]:
+            requirement = Requirement(line)
+            if canonical(requirement.name) == canonical(PROJECT["name"]):
+                pending += sorted(requirement.extras)
+            else:
+                found.append(requirement)
+    return found
+
+
+def pins(extra: str) -> dict[str, str]:
+    lines = (CONSTRAINTS / f"{extra}.txt").read_text().splitlines()
+    pairs = (line.split("==") for line in lines if line and not line.startswith("#"))
+    return {canonical(name): version for name, version in pairs}
+
+
+def test_the_wheel_holds_the_product_and_no_test_harness(tmp_path: Path) -> None:
+    build = ["wheel", "--no-deps", "--no-build-isolation", "-q", "--wheel-dir", str(tmp_path)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *build, str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"pipeline_operator", "pipeline_predictors", "pipeline_transformers"}
+    assert "pipeline_operator/__main__.py" in names
+    assert "pipeline_predictors/retriever/model.py" in names
+    leftovers = [n for n in names if re.search(r"harness|localcluster|testing\.py|world\.py", n)]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "locked"), [("operator", "operator"), ("dataplane", "dataplane")]
+)
+def test_each_image_installs_its_extra_at_pinned_versions(extra: str, locked: str) -> None:
+    pinned = pins(locked)
+    for requirement in requirements(extra):
+        name = canonical(requirement.name)
+        assert name in pinned, f"{requirement} of [{extra}] is not pinned in {locked}.txt"
+        assert requirement.specifier.contains(pinned[name]), (
+            f"{locked}.txt pins {name}=={pinned[name]}, outside {requirement}: run hack/lock.sh"
+        )
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "extra"),
+    [
+        ("operator/Dockerfile", "operator"),
+        ("predictors/Dockerfile", "dataplane"),
+        ("transformers_/Dockerfile", "serving"),
+    ],
+)
+def test_dockerfiles_install_the_projects_extras_not_their_own_lists(
+    dockerfile: str, extra: str
+) -> None:
+    text = (ROOT / dockerfile).read_text()
+    assert f'".[{extra}]"' in text and "--constraint /constraints.txt" in text
+    assert not re.search(r'pip install[^\n]*"(torch|kserve|kopf)[><=]', text)
+
+
+def test_the_plugin_needs_only_the_base_dependencies() -> None:
+    base = {canonical(r.name) for r in requirements(None)}
+    assert not base & {"kopf", "torch", "kserve", "opentelemetry-sdk", "pydantic-settings"}
+    blocked = ["kopf", "opentelemetry", "torch", "kserve", "pydantic_settings", "aiohttp"]
+    probe = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from pipeline_operator.cli.main import main\n"
+        "main(['render', sys.argv[1]])\n"
+    )
+    example = ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(example)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "kind: InferenceService" in done.stdout
