@@ -66,8 +66,8 @@ def example(name: str, namespace: str) -> dict:
 
 def new_model(body: dict, stage: int = 0) -> dict:
     """The same pipeline with the stage's model moved to a new version directory."""
-    model = body["spec"]["stages"][stage]["predictor"]["model"]
-    model["storageUri"] += "-next"
+    container = body["spec"]["stages"][stage]["predictor"]["container"]
+    container["storageUri"] += "-next"
     return body
 
 
