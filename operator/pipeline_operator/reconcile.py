@@ -141,7 +141,7 @@ class Reconciler:
 
     def __post_init__(self) -> None:
         settings = self.settings
-        self.options = PlanOptions(deployment_mode=settings.deployment_mode or None)
+        self.options = settings.plan_options()
         access = Access(
             bearer_token_file=settings.prometheus_bearer_token_file,
             username=settings.prometheus_username,

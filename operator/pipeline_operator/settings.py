@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline_operator.planner import PlanOptions
 
 
 class OperatorSettings(BaseSettings):
@@ -63,3 +66,40 @@ class OperatorSettings(BaseSettings):
     revision_history_limit: int = Field(
         default=10, ge=2, le=100, description="Revision snapshots kept per pipeline for undo."
     )
+    router_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="nodeSelector of the InferenceGraph router pods (JSON in the environment).",
+    )
+    router_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations of the router pods (JSON)."
+    )
+    router_affinity: dict[str, Any] | None = Field(
+        default=None, description="Affinity of the router pods (JSON)."
+    )
+    router_resources: dict[str, Any] | None = Field(
+        default=None,
+        description="Requests and limits of the router container (JSON); KServe's router "
+        "configuration when empty.",
+    )
+    router_min_replicas: int | None = Field(
+        default=None, ge=0, description="minReplicas of every router; KServe's default if unset."
+    )
+    router_max_replicas: int | None = Field(
+        default=None, ge=1, description="maxReplicas of every router; KServe's default if unset."
+    )
+    router_timeout_seconds: int | None = Field(
+        default=None, ge=1, description="Request timeout of the routers, in seconds."
+    )
+
+    def plan_options(self) -> PlanOptions:
+        """What the planner takes from these settings."""
+        return PlanOptions(
+            deployment_mode=self.deployment_mode or None,
+            router_node_selector=self.router_node_selector,
+            router_tolerations=tuple(self.router_tolerations),
+            router_affinity=self.router_affinity,
+            router_resources=self.router_resources,
+            router_min_replicas=self.router_min_replicas,
+            router_max_replicas=self.router_max_replicas,
+            router_timeout_seconds=self.router_timeout_seconds,
+        )

@@ -24,6 +24,8 @@ import yaml
 
 from pipeline_operator.__main__ import parse_args
 from pipeline_operator.api import v1alpha1 as api
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
+from pipeline_operator.planner import Owner, plan
 from pipeline_operator.settings import OperatorSettings
 from tests.harness import Cluster, Topology
 from tests.support import kubectl_json, wait_for
@@ -36,6 +38,7 @@ VARIANTS = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").gl
 CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+OWNER = Owner(name="p", namespace="ml", uid="u1")
 
 # What the operator does in a namespace it watches (pipeline_operator/kube.py and kopf).
 NAMESPACED_RULES: set[Rule] = {
@@ -348,6 +351,47 @@ def test_prometheus_credentials_and_ca_come_from_mounted_secrets(
     else:
         assert settings.prometheus_bearer_token_file == auth / "token"
         assert settings.prometheus_password_file is None
+
+
+ROUTER_OPTIONS = [
+    ("nodeSelector", {"pool": "cpu"}, "nodeSelector", {"pool": "cpu"}),
+    ("tolerations", [{"key": "routers", "operator": "Exists"}], "tolerations", None),
+    ("affinity", {"nodeAffinity": {}}, "affinity", None),
+    ("resources", {"requests": {"cpu": "200m"}}, "resources", None),
+    ("minReplicas", 2, "minReplicas", None),
+    ("maxReplicas", 5, "maxReplicas", None),
+    ("timeoutSeconds", 45, "timeout", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "setting", "field", "expected"), ROUTER_OPTIONS, ids=[o[0] for o in ROUTER_OPTIONS]
+)
+def test_each_router_value_reaches_the_planned_graph(
+    helm: Helm,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    setting: object,
+    field: str,
+    expected: object,
+) -> None:
+    objects = helm.template("default", "--set-json", f"router.{value}={json.dumps(setting)}")
+    options = _settings_from(objects, monkeypatch).plan_options()
+    spec = InferencePipelineSpec.model_validate(
+        {"stages": [{"name": "m", "predictor": {"container": {"image": "m:1"}}}]}
+    )
+    status = InferencePipelineStatus.model_validate(
+        {"stableRevision": "r1", "traffic": [{"revision": "r1", "weight": 100}]}
+    )
+    [graph] = [
+        o for o in plan(OWNER, {"r1": spec}, status, options) if o["kind"] == "InferenceGraph"
+    ]
+    assert graph["spec"][field] == (setting if expected is None else expected)
+
+
+def test_drain_seconds_is_a_chart_value(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = helm.template("default", "--set-json", "settings.drainSeconds=7.5")
+    assert _settings_from(objects, monkeypatch).drain_seconds == 7.5
 
 
 def test_namespaced_deployment_passes_one_flag_per_namespace(

@@ -256,11 +256,12 @@ def test_transformer_stays_off_gpu(
         assert terms is None
 
 
-def test_transformer_resources_from_options() -> None:
-    stage = {"name": "clf", "predictor": MODEL, "transformer": {"image": "pre:1"}}
-    options = PlanOptions(transformer_cpu="500m", transformer_memory="256Mi")
-    [container] = isvc(stage, options=options)["spec"]["transformer"]["containers"]
+def test_transformer_resources_are_the_stages() -> None:
+    transformer = {"image": "pre:1", "cpu": "500m", "memory": "256Mi"}
+    stage = {"name": "clf", "predictor": MODEL, "transformer": transformer}
+    [container] = isvc(stage)["spec"]["transformer"]["containers"]
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
+    assert container["resources"]["requests"] == container["resources"]["limits"]
 
 
 def test_no_transformer_key_without_transformer() -> None:

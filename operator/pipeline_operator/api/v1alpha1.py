@@ -232,12 +232,19 @@ class Batching(ApiModel):
     max_latency_ms: int = Field(default=50, ge=1, le=60000)
 
 
+class TransformerSpec(ContainerSpec):
+    """The stage's pre/post-processing container, on CPU nodes (never on a GPU pool)."""
+
+    cpu: Quantity = Field(default="1", description="CPU request and limit per replica.")
+    memory: Quantity = Field(default="1Gi", description="Memory request and limit per replica.")
+
+
 class Stage(ApiModel):
     """One step of the pipeline: a predictor, optionally behind a transformer."""
 
     name: StageName = Field(description="Stage name, unique in the pipeline.")
     predictor: PredictorSpec
-    transformer: ContainerSpec | None = Field(
+    transformer: TransformerSpec | None = Field(
         default=None, description="Pre/post-processing container in front of the predictor."
     )
     resources: Resources = Field(default_factory=Resources)
@@ -545,9 +552,16 @@ class InferencePipelineSpec(ApiModel):
         return next((p for p in self.node_pools if p.name == name), None)
 
     def serving_fields(self) -> dict[str, Any]:
-        """What changes how requests are served; the revision hash is taken over this."""
+        """What changes how requests are served; the revision hash is taken over this.
+
+        Fields left at their defaults are left out, so a field added to the API (with a
+        default) changes no existing pipeline's revision, and an upgrade starts no rollout.
+        """
         return self.model_dump(
-            by_alias=True, mode="json", include={"node_pools", "stages", "graph"}
+            by_alias=True,
+            mode="json",
+            include={"node_pools", "stages", "graph"},
+            exclude_defaults=True,
         )
 
 
@@ -645,7 +659,9 @@ class Measurement(StatusModel):
 
 
 class AnalysisStatus(StatusModel):
-    step_index: int = Field(description="The canary step whose analysis this is.")
+    step_index: int = Field(
+        description="The canary step whose analysis this is (0-based index: step 1 is 0)."
+    )
     revision: str
     phase: Literal["Running", "Successful", "Failed"] = "Running"
     measurements: list[Measurement] = Field(default_factory=list)
@@ -664,7 +680,11 @@ class InferencePipelineStatus(StatusModel):
         default=None, description="Blue-green: the old revision kept until scale-down."
     )
     strategy: Literal["Canary", "BlueGreen"] | None = None
-    current_step_index: int | None = None
+    current_step_index: int | None = Field(
+        default=None,
+        description="The canary step in progress, as a 0-based index into the steps (message "
+        "and step count from 1: index 1 is step 2/4); the number of steps once all are done.",
+    )
     step_started_at: str | None = None
     paused_at: str | None = Field(
         default=None,
@@ -707,6 +727,16 @@ class InferencePipelineStatus(StatusModel):
     analysis: AnalysisStatus | None = None
     last_command: CommandAck | None = None
     ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")
+    step: str = Field(
+        default="-",
+        description="The canary step in progress, counted from 1 as in message (2/4); - when "
+        "none is (kubectl get's Step column).",
+    )
+    weight: str = Field(
+        default="-",
+        description="The canary or preview weight while a rollout is in progress (30%); - when "
+        "none is (kubectl get's Weight column).",
+    )
     routers: list[RouterStatus] = Field(
         default_factory=list, description="The routers of the pipeline's InferenceGraphs."
     )

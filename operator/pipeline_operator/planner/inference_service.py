@@ -84,18 +84,16 @@ def build_transformer_spec(
     stage: Stage,
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
-    options: PlanOptions,
     scale: int,
 ) -> dict[str, Any] | None:
     """spec.transformer: CPU only, never on a GPU pool, scaled like its predictor."""
-    if stage.transformer is None:
+    transformer = stage.transformer
+    if transformer is None:
         return None
-    resources = build_resources(
-        Resources(gpus=0, cpu=options.transformer_cpu, memory=options.transformer_memory)
-    )
+    resources = build_resources(Resources(gpus=0, cpu=transformer.cpu, memory=transformer.memory))
     out: dict[str, Any] = {**build_replicas(stage, scale), "labels": dict(pod_labels)}
     out.update(build_transformer_placement(spec, stage))
-    out["containers"] = [build_container(stage.transformer, resources, identity)]
+    out["containers"] = [build_container(transformer, resources, identity)]
     return out
 
 
@@ -114,7 +112,7 @@ def build_inference_service(
     name = naming.service_name(owner.name, stage.name, revision)
     predictor = build_predictor_spec(spec, stage, labels, identity, name, scale)
     body: dict[str, Any] = {"predictor": predictor}
-    transformer = build_transformer_spec(spec, stage, labels, identity, options, scale)
+    transformer = build_transformer_spec(spec, stage, labels, identity, scale)
     if transformer is not None:
         body["transformer"] = transformer
     metadata = build_metadata(owner, name, labels, options)

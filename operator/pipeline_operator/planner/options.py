@@ -22,8 +22,7 @@ class PlanOptions:
 
     ``deployment_mode`` is written as the ``serving.kserve.io/deploymentMode`` annotation
     of every child (``None`` leaves it to KServe's configured default). ``router_*`` place
-    and size the InferenceGraph router pods. ``transformer_cpu`` / ``transformer_memory`` are
-    the requests and limits of every transformer container (the API has no per-stage field).
+    and size the InferenceGraph router pods (the operator's ``--router-*`` settings).
     """
 
     deployment_mode: str | None = "Standard"
@@ -34,8 +33,6 @@ class PlanOptions:
     router_min_replicas: int | None = None
     router_max_replicas: int | None = None
     router_timeout_seconds: int | None = None
-    transformer_cpu: str = "1"
-    transformer_memory: str = "1Gi"
 
 
 class PlanError(ValueError):
