@@ -492,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.threads}",
             flush=True,
         )
+        load_before = os.getloadavg()[0]
         hop_results = hops(model_dir, log_dir, args.seconds, args.turns, args.threads, (1, 8))
         cpu = ["--num_threads", args.threads, "--device", "cpu"]
         batch_results = batching(model_dir, log_dir, args.seconds, args.turns, cpu)
@@ -526,10 +527,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(hop_table(large_results))
     goals = targets(hop_results, batch_results, large_results, bool(gpu_results))
+    load_after = os.getloadavg()[0]
+    print(
+        f"\nmachine load (1-minute average, {os.cpu_count()} CPUs): {load_before:.1f} before, "
+        f"{load_after:.1f} after; the load generator and every server share these CPUs"
+    )
     print("\ntargets (ratios from this run)")
     print(target_table(goals))
     report = {
         "parameters": {"model": size, "large_model": large_size},
+        "load_average": {"before": load_before, "after": load_after, "cpus": os.cpu_count()},
         "hops": [asdict(r) | {"throughput": r.throughput} for r in hop_results],
         "batching": [asdict(r) | {"throughput": r.throughput} for r in batch_results],
         "gpu": [asdict(r) | {"throughput": r.throughput} for r in gpu_results]
