@@ -11,6 +11,7 @@ from pipeline_operator.state import canary_active
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"
 READY = "Ready"
+WARNINGS = "Warnings"
 _SETTLED = {"RolloutCompleted", "NoRollout"}
 
 
@@ -79,3 +80,16 @@ def _settled(run: Run) -> tuple[str, str]:
     if reason == "RolloutCompleted":
         return reason, f"revision {run.status.stable_revision} rolled out"
     return reason, "no rollout in progress"
+
+
+def report_warnings(run: Run) -> None:
+    """The Warnings condition: True with the lint warnings while there are any (an Event
+    when they change), False once they are gone."""
+    message = "; ".join(run.obs.warnings)
+    before = find(run.before, WARNINGS)
+    if message:
+        if before is None or (before.status, before.message) != ("True", message):
+            run.warning("SpecWarnings", message)
+        put(run, WARNINGS, True, "SpecWarnings", message)
+    elif before is not None:
+        put(run, WARNINGS, False, "NoWarnings", "")

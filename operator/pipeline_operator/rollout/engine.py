@@ -13,9 +13,10 @@ from pipeline_operator.rollout.analysis import due_measurements
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.hold import hold
 from pipeline_operator.rollout.model import Command, Decision, Event, Observations
+from pipeline_operator.rollout.steps import current_step
 from pipeline_operator.rollout.summary import summarize
 from pipeline_operator.rollout.traffic import split
-from pipeline_operator.state import canary_active
+from pipeline_operator.state import canary_active, weight_of
 
 __all__ = ["Command", "Decision", "Event", "Observations", "due_measurements", "step"]
 
@@ -61,7 +62,7 @@ def _invalid(run: Run, message: str) -> None:
 
 def _reconcile(run: Run) -> None:
     """Follow the spec, carry out the command, advance the rollout, then derive traffic,
-    message and conditions from the settled state."""
+    message, the step and weight columns and conditions from the settled state."""
     _follow_spec(run)
     promote_once = commands.apply(run)
     if not hold(run) and canary_active(run.status):
@@ -79,7 +80,9 @@ def _reconcile(run: Run) -> None:
         s.traffic = split(s.stable_revision or "")
     s.stable_scale = scale.stable(run)
     s.message = summarize(run)
+    s.step, s.weight = current_step(run.spec, s), weight_of(s)
     conditions.update(run)
+    conditions.report_warnings(run)
 
 
 def _follow_spec(run: Run) -> None:

@@ -36,6 +36,9 @@ class Observations:
     command: Command | None = None
     measurements: Sequence[Measurement] = ()
     invalid: str | None = None
+    warnings: Sequence[str] = ()
+    """What :func:`pipeline_operator.validation.lint` says of the spec: it deploys, but
+    probably not as meant."""
     served: Mapping[str, int] | None = None
     """Revision -> weight that the main graph's router serves on every replica; None while
     KServe rolls the router out (it restarts it on every graph change) or when unknown."""
