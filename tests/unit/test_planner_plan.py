@@ -313,3 +313,20 @@ def test_each_revision_runs_its_share_of_the_replicas() -> None:
         "demo-m-v1": {"predictor": (5, 7), "transformer": (5, 7)},
         "demo-m-v2": {"predictor": (2, 3), "transformer": (2, 3)},
     }
+
+
+def test_a_revision_hashes_only_the_fields_set_away_from_their_defaults() -> None:
+    base = {"stages": [{"name": "m", "predictor": {"container": {"image": "m:1"}}}]}
+    explicit = {
+        "stages": [
+            {
+                "name": "m",
+                "predictor": {"container": {"image": "m:1", "port": 8080}},
+                "scaling": {"minReplicas": 1},
+            }
+        ]
+    }
+    changed = {"stages": [{"name": "m", "predictor": {"container": {"image": "m:2"}}}]}
+    revision = naming.revision_of(InferencePipelineSpec.model_validate(base))
+    assert naming.revision_of(InferencePipelineSpec.model_validate(explicit)) == revision
+    assert naming.revision_of(InferencePipelineSpec.model_validate(changed)) != revision
