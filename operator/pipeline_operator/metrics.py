@@ -26,7 +26,7 @@ API_WRITES = Counter(
 )
 ROLLOUT_STEP = Gauge(
     "pipeline_operator_rollout_step",
-    "Current canary step index (-1: no rollout).",
+    "Current canary step, counted from 1 as in status.message (0: no rollout).",
     ["namespace", "pipeline"],
 )
 TRAFFIC_WEIGHT = Gauge(
@@ -50,10 +50,11 @@ _exported_revisions: dict[tuple[str, str], set[str]] = {}
 
 
 def export_pipeline(
-    namespace: str, name: str, step: int | None, traffic: dict[str, int], phase: str | None
+    namespace: str, name: str, step_index: int | None, traffic: dict[str, int], phase: str | None
 ) -> None:
-    """Set a pipeline's gauges; revisions that left its traffic are dropped, not left stale."""
-    ROLLOUT_STEP.labels(namespace, name).set(-1 if step is None else step)
+    """Set a pipeline's gauges (the step counted from 1); revisions that left its traffic are
+    dropped, not left stale."""
+    ROLLOUT_STEP.labels(namespace, name).set(0 if step_index is None else step_index + 1)
     for revision, weight in traffic.items():
         TRAFFIC_WEIGHT.labels(namespace, name, revision).set(weight)
     gone = _exported_revisions.get((namespace, name), set()) - traffic.keys()

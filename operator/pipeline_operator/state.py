@@ -11,6 +11,11 @@ def canary_active(status: InferencePipelineStatus) -> bool:
     return status.canary_revision is not None and status.phase != Phase.ABORTED
 
 
+def weight_of(status: InferencePipelineStatus) -> str:
+    """The canary (or preview) weight while a rollout is in progress, ``30%``; else ``-``."""
+    return f"{status.canary_weight}%" if canary_active(status) else "-"
+
+
 def active_revisions(status: InferencePipelineStatus) -> list[str]:
     """Revisions whose children must exist, stable first, without duplicates.
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
 import pytest
+import yaml
 
 from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION
 from pipeline_operator.cli import rollout_command, status
@@ -96,3 +98,14 @@ def test_watch_deadline_and_abort() -> None:
         status.watch(FakeClient(s.canary()), "clf", 0.05, 0.01, io.StringIO())  # type: ignore[arg-type]
     with pytest.raises(CliError, match="aborted: aborted by user"):
         status.watch(FakeClient(s.aborted()), "clf", None, 0.01, io.StringIO())  # type: ignore[arg-type]
+
+
+def test_watch_with_output_prints_the_object_per_change() -> None:
+    fake = FakeClient(s.canary(), s.canary(), s.healthy())
+    out = io.StringIO()
+    assert status.watch(fake, "clf", 5, 0.01, out, "yaml") == 0  # type: ignore[arg-type]
+    docs = list(yaml.safe_load_all(out.getvalue()))
+    assert [d["status"]["phase"] for d in docs] == ["Paused", "Healthy"]
+    out = io.StringIO()
+    status.watch(FakeClient(s.healthy()), "clf", 5, 0.01, out, "json")  # type: ignore[arg-type]
+    assert json.loads(out.getvalue()) == s.healthy()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 
-from pipeline_operator.api.v1alpha1 import Phase
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Phase
 from pipeline_operator.cli import history, listing, status
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.cli.format import age, table
+from pipeline_operator.cli.format import age, as_list, dump, status_of, table
+from pipeline_operator.rollout.steps import current_step
 from tests.cli import samples as s
 
 NOW = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
@@ -84,13 +87,45 @@ def test_history_roles() -> None:
     ) == ["desired"]
 
 
+def test_history_entries_for_json_and_yaml() -> None:
+    revs = s.revisions("bert-v1", "bert-v2")
+    first, second = history.entries(s.canary(), revs)
+    assert first == {
+        "revision": 1,
+        "hash": s.V1,
+        "roles": ["stable"],
+        "stages": ["tokenize", "classify"],
+        "creationTimestamp": "2024-05-01T11:30:00Z",
+        "spec": revs[0]["data"]["spec"],
+    }
+    assert (second["revision"], second["roles"]) == (2, ["canary"])
+    assert yaml.safe_load(dump([first, second], "yaml")) == [first, second]
+
+
+def test_outputs_are_what_kubectl_get_prints() -> None:
+    listed = json.loads(dump(as_list(listing.ordered([s.healthy(), s.aborted()])), "json"))
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    assert [o["status"]["phase"] for o in listed["items"]] == ["Healthy", "Aborted"]
+    assert dump(s.canary(), "json").startswith('{\n    "apiVersion"')  # indented by 4
+    assert yaml.safe_load(dump(s.canary(), "yaml")) == s.canary()
+
+
+def test_the_current_step_counts_from_1_and_is_a_dash_without_a_canary_on_a_step() -> None:
+    spec = InferencePipelineSpec.model_validate(s.spec())
+    assert current_step(spec, status_of(s.canary())) == "4/4"
+    assert current_step(spec, status_of(s.canary(currentStepIndex=4))) == "-"  # steps done
+    assert current_step(spec, status_of(s.canary(strategy="BlueGreen"))) == "-"
+    assert current_step(spec, status_of(s.aborted())) == "-"
+    assert current_step(spec, status_of(s.healthy())) == "-"
+
+
 def test_status_report_of_a_paused_canary() -> None:
     text = status.render_status(s.canary(ready=False), NOW)
     lines = text.splitlines()
     assert "Phase:        Paused" in lines
     assert f"Canary:       {s.V2}" in lines and "Weight:       60%" in lines
-    assert "  -> 3  pause (until promote)" in lines
-    assert "     1  pause 1m  (done)" in lines
+    assert "  -> 4  pause (until promote)" in lines  # counted from 1, as status.message
+    assert "     2  pause 1m  (done)" in lines
     assert f"  {s.V1}   stable   40%" in lines and f"  {s.V2}   canary   60%" in lines
     assert any(
         "classify" in line and "NotReady" in line and "pods pending" in line for line in lines
@@ -128,12 +163,15 @@ def test_status_report_of_analysis() -> None:
             "measurements": [{"metric": "success", "value": 0.99, "success": True, "at": s.NOW}],
         }
     )
-    assert "    success: 0.99 ok" in status.render_status(obj, NOW).splitlines()
+    lines = status.render_status(obj, NOW).splitlines()
+    assert f"  step 3, revision {s.V2}: Running" in lines  # stepIndex 2 is step 3
+    assert "    success: 0.99 ok" in lines
 
 
 def test_summary_line() -> None:
     assert status.summary(s.canary()) == (
-        f"Paused  stable {s.V1} 40%, canary {s.V2} 60%  step 3  canary paused until promote"
+        f"Paused  stable {s.V1} 40%, canary {s.V2} 60%  "
+        f"canary {s.V2} at 60%, step 4/4: paused until promote"
     )
     assert status.summary({"metadata": {}}) == "(not reconciled)  no traffic"
 

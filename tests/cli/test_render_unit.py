@@ -54,14 +54,14 @@ def test_several_pipelines_and_other_documents() -> None:
 
 def test_the_render_is_deterministic() -> None:
     docs = [p.classifier("clf", "demo")]
-    first = render.dump(render.render_objects(docs, "f", None), "yaml")
-    assert first == render.dump(render.render_objects(docs, "f", None), "yaml")
+    first = render.documents(render.render_objects(docs, "f", None), "yaml")
+    assert first == render.documents(render.render_objects(docs, "f", None), "yaml")
     assert first.count("\n---\n") == 2
 
 
 def test_json_output_is_a_list() -> None:
     objects = render.render_objects([p.classifier("clf", "demo")], "f", None)
-    out = json.loads(render.dump(objects, "json"))
+    out = json.loads(render.documents(objects, "json"))
     assert out["kind"] == "List" and len(out["items"]) == 3
 
 

@@ -18,8 +18,12 @@ def test_crd_shape() -> None:
     version = body["spec"]["versions"][0]
     assert body["spec"]["names"]["shortNames"] == api.SHORT_NAMES
     assert version["subresources"] == {"status": {}}
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Stable", "Canary", "Weight", "Ready", "Age"]
+    columns = {c["name"]: c.get("priority", 0) for c in version["additionalPrinterColumns"]}
+    assert list(columns) == [
+        *("Phase", "Stable", "Canary", "Weight", "Ready", "Age"),
+        *("Step", "URL", "Message"),  # -o wide
+    ]
+    assert [c for c, priority in columns.items() if priority] == ["Step", "URL", "Message"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     stage = spec["properties"]["stages"]["items"]
     assert stage["properties"]["name"]["pattern"] == api.DNS_LABEL

@@ -31,6 +31,19 @@ def test_revisions_that_leave_traffic_are_dropped() -> None:
     assert phase("Healthy") == 1.0
 
 
+def step() -> float | None:
+    return REGISTRY.get_sample_value(
+        "pipeline_operator_rollout_step", {"namespace": "ns", "pipeline": "clf"}
+    )
+
+
+def test_the_step_counts_from_1_as_the_status_message_does() -> None:
+    metrics.export_pipeline("ns", "clf", 1, {"a": 90, "b": 10}, "Paused")  # index 1: step 2/n
+    assert step() == 2.0
+    metrics.export_pipeline("ns", "clf", None, {"b": 100}, "Healthy")
+    assert step() == 0.0
+
+
 def test_a_deleted_pipeline_leaves_no_series() -> None:
     metrics.export_pipeline("ns", "clf", 0, {"a": 100}, "Healthy")
     metrics.forget_pipeline("ns", "clf")

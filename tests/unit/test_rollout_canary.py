@@ -343,6 +343,18 @@ def test_default_steps_set_20_then_wait_for_promote() -> None:
     assert world.status.message == "canary r2 at 20%, step 2/2: paused until promote"
 
 
+def test_step_and_weight_columns_count_as_the_message_and_show_dashes_without_a_rollout() -> None:
+    world = healthy(World(spec=sample_spec()))
+    assert (world.status.step, world.status.weight) == ("-", "-")
+    world.desired = "r2"
+    world.ready["r2"] = True
+    world.tick()
+    assert (world.status.step, world.status.weight) == ("2/2", "20%")  # "step 2/2" in message
+    world.tick("promote")
+    assert world.status.phase == Phase.HEALTHY
+    assert (world.status.step, world.status.weight) == ("-", "-")
+
+
 def test_no_steps_promotes_as_soon_as_ready() -> None:
     world = healthy(canary())
     world.desired = "r2"

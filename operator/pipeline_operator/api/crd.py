@@ -97,13 +97,17 @@ def _status_schema() -> dict[str, Any]:
     return schema
 
 
+# `kubectl get ipl`; the priority 1 columns only with `-o wide`.
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
     {"name": "Canary", "type": "string", "jsonPath": ".status.canaryRevision"},
-    {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+    {"name": "Weight", "type": "string", "jsonPath": ".status.weight"},
     {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Step", "type": "string", "jsonPath": ".status.step", "priority": 1},
+    {"name": "URL", "type": "string", "jsonPath": ".status.url", "priority": 1},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 
 

@@ -25,6 +25,7 @@ from pipeline_operator.kube import Kube, RefusedError
 FIELD_MANAGER = "kubectl-pipeline"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_KUBECONFIG = "~/.kube/config"
+COMPLETION_TIMEOUT = 3.0  # seconds a shell completion waits for the cluster
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ def context_namespace(
     chosen = next((c for c in contexts if c.get("name") == wanted), None) if wanted else active
     namespace = ((chosen or {}).get("context") or {}).get("namespace")
     return str(namespace) if namespace else DEFAULT_NAMESPACE
+
+
+def context_names(kubeconfig: str | None) -> list[str]:
+    """The kubeconfig's contexts (for completion)."""
+    try:
+        contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+    except (config.ConfigException, OSError, ValueError) as err:
+        raise CliError(f"cannot load kubeconfig {kubeconfig_path(kubeconfig)}: {err}") from None
+    return [str(c["name"]) for c in contexts]
 
 
 def not_found(namespace: str, name: str) -> CliError:
@@ -149,6 +159,20 @@ class Client:
                 if err.status == 404:
                     raise self._not_found(err, namespace, name) from None
                 raise
+
+    def pipeline_names(self, namespace: str) -> list[str]:
+        """Names of the pipelines of ``namespace`` (for completion: a short timeout)."""
+        with self._errors(f"cannot list {PLURAL}"):
+            listed = self.kube.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=COMPLETION_TIMEOUT
+            )
+        return sorted(str(o["metadata"]["name"]) for o in listed.get("items", []))
+
+    def namespace_names(self) -> list[str]:
+        """Names of the cluster's namespaces (for completion: a short timeout)."""
+        with self._errors("cannot list namespaces"):
+            listed = self.kube.core.list_namespace(_request_timeout=COMPLETION_TIMEOUT)
+        return sorted(str(n.metadata.name) for n in listed.items)
 
     def list_revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
         with self._errors(f"cannot list the revisions of {SINGULAR} {name!r}"):

@@ -1,4 +1,4 @@
-"""Shared command-line flags (wiring only): connection flags and the wait flags."""
+"""Shared command-line flags (wiring only): connection, wait and output flags."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from pipeline_operator.cli.client import Client, Target
+from pipeline_operator.cli.format import OUTPUTS
 
 DEFAULT_WAIT_SECONDS = 10.0
 
@@ -65,6 +66,12 @@ def add_wait_flags(parser: argparse.ArgumentParser, what: str) -> None:
         default=DEFAULT_WAIT_SECONDS,
         metavar="SECONDS",
         help=f"how long to wait for {what} (default: {DEFAULT_WAIT_SECONDS:g})",
+    )
+
+
+def add_output_flag(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+    parser.add_argument(
+        "-o", "--output", choices=OUTPUTS, default=default, help=f"output format: {what}"
     )
 
 

@@ -1,21 +1,21 @@
-"""Pure output helpers: kubectl-style tables, ages, reading status out of an object."""
+"""Pure output helpers: kubectl-style tables, ages, ``-o json|yaml``, reading status out of
+an object."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
-from pipeline_operator.api.v1alpha1 import (
-    InferencePipelineSpec,
-    InferencePipelineStatus,
-    Phase,
-)
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.cli.errors import CliError
 
 NONE = "-"
+OUTPUTS = ("json", "yaml")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -26,6 +26,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
     return "\n".join(lines)
+
+
+def dump(data: Any, output: str) -> str:
+    """``data`` as ``-o json`` (indented as kubectl does) or ``-o yaml`` prints it."""
+    if output == "json":
+        return json.dumps(data, indent=4)
+    return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
+
+
+def as_list(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Objects as the ``v1`` ``List`` that ``kubectl get -o json|yaml`` prints."""
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -73,11 +85,6 @@ def spec_of(obj: dict[str, Any]) -> InferencePipelineSpec | None:
         return None
 
 
-def rollout_in_progress(status: InferencePipelineStatus) -> bool:
-    """A canary / preview revision is being rolled out (set, not aborted)."""
-    return status.canary_revision is not None and status.phase != Phase.ABORTED
-
-
 def where(name: str, status: InferencePipelineStatus) -> str:
     """``pipeline NAME is PHASE at revision STABLE``, for messages."""
     if status.phase is None and status.stable_revision is None:
@@ -92,8 +99,3 @@ def check_not_paused(name: str, obj: dict[str, Any]) -> None:
         raise CliError(
             f"pipeline {name} is paused (spec.paused); 'kubectl pipeline resume {name}' first"
         )
-
-
-def weight(status: InferencePipelineStatus) -> str:
-    """The canary / preview weight while a rollout is in progress, else ``-``."""
-    return f"{status.canary_weight}%" if rollout_in_progress(status) else NONE

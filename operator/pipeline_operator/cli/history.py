@@ -1,7 +1,9 @@
-"""``kubectl pipeline history NAME``: the pipeline's revisions, oldest first, and their roles.
+"""``kubectl pipeline history NAME [-o json|yaml]``: the pipeline's revisions, oldest first,
+and their roles.
 
 Revisions are the spec snapshots the operator keeps (ControllerRevisions); the numbers are
-what ``undo --to-revision`` takes.
+what ``undo --to-revision`` takes. ``-o`` prints each revision's number, hash, roles, stages,
+creation time and the spec it snapshots.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.cli.format import NONE, age, spec_of, status_of, table
+from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
 from pipeline_operator.naming import LABEL_REVISION, revision_of
 from pipeline_operator.snapshots import parse
 
@@ -38,23 +40,33 @@ def roles(obj: dict[str, Any], revision: str) -> list[str]:
     return out
 
 
-def render_history(obj: dict[str, Any], revisions: list[dict[str, Any]], now: datetime) -> str:
+def entries(obj: dict[str, Any], revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each revision, oldest first: number, hash, roles, stages, creation time and spec."""
     snaps = parse(revisions)
-    created = {
-        (r["metadata"].get("labels") or {}).get(LABEL_REVISION): r["metadata"].get(
-            "creationTimestamp"
-        )
-        for r in revisions
-    }
+    stored = {(r["metadata"].get("labels") or {}).get(LABEL_REVISION): r for r in revisions}
+    return [
+        {
+            "revision": s.number,
+            "hash": s.revision,
+            "roles": roles(obj, s.revision),
+            "stages": [stage.name for stage in s.spec.stages],
+            "creationTimestamp": stored[s.revision]["metadata"].get("creationTimestamp"),
+            "spec": stored[s.revision]["data"]["spec"],
+        }
+        for s in sorted(snaps.values(), key=lambda s: s.number)
+    ]
+
+
+def render_history(obj: dict[str, Any], revisions: list[dict[str, Any]], now: datetime) -> str:
     rows = [
         [
-            str(s.number),
-            s.revision,
-            ",".join(roles(obj, s.revision)) or NONE,
-            ",".join(stage.name for stage in s.spec.stages),
-            age(created.get(s.revision), now),
+            str(e["revision"]),
+            e["hash"],
+            ",".join(e["roles"]) or NONE,
+            ",".join(e["stages"]),
+            age(e["creationTimestamp"], now),
         ]
-        for s in sorted(snaps.values(), key=lambda s: s.number)
+        for e in entries(obj, revisions)
     ]
     return table(HEADERS, rows)
 
@@ -67,6 +79,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         "history", parents=[parent], help="list the pipeline's revisions", **flags.doc(__doc__)
     )
     parser.add_argument("name", help="pipeline name")
+    flags.add_output_flag(parser, "the revisions as a list")
     parser.set_defaults(func=run)
 
 
@@ -76,5 +89,8 @@ def run(args: argparse.Namespace) -> int:
     revisions = client.list_revisions(client.namespace, args.name)
     if not parse(revisions):
         raise CliError(f"pipeline {args.name} has no revisions yet (is the operator running?)")
-    print(render_history(obj, revisions, datetime.now(UTC)), flush=True)
+    if args.output:
+        print(dump(entries(obj, revisions), args.output), flush=True)
+    else:
+        print(render_history(obj, revisions, datetime.now(UTC)), flush=True)
     return 0

@@ -1,4 +1,5 @@
-"""``kubectl pipeline list [-A]``: the pipelines of a namespace (or all) and their rollouts."""
+"""``kubectl pipeline list [-A] [-o json|yaml]``: the pipelines of a namespace (or all) and
+their rollouts; ``-o`` prints the pipeline objects as a ``List``, as ``kubectl get`` does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline_operator.cli import flags
-from pipeline_operator.cli.format import NONE, age, status_of, table, weight
+from pipeline_operator.cli.format import NONE, age, as_list, dump, status_of, table
+from pipeline_operator.state import weight_of
 
 HEADERS = ("NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "READY", "AGE")
 
@@ -24,20 +26,22 @@ def row(obj: dict[str, Any], now: datetime, with_namespace: bool) -> list[str]:
         str(status.phase or NONE),
         status.stable_revision or NONE,
         status.canary_revision or NONE,
-        weight(status),
+        weight_of(status),
         status.ready or NONE,
         age(meta.get("creationTimestamp"), now),
     ]
     return [str(meta.get("namespace", "")), *cells] if with_namespace else cells
 
 
+def ordered(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sorted by namespace and name."""
+    return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+
 def render_list(items: Sequence[dict[str, Any]], now: datetime, with_namespace: bool) -> str:
     """The table, sorted by namespace and name."""
-    ordered = sorted(
-        items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])
-    )
     headers = ("NAMESPACE", *HEADERS) if with_namespace else HEADERS
-    return table(headers, [row(o, now, with_namespace) for o in ordered])
+    return table(headers, [row(o, now, with_namespace) for o in ordered(items)])
 
 
 def nothing_found(namespace: str | None) -> str:
@@ -62,6 +66,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list pipelines of every namespace"
     )
+    flags.add_output_flag(parser, "the pipeline objects as a List")
     parser.set_defaults(func=run)
 
 
@@ -69,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     client = flags.connect(args)
     namespace = None if args.all_namespaces else client.namespace
     items = client.list_pipelines(namespace)
+    if args.output:
+        print(dump(as_list(ordered(items)), args.output), flush=True)
+        return 0
     if not items:
         print(nothing_found(namespace), file=sys.stderr)
         return 0

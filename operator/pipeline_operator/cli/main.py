@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pipeline_operator.cli import (
     abort,
+    completion,
     flags,
     history,
     listing,
@@ -25,15 +26,17 @@ from pipeline_operator.cli import (
 from pipeline_operator.cli.errors import CliError
 
 PROG = "kubectl pipeline"
-VERBS = (listing, status, promote, abort, retry, pause, undo, history, render)
+VERBS = (listing, status, promote, abort, retry, pause, undo, history, render, completion)
 EPILOG = """examples:
   kubectl pipeline list -A
   kubectl pipeline status clf --watch --timeout 300
+  kubectl pipeline status clf -o json
   kubectl pipeline promote clf            # skip the current pause or analysis step
   kubectl pipeline promote clf --full     # make the canary stable now
   kubectl pipeline abort clf
   kubectl pipeline undo clf --to-revision 2
   kubectl pipeline render pipeline.yaml > children.yaml
+  source <(kubectl pipeline completion bash)
 """
 
 
@@ -55,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (usage errors exit 2 from argparse)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == [completion.VERB]:
+        return completion.complete(parser, words[1:])
+    args = parser.parse_args(words)
     try:
         return int(args.func(args))
     except CliError as err:
@@ -67,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def complete() -> int:
+    """``kubectl_complete-pipeline WORDS...``: what kubectl runs to complete ``kubectl
+    pipeline`` (the same as ``kubectl-pipeline __complete WORDS...``)."""
+    return main([completion.VERB, *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ placeholder uid, since the real one exists only once the pipeline is created.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -21,6 +20,7 @@ from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, InferencePipelineS
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import DEFAULT_NAMESPACE
 from pipeline_operator.cli.errors import CliError
+from pipeline_operator.cli.format import as_list, dump
 from pipeline_operator.naming import revision_of
 from pipeline_operator.planner import Owner, PlanError, plan_revision
 
@@ -96,11 +96,11 @@ def render_objects(
     return out
 
 
-def dump(objects: list[dict[str, Any]], output: str) -> str:
-    """YAML documents separated by ``---``, or a JSON ``List`` as ``kubectl -o json``."""
+def documents(objects: list[dict[str, Any]], output: str) -> str:
+    """YAML documents separated by ``---`` (for ``kubectl apply``), or a JSON ``List``."""
     if output == "json":
-        return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2)
-    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects).rstrip("\n")
+        return dump(as_list(objects), output)
+    return "\n---\n".join(dump(o, output) for o in objects)
 
 
 # -- wiring ----------------------------------------------------------------------------------
@@ -114,9 +114,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         **flags.doc(__doc__),
     )
     parser.add_argument("file", help="InferencePipeline YAML or JSON file ('-': stdin)")
-    parser.add_argument(
-        "-o", "--output", choices=("yaml", "json"), default="yaml", help="output format"
-    )
+    flags.add_output_flag(parser, "YAML documents (default) or a JSON List", default="yaml")
     parser.set_defaults(func=run)
 
 
@@ -134,5 +132,5 @@ def run(args: argparse.Namespace) -> int:
     source = "stdin" if args.file == "-" else args.file
     docs = load_documents(read(args.file), source)
     objects = render_objects(docs, source, getattr(args, "namespace", None))
-    print(dump(objects, args.output), flush=True)
+    print(documents(objects, args.output), flush=True)
     return 0

@@ -1,9 +1,10 @@
-"""``kubectl pipeline status NAME [--watch]``: the rollout of one pipeline.
+"""``kubectl pipeline status NAME [--watch] [-o json|yaml]``: the rollout of one pipeline.
 
-Phase, message, strategy and steps (the current one marked), traffic per revision, the
-readiness of every stage of every revision, conditions and the last command. ``--watch``
-redraws until the pipeline is Healthy (exit 0) or Aborted (exit 1), ``--timeout`` passes
-(exit 1) or Ctrl-C.
+Phase, message, strategy and steps (the current one marked, counted from 1 as the message
+counts them), traffic per revision, the readiness of every stage of every revision,
+conditions and the last command. ``--watch`` redraws until the pipeline is Healthy (exit 0)
+or Aborted (exit 1), ``--timeout`` passes (exit 1) or Ctrl-C. ``-o`` prints the pipeline
+object instead (with ``--watch``, once per change).
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ from pipeline_operator.api.v1alpha1 import (
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.cli.format import (
-    NONE,
-    age,
-    rollout_in_progress,
-    spec_of,
-    status_of,
-    table,
-    weight,
-)
+from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
 from pipeline_operator.rollout.steps import describe
+from pipeline_operator.state import canary_active, weight_of
 
 CLEAR = "\x1b[H\x1b[2J"
 INDENT = "  "
@@ -56,14 +50,16 @@ def describe_step(step: CanaryStep) -> str:
 
 
 def step_lines(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> list[str]:
-    """Canary steps with the current one marked ``->`` and the passed ones ``done``."""
+    """Canary steps numbered from 1, the current one marked ``->`` and the passed ones
+    ``done``."""
     steps = (spec.rollout.canary or Canary()).steps
-    current = status.current_step_index if rollout_in_progress(status) else None
+    index = status.current_step_index if canary_active(status) else None
+    current = None if index is None else index + 1
     lines = []
-    for index, step in enumerate(steps):
-        mark = "->" if index == current else "  "
-        done = "  (done)" if current is not None and index < current else ""
-        lines.append(f"{INDENT}{mark} {index}  {describe_step(step)}{done}")
+    for number, step in enumerate(steps, start=1):
+        mark = "->" if number == current else "  "
+        done = "  (done)" if current is not None and number < current else ""
+        lines.append(f"{INDENT}{mark} {number}  {describe_step(step)}{done}")
     return lines or [f"{INDENT}   (none: the canary is promoted at once)"]
 
 
@@ -115,7 +111,7 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         field("Strategy", strategy),
         field("Stable", status.stable_revision or NONE),
         field(new_role, status.canary_revision or NONE),
-        field("Weight", weight(status)),
+        field("Weight", weight_of(status)),
         field("Ready", status.ready or NONE),
     ]
     if status.url:
@@ -170,7 +166,7 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         a = status.analysis
         lines += [
             "Analysis:",
-            f"{INDENT}step {a.step_index}, revision {a.revision}: {a.phase}"
+            f"{INDENT}step {a.step_index + 1}, revision {a.revision}: {a.phase}"
             + (f" ({a.message})" if a.message else ""),
         ]
         lines += [
@@ -213,18 +209,28 @@ def refusal_lines(status: InferencePipelineStatus) -> list[str]:
 
 
 def summary(obj: dict[str, Any]) -> str:
-    """One line: phase, traffic split, step and message (for watching without a terminal)."""
+    """One line: phase, traffic split and message (which names the step)."""
     status = status_of(obj)
     traffic = (
         ", ".join(f"{role_of(status, t.revision)} {t.revision} {t.weight}%" for t in status.traffic)
         or "no traffic"
     )
     parts = [str(status.phase or "(not reconciled)"), traffic]
-    if rollout_in_progress(status) and status.current_step_index is not None:
-        parts.append(f"step {status.current_step_index}")
     if status.message:
         parts.append(status.message)
     return "  ".join(parts)
+
+
+def change_line(obj: dict[str, Any], at: datetime) -> str:
+    """The line ``--watch`` prints for a change when not on a terminal: the time, a summary."""
+    return f"{at:%H:%M:%S}  {summary(obj)}"
+
+
+def streamed(obj: dict[str, Any], output: str) -> str:
+    """One object of ``--watch -o``: JSON documents one after another, YAML ones after
+    ``---``."""
+    text = dump(obj, output)
+    return text if output == "json" else f"---\n{text}"
 
 
 def settled(obj: dict[str, Any]) -> Phase | None:
@@ -250,22 +256,34 @@ def verdict(name: str, obj: dict[str, Any]) -> int:
 # -- API -------------------------------------------------------------------------------------
 
 
-def watch(client: Client, name: str, timeout: float | None, interval: float, out: TextIO) -> int:
-    """Redraw (terminal) or print a line per change until settled or the deadline."""
+def watch(
+    client: Client,
+    name: str,
+    timeout: float | None,
+    interval: float,
+    out: TextIO,
+    output: str | None = None,
+) -> int:
+    """Redraw (terminal), or print a line (``output``: the object) per change, until settled
+    or the deadline."""
     deadline = None if not timeout else time.monotonic() + timeout
-    tty = out.isatty()
+    tty = out.isatty() and output is None
     last = ""
     while True:
         obj = client.get_pipeline(client.namespace, name)
         now = datetime.now(UTC)
-        if tty:
+        line = summary(obj)
+        if output is not None:
+            if line != last:
+                out.write(streamed(obj, output) + "\n")
+        elif tty:
             stamp = now.astimezone().strftime("%H:%M:%S")
             out.write(f"{CLEAR}{render_status(obj, now)}\n\n(watching, {stamp}; Ctrl-C stops)\n")
-        elif not last:
-            out.write(render_status(obj, now) + "\n\n")
-        line = summary(obj)
-        if not tty and line != last:
-            out.write(f"{now.astimezone().strftime('%H:%M:%S')}  {line}\n")
+        else:
+            if not last:
+                out.write(render_status(obj, now) + "\n\n")
+            if line != last:
+                out.write(change_line(obj, now.astimezone()) + "\n")
         out.flush()
         last = line
         if settled(obj) is not None:
@@ -304,13 +322,16 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --watch: seconds between polls (default: 1)",
     )
+    flags.add_output_flag(parser, "the pipeline object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     client = flags.connect(args)
     if args.watch:
-        return watch(client, args.name, args.timeout, max(args.interval, 0.1), sys.stdout)
+        interval = max(args.interval, 0.1)
+        return watch(client, args.name, args.timeout, interval, sys.stdout, args.output)
     obj = client.get_pipeline(client.namespace, args.name)
-    print(render_status(obj, datetime.now(UTC)), flush=True)
+    text = dump(obj, args.output) if args.output else render_status(obj, datetime.now(UTC))
+    print(text, flush=True)
     return 0

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline_operator.api.v1alpha1 import Canary, CanaryStep, InferencePipelineSpec
+from pipeline_operator.api.v1alpha1 import (
+    Canary,
+    CanaryStep,
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+)
+from pipeline_operator.state import canary_active
 
 
 def canary_steps(spec: InferencePipelineSpec) -> list[CanaryStep]:
@@ -32,6 +38,20 @@ def describe(step: CanaryStep) -> str:
     return "analysis"
 
 
+def fraction(index: int, spec: InferencePipelineSpec) -> str:
+    """``2/4``: step ``index`` counted from 1, out of the spec's steps."""
+    return f"{index + 1}/{len(canary_steps(spec))}"
+
+
 def position(index: int, spec: InferencePipelineSpec) -> str:
     """``step 2/4``: the 1-based position of step ``index``."""
-    return f"step {index + 1}/{len(canary_steps(spec))}"
+    return f"step {fraction(index, spec)}"
+
+
+def current_step(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> str:
+    """The canary step in progress as ``2/4`` (as ``status.message`` counts); ``-`` when no
+    canary rollout is on a step (none runs, blue-green, or all steps are done)."""
+    index = status.current_step_index
+    if status.strategy != "Canary" or not canary_active(status) or index is None:
+        return "-"
+    return fraction(index, spec) if index < len(canary_steps(spec)) else "-"
