@@ -20,15 +20,18 @@ from tests.harness.processes import ClusterError
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "inference-pipelines"
 RBAC_TEMPLATES = ("templates/serviceaccount.yaml", "templates/rbac.yaml")
+LEADER_TEMPLATE = "templates/leader-election.yaml"  # rendered with more than one replica
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
 
 
 class ChartIdentity:
-    """The chart's identity for an operator watching ``namespace``, installed there."""
+    """The chart's identity for an operator watching ``namespace``, installed there; with
+    ``replicas`` > 1, the replicas may hold the leader Lease there too."""
 
-    def __init__(self, cluster: Cluster, namespace: str, workdir: Path) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, workdir: Path, replicas: int = 1) -> None:
         self.cluster = cluster
         self.namespace = namespace
+        self.replicas = replicas
         self.kubeconfig = workdir / f"operator-{namespace}.kubeconfig"
         self.release = f"ipl-{namespace}"
         self._objects: list[dict[str, Any]] = []
@@ -67,7 +70,8 @@ class ChartIdentity:
         args = [str(self.cluster.tools.binary("helm")), "template", self.release, str(CHART)]
         args += ["--namespace", self.namespace, "--set", "crds.enabled=false"]
         args += ["--set-json", f"watch.namespaces={json.dumps([self.namespace])}"]
-        for template in RBAC_TEMPLATES:
+        args += ["--set", f"replicas={self.replicas}"]
+        for template in (*RBAC_TEMPLATES, *([LEADER_TEMPLATE] if self.replicas > 1 else [])):
             args += ["--show-only", template]
         result = subprocess.run(args, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:

@@ -21,8 +21,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from tests.harness.processes import (
     ClusterError,
     ProcessFigures,
+    answers_ok,
     free_port,
     log,
     process_running,
@@ -325,11 +324,7 @@ class KServe:
             tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
             raise ClusterError(f"KServe's controller manager is not running:\n{tail}")
         url = f"http://127.0.0.1:{self._state().get('probe')}/readyz"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(url)
 
     def _apply(self, *objects: dict[str, Any], check: bool = True) -> bool:
         stdin = "\n---\n".join(json.dumps(o) for o in objects)

@@ -9,6 +9,8 @@ import signal
 import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,3 +84,12 @@ def terminate(pid: int, grace: float = 15) -> None:
     if process_running(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def answers_ok(url: str, timeout: float = 2) -> bool:
+    """Whether ``url`` answers 200 now (a readiness probe); False while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness.processes import ClusterError, free_port, log, wait_until
+from tests.harness.processes import ClusterError, answers_ok, free_port, log, wait_until
 from tests.harness.tools import ToolSet
 
 
@@ -119,8 +119,4 @@ class Prometheus:
         if self.process is None or self.process.poll() is not None:
             tail = (self.workdir / "prometheus.log").read_text(errors="replace")[-2000:]
             raise ClusterError(f"Prometheus exited:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{self.address}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(f"{self.address}/-/ready")

@@ -26,8 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from kubernetes import client, config
 from tests.harness.cluster import Cluster
 from tests.harness.processes import (
     ClusterError,
+    answers_ok,
     free_port,
     log,
     terminate,
@@ -134,11 +133,7 @@ class Component:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             raise ClusterError(f"{self.deployment} exited; its log:\n{tail}")
         url = f"http://{self.address}/v2/models/{self.model_name}/ready"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(url)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -298,12 +293,7 @@ class Router:
         if self.process is None or self.process.poll() is not None:
             tail = (self.log_dir / "router.log").read_text(errors="replace")[-2000:]
             raise ClusterError(f"the router exited:\n{tail}")
-        try:
-            url = f"http://127.0.0.1:{ROUTER_PORT}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(f"http://127.0.0.1:{ROUTER_PORT}/readyz")
 
 
 def acquire_router_port(timeout: float) -> Any:
