@@ -1,21 +1,23 @@
 """Adaptive dynamic batching on asyncio: a batch forms while the model is busy, never idly.
 
-The batcher knows nothing of models. ``submit(item)`` queues one item and waits for its
-result; a single worker task groups queued items into batches and hands each to
-``run_batch``. A batch is dispatched:
+The batcher knows nothing of models. ``submit(item)`` (or ``submit_many`` for one caller's
+items) queues items and waits for their results; a single worker task groups queued items
+into batches and hands each to ``run_batch``. A batch is dispatched:
 
 - at once when the model is idle (no batch in flight): a lone request never waits for
-  company, so batching costs nothing at low load;
+  company, so batching costs nothing at low load. One case is not idleness but a pause: when
+  a batch of several callers ended less than ``max_latency_s`` ago, those callers are on their
+  way back (a client that got its answer sends its next request), so the new batch waits until
+  as many callers are in it, or its first item has waited ``max_latency_s``;
 - while a batch runs, when the forming batch is full, when the running batch ends, or when the
-  forming batch's first item has waited ``max_latency_s``, whichever comes first. The window
-  is thus only an upper bound on how long a batch keeps forming, never a wait imposed on an
-  idle model.
+  forming batch's first item has waited ``max_latency_s``, whichever comes first.
 
-At most two batches are in flight: the one running and the next one, handed over early (full,
-or its window has passed) so that a serial runner (one forward-pass thread) starts it the
-moment the running one ends. Further items keep forming the batch after that. Under load,
-batches therefore grow to what arrives during one forward pass, without any idle gap.
-``max_latency_s = 0`` hands over whatever is queued as soon as a slot is free;
+The window is thus only an upper bound on how long a batch keeps forming, never a wait imposed
+on an idle model. At most two batches are in flight: the one running and the next one, handed
+over early (full, or its window has passed) so that a serial runner (one forward-pass thread)
+starts it the moment the running one ends. Further items keep forming the batch after that.
+Under load, batches therefore grow to what arrives during one forward pass, without any idle
+gap. ``max_latency_s = 0`` hands over whatever is queued as soon as a slot is free;
 ``max_batch_size = 1`` turns batching off.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +59,8 @@ class BatchingConfig:
 class _Pending(Generic[T, R]):
     item: T
     future: asyncio.Future[R] = field(repr=False)
-    arrived: float = 0.0
+    arrived: float
+    caller: object  # the submit or submit_many call the item came with
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -83,8 +87,11 @@ class DynamicBatcher(Generic[T, R]):
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The callers of the batch that ended last, and when it ended.
+        self._last_callers = 0
+        self._last_end = -math.inf
 
-    def _enqueue(self, item: T) -> asyncio.Future[R]:
+    def _enqueue(self, item: T, caller: object) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done() or self._loop is not loop:
             self._queue = deque()
@@ -93,17 +100,18 @@ class DynamicBatcher(Generic[T, R]):
             self._loop = loop
             self._worker = loop.create_task(self._work(), name="dynamic-batcher")
         future: asyncio.Future[R] = loop.create_future()
-        self._queue.append(_Pending(item, future, loop.time()))
+        self._queue.append(_Pending(item, future, loop.time(), caller))
         self._wakeup.set()
         return future
 
     async def submit(self, item: T) -> R:
         """Queue one item and wait for its result."""
-        return await self._enqueue(item)
+        return await self._enqueue(item, object())
 
     async def submit_many(self, items: Sequence[T]) -> list[R]:
-        """Queue several items (one request's instances) and wait for all their results."""
-        return list(await asyncio.gather(*(self._enqueue(item) for item in items)))
+        """Queue one caller's items (one request's instances) and wait for all their results."""
+        caller = object()
+        return list(await asyncio.gather(*(self._enqueue(item, caller) for item in items)))
 
     async def close(self) -> None:
         """Stop the worker; batches in flight and items still queued are cancelled."""
@@ -121,11 +129,13 @@ class DynamicBatcher(Generic[T, R]):
         """Whether to dispatch ``batch`` now (see the module docstring)."""
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             return False
-        return (
-            not self._in_flight
-            or len(batch) >= self.config.max_batch_size
-            or now >= batch[0].arrived + self.config.max_latency_s
-        )
+        window = self.config.max_latency_s
+        if len(batch) >= self.config.max_batch_size or now >= batch[0].arrived + window:
+            return True
+        if self._in_flight:
+            return False
+        returning = self._last_callers if now < self._last_end + window else 1
+        return len({p.caller for p in batch}) >= returning
 
     async def _collect(self) -> list[_Pending[T, R]]:
         loop = asyncio.get_running_loop()
@@ -165,6 +175,8 @@ class DynamicBatcher(Generic[T, R]):
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
+        self._last_callers = len({p.caller for p in batch})
+        self._last_end = asyncio.get_running_loop().time()
         for p, result in zip(batch, results, strict=True):
             if not p.future.done():
                 p.future.set_result(result)

@@ -162,14 +162,62 @@ def test_a_full_batch_is_handed_over_without_waiting_for_the_window() -> None:
         b = DynamicBatcher(rec, BatchingConfig(3, 60.0))
         tasks = [asyncio.create_task(b.submit(0))]
         await until(lambda: len(rec.batches) == 1)
-        tasks += [asyncio.create_task(b.submit(i)) for i in range(1, 5)]
-        await until(lambda: len(rec.batches) == 2)
+        tasks += [asyncio.create_task(b.submit(i)) for i in range(1, 4)]
+        await until(lambda: len(rec.batches) == 2)  # full while [0] runs: handed over
         gate.set()
         await asyncio.gather(*tasks)
         await b.close()
         return rec
 
-    assert run(main()).batches == [[0], [1, 2, 3], [4]]
+    assert run(main()).batches == [[0], [1, 2, 3]]
+
+
+def test_callers_of_a_batch_that_just_ended_are_waited_for_up_to_the_window() -> None:
+    """Three callers answered together come back one by one: their next items form one
+    batch (a closed loop at concurrency 3), not one batch each."""
+
+    async def caller(b: DynamicBatcher[int, int], first: int, pause: float) -> list[int]:
+        got = [await b.submit(first)]
+        await asyncio.sleep(pause)  # the round trip back to the caller and again
+        got.append(await b.submit(first + 10))
+        return got
+
+    async def main() -> Recorder:
+        rec = Recorder()
+        b = DynamicBatcher(rec, BatchingConfig(8, 5.0))
+        got = await asyncio.gather(*(caller(b, i, 0.01 * i) for i in range(3)))
+        assert got == [[0, 100], [10, 110], [20, 120]]
+        await b.close()
+        return rec
+
+    assert run(main()).batches == [[0, 1, 2], [10, 11, 12]]
+
+
+def test_a_lone_caller_after_a_pause_goes_at_once() -> None:
+    async def main() -> Recorder:
+        rec = Recorder()
+        b = DynamicBatcher(rec, BatchingConfig(8, 0.05))
+        await asyncio.gather(*(b.submit(i) for i in range(3)))
+        await asyncio.sleep(0.1)  # longer than the window: nobody is on the way back
+        await b.submit(7)
+        await b.close()
+        return rec
+
+    assert run(main()).batches == [[0, 1, 2], [7]]
+
+
+def test_one_callers_items_count_as_one_caller() -> None:
+    """A single client sending requests of varying size never waits for itself."""
+
+    async def main() -> Recorder:
+        rec = Recorder()
+        b = DynamicBatcher(rec, BatchingConfig(8, 60.0))
+        await b.submit_many([1, 2, 3])
+        await b.submit_many([4])
+        await b.close()
+        return rec
+
+    assert run(main()).batches == [[1, 2, 3], [4]]
 
 
 def test_latency_zero_takes_only_what_is_queued() -> None:
