@@ -227,11 +227,53 @@ def test_teardown_leaves_no_process_behind_even_when_the_block_fails(cluster: Cl
         with running_cluster(scratch):
             pids.extend(scratch.pids())
             assert scratch.healthy()
+            assert scratch.kserve is not None and scratch.kserve.pid is not None
+            pids.append(scratch.kserve.pid)
             raise RuntimeError("test failure")
 
     with pytest.raises(RuntimeError, match="test failure"):
         failing_test()
-    assert len(pids) >= 5  # etcd, apiserver, controller-manager, scheduler, kwok-controller
+    # etcd, apiserver, controller-manager, scheduler, kwok-controller, KServe's manager
+    assert len(pids) >= 6
     alive = [pid for pid in pids if process_running(pid)]
     assert alive == []
     assert not scratch.exists()
+
+
+@pytest.mark.local_only
+def test_kserve_webhooks_admit_and_refuse_and_its_runtimes_are_installed(
+    cluster: Cluster, namespace: str
+) -> None:
+    """KServe's own validating webhook answers (a refusal is its message, not a schema's)."""
+    runtimes = kubectl_json(cluster, "get", "clusterservingruntimes")["items"]
+    huggingface = next(r for r in runtimes if r["metadata"]["name"] == "kserve-huggingfaceserver")
+    image = huggingface["spec"]["containers"][0]["image"]
+    assert image.startswith("kserve/huggingfaceserver:v0.")  # pinned, not :replace or :latest
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": "scaled",
+            "namespace": namespace,
+            "annotations": {"serving.kserve.io/autoscalerClass": "hpa"},
+        },
+        "spec": {
+            "predictor": {
+                "scaleMetric": "rps",
+                "containers": [{"name": "kserve-container", "image": "m:1"}],
+            }
+        },
+    }
+    refused = cluster.kubectl(
+        "create", "--dry-run=server", "-f", "-", stdin=json.dumps(isvc), check=False
+    )
+    assert refused.returncode != 0
+    assert "inferenceservice.kserve-webhook-server.validator" in refused.stderr
+    assert "[rps] is not a supported metric" in refused.stderr
+    isvc["spec"]["predictor"]["scaleMetric"] = "cpu"
+    admitted = cluster.kubectl(
+        "create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(isvc)
+    )
+    # KServe's defaulting webhook filled in the deployment mode the cluster is configured for.
+    annotations = json.loads(admitted.stdout)["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == "Standard"
