@@ -54,6 +54,14 @@ def spec_paused(cluster: Cluster, namespace: str) -> bool:
     return bool(p.get(cluster, namespace, "clf")["spec"].get("paused", False))
 
 
+def get_wide(cluster: Cluster, namespace: str) -> dict[str, str]:
+    """The one row of ``kubectl get ipl -o wide``, by column (cells split at the headers)."""
+    header, row = cluster.kubectl("get", "ipl", "-o", "wide", "-n", namespace).stdout.splitlines()
+    starts = [i for i, c in enumerate(header) if c != " " and (i == 0 or header[i - 1] == " ")]
+    ends = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
 def test_rollout_commands_end_to_end(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -66,6 +74,18 @@ def test_rollout_commands_end_to_end(
     listed = plugin("list", *ns, kubeconfig=kc).stdout.splitlines()
     assert listed[0].split() == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "READY", "AGE"]
     assert listed[1].split()[:4] == ["clf", "Healthy", v1, "-"]
+    wide = get_wide(cluster, namespace)
+    assert (wide["PHASE"], wide["STABLE"], wide["WEIGHT"], wide["STEP"]) == (
+        "Healthy",
+        v1,
+        "-",
+        "-",
+    )
+    assert wide["MESSAGE"] == f"revision {v1} serves 100%"
+    as_yaml = yaml.safe_load(plugin("list", *ns, "-o", "yaml", kubeconfig=kc).stdout)
+    assert as_yaml["kind"] == "List" and [o["metadata"]["name"] for o in as_yaml["items"]] == [
+        "clf"
+    ]
     every = plugin("list", "-A", kubeconfig=kc).stdout
     assert namespace in every and v1 in every
 
@@ -84,9 +104,17 @@ def test_rollout_commands_end_to_end(
     shown = plugin("status", "clf", *ns, kubeconfig=kc).stdout
     assert "Phase:        Paused" in shown
     assert f"{v1}   stable   70%" in shown and f"{v2}   canary   30%" in shown
-    assert "-> 1  pause (until promote)" in shown
-    assert "0  setWeight 30%  (done)" in shown
+    # steps counted from 1, as the operator's message counts them
+    assert f"Message:      canary {v2} at 30%, step 2/2: paused until promote" in shown
+    assert "-> 2  pause (until promote)" in shown
+    assert "1  setWeight 30%  (done)" in shown
     assert "classify" in shown and "Ready" in shown
+    wide = get_wide(cluster, namespace)
+    assert (wide["CANARY"], wide["WEIGHT"], wide["STEP"]) == (v2, "30%", "2/2")
+    assert wide["URL"] == st.get("url", "<none>")
+    assert wide["MESSAGE"] == f"canary {v2} at 30%, step 2/2: paused until promote"
+    as_json = json.loads(plugin("status", "clf", *ns, "-o", "json", kubeconfig=kc).stdout)
+    assert (as_json["status"]["step"], as_json["status"]["weight"]) == ("2/2", "30%")
 
     # pause and resume flip spec.paused; a paused rollout cannot be promoted
     assert "paused" in plugin("pause", "clf", *ns, kubeconfig=kc).stdout
@@ -109,6 +137,11 @@ def test_rollout_commands_end_to_end(
     history = plugin("history", "clf", *ns, kubeconfig=kc).stdout
     rows = [line.split() for line in history.splitlines()[1:]]
     assert [r[:3] for r in rows] == [["1", v1, "-"], ["2", v2, "stable"]]
+    entries = json.loads(plugin("history", "clf", *ns, "-o", "json", kubeconfig=kc).stdout)
+    assert [(e["revision"], e["hash"], e["roles"]) for e in entries] == [
+        (1, v1, []),
+        (2, v2, ["stable"]),
+    ]
 
     # undo: back to the revision before stable, as a new rollout
     undone = plugin("undo", "clf", *ns, kubeconfig=kc)

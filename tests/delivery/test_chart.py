@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kopf._core.engines.peering import detect_own_id
 
 from pipeline_operator.__main__ import parse_args
 from pipeline_operator.api import v1alpha1 as api
@@ -66,6 +67,15 @@ CLUSTER_PEERING_RULES: set[Rule] = {
 }
 PEERING_RULES: set[Rule] = {
     ("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")
+}
+# What namespace users get through the built-in ClusterRoles: edit and admin write pipelines
+# (never their status), view (and edit and admin through it) reads them.
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+USER_WRITE_RULES: set[Rule] = {
+    (api.GROUP, "inferencepipelines", v) for v in ("create", "update", "patch", "delete")
+}
+USER_READ_RULES: set[Rule] = {
+    (api.GROUP, "inferencepipelines", v) for v in ("get", "list", "watch")
 }
 
 
@@ -123,6 +133,26 @@ def rules_of(role: dict) -> set[Rule]:
                     assert "*" not in (group, resource, verb), f"wildcard in {rule}"
                     triples.add((group, resource, verb))
     return triples
+
+
+def aggregated_to(role: dict) -> frozenset[str]:
+    """The built-in ClusterRoles (admin, edit, view) a ClusterRole's rules are added to."""
+    labels = role["metadata"].get("labels", {})
+    return frozenset(
+        k.removeprefix(AGGREGATE) for k, v in labels.items() if k.startswith(AGGREGATE) and v
+    )
+
+
+def operator_role(objects: list[dict]) -> dict:
+    """The operator's ClusterRole (the chart's other ClusterRoles are for users)."""
+    mine = [o for o in objects if o["kind"] == "ClusterRole" and not aggregated_to(o)]
+    return only(mine, "ClusterRole")
+
+
+def allowed(cluster: Cluster, who: str, *args: str) -> bool:
+    """The apiserver's answer to ``kubectl auth can-i --as who ARGS``."""
+    result = cluster.kubectl("auth", "can-i", "--as", who, *args, check=False)
+    return result.stdout.strip() == "yes"
 
 
 def container(objects: list[dict]) -> dict:
@@ -244,7 +274,7 @@ def test_rendered_chart_is_accepted_by_the_apiserver(
 
 def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None:
     objects = helm.template("default")
-    role = only(objects, "ClusterRole")
+    role = operator_role(objects)
     assert rules_of(role) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES
     binding = only(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {
@@ -260,7 +290,7 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None
 
 
 def test_ha_rbac_adds_only_the_cluster_peering(helm: Helm) -> None:
-    role = only(helm.template("ha"), "ClusterRole")
+    role = operator_role(helm.template("ha"))
     assert rules_of(role) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES | CLUSTER_PEERING_RULES
 
 
@@ -271,7 +301,7 @@ def test_namespaced_rbac_has_no_cluster_wide_access_to_pipelines(helm: Helm, rep
         "namespaces"
     ]
     # Cluster-wide: only kopf's CRD discovery.
-    assert rules_of(only(objects, "ClusterRole")) == CRD_RULES
+    assert rules_of(operator_role(objects)) == CRD_RULES
     roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
     bindings = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "RoleBinding"}
     assert sorted(roles) == sorted(bindings) == sorted(watched)
@@ -288,6 +318,21 @@ def test_namespaced_rbac_has_no_cluster_wide_access_to_pipelines(helm: Helm, rep
         peerings = [o for o in objects if o["kind"] == "KopfPeering"]
         assert sorted(p["metadata"]["namespace"] for p in peerings) == sorted(watched)
         assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_namespace_users_get_pipelines_through_the_built_in_roles(helm: Helm, variant: str) -> None:
+    roles = {
+        aggregated_to(o): rules_of(o)
+        for o in helm.template(variant)
+        if o["kind"] == "ClusterRole" and aggregated_to(o)
+    }
+    assert roles == {
+        frozenset({"admin", "edit"}): USER_WRITE_RULES,
+        frozenset({"admin", "edit", "view"}): USER_READ_RULES,
+    }
+    without = helm.template(variant, "--set", "rbac.create=false")
+    assert not [o for o in without if o["kind"] == "ClusterRole"]
 
 
 # -- the Deployment's contract with the operator ---------------------------------------------
@@ -425,6 +470,20 @@ def test_ha_deployment_peers_and_has_a_disruption_budget(
     env = {e["name"]: e.get("value") for e in container(objects)["env"]}
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+
+
+def test_kopf_knows_each_replica_by_its_pod_name(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = container(helm.template("ha"))["env"]
+    from_name = [
+        e for e in env if e.get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}}
+    ]
+    monkeypatch.delenv("POD_ID", raising=False)
+    for var in from_name:
+        monkeypatch.setenv(var["name"], "ipl-inference-pipelines-7d9c5-x2x4q")
+    # kopf's identity among the peers (peering status, logs), as kopf itself reads it.
+    assert detect_own_id(manual=False) == "ipl-inference-pipelines-7d9c5-x2x4q"
 
 
 def test_pod_is_locked_down(helm: Helm) -> None:
@@ -569,8 +628,7 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
     account = f"system:serviceaccount:{namespace}:{fullname}"
 
     def can(*args: str) -> bool:
-        result = cluster.kubectl("auth", "can-i", "--as", account, *args, check=False)
-        return result.stdout.strip() == "yes"
+        return allowed(cluster, account, *args)
 
     assert can("patch", f"{api.PLURAL}.{api.GROUP}", "-n", namespace)
     assert can("patch", f"{api.PLURAL}.{api.GROUP}", "--subresource=status", "-n", namespace)
@@ -588,6 +646,33 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
     assert not can("create", "deployments.apps", "-n", namespace)
     assert not can("list", "namespaces")
 
+    # Users bound to the built-in admin, edit or view ClusterRole in the namespace, which the
+    # controller-manager extends with the chart's aggregated rules.
+    pipelines = f"{api.PLURAL}.{api.GROUP}"
+    for role in ("admin", "edit", "view"):
+        binding = (f"{role}-user", f"--clusterrole={role}", f"--user={role}-user")
+        cluster.kubectl("create", "rolebinding", *binding, "-n", namespace)
+    wait_for(
+        lambda: (
+            allowed(cluster, "edit-user", "create", pipelines, "-n", namespace)
+            and allowed(cluster, "view-user", "watch", pipelines, "-n", namespace)
+        ),
+        60,
+        "the built-in edit and view ClusterRoles to aggregate the chart's rules",
+    )
+    for user in ("admin-user", "edit-user", "view-user"):
+        writes = user != "view-user"
+        for verb in ("get", "list", "watch"):
+            assert allowed(cluster, user, verb, pipelines, "-n", namespace), (user, verb)
+        for verb in ("create", "update", "patch", "delete"):
+            assert allowed(cluster, user, verb, pipelines, "-n", namespace) == writes, (user, verb)
+        assert not allowed(
+            cluster, user, "patch", pipelines, "--subresource=status", "-n", namespace
+        )
+        # kubectl pipeline history and undo read the spec snapshots
+        assert allowed(cluster, user, "list", "controllerrevisions.apps", "-n", namespace)
+        assert not allowed(cluster, user, "list", pipelines, "-n", "default")
+
     helm.run("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s")
 
     def released() -> bool:
@@ -601,8 +686,8 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
             "-o",
             "name",
         ).stdout.strip()
-        gone = cluster.kubectl("get", "clusterrole", fullname, check=False).returncode != 0
-        return not left and gone
+        roles = cluster.kubectl("get", "clusterrole", "-l", selector, "-o", "name").stdout
+        return not left and not roles.strip()
 
     wait_for(released, 60, "helm uninstall to remove the release's objects")
     assert kubectl_json(cluster, "get", "crd", CRD_NAME)["metadata"]["uid"] == crd_uid
