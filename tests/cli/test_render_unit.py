@@ -107,3 +107,12 @@ def test_a_success_condition_that_does_not_compile_is_refused_naming_the_field()
     path = "spec.rollout.canary.steps[2].analysis.metrics[0].successCondition"
     with pytest.raises(CliError, match=re.escape(f"{path}: Value error, 'result >>= 1' is not")):
         render.render_objects([obj], "f", None)
+
+
+def test_lint_warnings_name_the_pipeline_and_the_field() -> None:
+    obj = p.classifier("clf", "demo")
+    obj["spec"]["stages"][0]["scaling"] = {"minReplicas": 1, "maxReplicas": 3, "metric": "rps"}
+    [warning] = render.lint_warnings([obj], "f.yaml")
+    assert warning.startswith("f.yaml: InferencePipeline clf: warning: spec.stages[0] (tokenize)")
+    assert "rps needs Knative" in warning
+    assert render.lint_warnings([p.classifier("clf", "demo")], "f.yaml") == []

@@ -22,7 +22,7 @@ from pipeline_operator.cli.client import DEFAULT_NAMESPACE
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import as_list, dump
 from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner, PlanError, plan_revision
+from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan_revision
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -71,6 +71,17 @@ def parse_spec(doc: dict[str, Any], source: str) -> InferencePipelineSpec:
     if problems_list:
         raise CliError(f"{source}: {KIND} {name}: {'; '.join(problems_list)}")
     return spec
+
+
+def lint_warnings(docs: list[dict[str, Any]], source: str) -> list[str]:
+    """The warnings of every pipeline document: it deploys, but probably not as meant (the
+    operator reports the same in the Warnings condition)."""
+    mode = PlanOptions().deployment_mode
+    return [
+        f"{source}: {KIND} {(doc.get('metadata') or {}).get('name', '?')}: warning: {warning}"
+        for doc in docs
+        for warning in validation.lint(parse_spec(doc, source), mode)
+    ]
 
 
 def render_objects(
@@ -132,5 +143,7 @@ def run(args: argparse.Namespace) -> int:
     source = "stdin" if args.file == "-" else args.file
     docs = load_documents(read(args.file), source)
     objects = render_objects(docs, source, getattr(args, "namespace", None))
+    for warning in lint_warnings(docs, source):
+        print(warning, file=sys.stderr)
     print(documents(objects, args.output), flush=True)
     return 0
