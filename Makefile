@@ -49,6 +49,7 @@ bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 s
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
+	PYTHONUNBUFFERED=1 $(PY) bench/cascade.py --out bench-results
 
 .PHONY: bench-dataplane
 

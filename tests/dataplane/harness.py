@@ -24,6 +24,9 @@ from typing import Any
 
 import httpx
 
+from pipeline_operator import naming
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
+from pipeline_operator.planner import Owner, plan
 from tests.harness.models import (
     CORPUS,
     LABELS,
@@ -287,3 +290,49 @@ def router(
 
 
 __all__ = ["CORPUS", "LABELS", "build_classifier", "build_models", "build_tokenizer"]
+
+
+OWNER = Owner(name="demo", namespace="dataplane", uid="uid-1")
+
+
+def rendered_graph(
+    stage_urls: dict[str, dict[str, str]],
+    weights: dict[str, int],
+    graph: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The planner's InferenceGraph spec, with each stage step pointed at a local URL.
+
+    ``stage_urls``: revision -> stage name -> URL of that revision's stage process.
+    """
+    specs = {
+        revision: InferencePipelineSpec.model_validate(
+            {
+                "stages": [
+                    {"name": name, "predictor": {"container": {"image": "local"}}} for name in urls
+                ],
+                **({"graph": graph} if graph else {}),
+            }
+        )
+        for revision, urls in stage_urls.items()
+    }
+    revisions = list(weights)
+    status: dict[str, Any] = {
+        "stableRevision": revisions[0],
+        "phase": "Healthy",
+        "traffic": [{"revision": r, "weight": w} for r, w in weights.items()],
+    }
+    if len(revisions) > 1:
+        status.update(canaryRevision=revisions[1], strategy="Canary", phase="Progressing")
+    objects = plan(OWNER, specs, InferencePipelineStatus.model_validate(status))
+    (graph_object,) = [o for o in objects if o["kind"] == "InferenceGraph"]
+    spec: dict[str, Any] = graph_object["spec"]
+    services = {
+        naming.service_name(OWNER.name, stage, revision): url
+        for revision, urls in stage_urls.items()
+        for stage, url in urls.items()
+    }
+    for node in spec["nodes"].values():
+        for step in node["steps"]:
+            if "serviceName" in step:
+                step["serviceUrl"] = services[step.pop("serviceName")]
+    return spec
