@@ -89,13 +89,11 @@ def field(label: str, value: object) -> str:
     return f"{label + ':':<14}{value}"
 
 
-def render_status(obj: dict[str, Any], now: datetime) -> str:
-    """The full status report of one pipeline object."""
+def header_lines(obj: dict[str, Any], spec: InferencePipelineSpec | None) -> list[str]:
+    """Name, phase, message, revisions, weight, readiness and URLs."""
     meta = obj.get("metadata") or {}
     status = status_of(obj)
-    spec = spec_of(obj)
-    strategy = status.strategy or (spec.rollout.strategy if spec else NONE)
-    new_role = "Preview" if strategy == "BlueGreen" else "Canary"
+    strategy = strategy_of(status, spec)
     lines = [
         field("Name", meta.get("name", "")),
         field("Namespace", meta.get("namespace", "")),
@@ -110,7 +108,7 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
     lines += [
         field("Strategy", strategy),
         field("Stable", status.stable_revision or NONE),
-        field(new_role, status.canary_revision or NONE),
+        field("Preview" if strategy == "BlueGreen" else "Canary", status.canary_revision or NONE),
         field("Weight", weight_of(status)),
         field("Ready", status.ready or NONE),
     ]
@@ -118,76 +116,113 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         lines.append(field("URL", status.url))
     if status.preview_url:
         lines.append(field("Preview URL", status.preview_url))
+    return lines
+
+
+def strategy_of(status: InferencePipelineStatus, spec: InferencePipelineSpec | None) -> str:
+    return status.strategy or (spec.rollout.strategy if spec else NONE)
+
+
+def strategy_lines(
+    spec: InferencePipelineSpec | None, status: InferencePipelineStatus
+) -> list[str]:
+    """The canary steps (the current one marked), or the blue-green settings."""
+    strategy = strategy_of(status, spec)
     if spec is not None and strategy == "Canary":
-        lines += ["Steps:", *step_lines(spec, status)]
-    elif spec is not None and strategy == "BlueGreen":
-        bg = spec.rollout.blue_green or BlueGreen()
-        auto = (
-            f"{bg.auto_promotion_seconds}s after the preview is Ready"
-            if bg.auto_promotion_seconds is not None
-            else "no (waits for promote)"
-        )
-        lines += [
-            "Blue-green:",
-            f"{INDENT}auto-promotion: {auto}",
-            f"{INDENT}scale-down delay: {bg.scale_down_delay_seconds}s",
-        ]
-    if status.traffic:
-        rows = [[t.revision, role_of(status, t.revision), f"{t.weight}%"] for t in status.traffic]
-        lines += ["Traffic:", *indent(table(("REVISION", "ROLE", "WEIGHT"), rows))]
-    if status.revisions:
-        rows = []
-        for rev in status.revisions:
-            rows.append(
-                [
-                    f"{rev.name} ({role_of(status, rev.name)})",
-                    "",
-                    "Ready" if rev.ready else "NotReady",
-                    "",
-                    "",
-                ]
-            )
-            rows += [
-                [
-                    f"{INDENT}{s.name}",
-                    s.service,
-                    "Ready" if s.ready else "NotReady",
-                    pods_of(s),
-                    s.message,
-                ]
-                for s in rev.stages
+        return ["Steps:", *step_lines(spec, status)]
+    if spec is None or strategy != "BlueGreen":
+        return []
+    bg = spec.rollout.blue_green or BlueGreen()
+    auto = (
+        f"{bg.auto_promotion_seconds}s after the preview is Ready"
+        if bg.auto_promotion_seconds is not None
+        else "no (waits for promote)"
+    )
+    return [
+        "Blue-green:",
+        f"{INDENT}auto-promotion: {auto}",
+        f"{INDENT}scale-down delay: {bg.scale_down_delay_seconds}s",
+    ]
+
+
+def traffic_lines(status: InferencePipelineStatus) -> list[str]:
+    if not status.traffic:
+        return []
+    rows = [[t.revision, role_of(status, t.revision), f"{t.weight}%"] for t in status.traffic]
+    return ["Traffic:", *indent(table(("REVISION", "ROLE", "WEIGHT"), rows))]
+
+
+def revision_lines(status: InferencePipelineStatus) -> list[str]:
+    """Every revision, then each of its stages: service, readiness, pods, why not ready."""
+    if not status.revisions:
+        return []
+    rows: list[list[str]] = []
+    for rev in status.revisions:
+        ready = "Ready" if rev.ready else "NotReady"
+        rows.append([f"{rev.name} ({role_of(status, rev.name)})", "", ready, "", ""])
+        rows += [
+            [
+                f"{INDENT}{s.name}",
+                s.service,
+                "Ready" if s.ready else "NotReady",
+                pods_of(s),
+                s.message,
             ]
-        lines += [
-            "Revisions:",
-            *indent(table(("REVISION / STAGE", "SERVICE", "READY", "PODS", "MESSAGE"), rows)),
+            for s in rev.stages
         ]
-    lines += router_lines(status) + refusal_lines(status)
-    if status.analysis is not None:
-        a = status.analysis
-        lines += [
-            "Analysis:",
-            f"{INDENT}step {a.step_index + 1}, revision {a.revision}: {a.phase}"
-            + (f" ({a.message})" if a.message else ""),
-        ]
-        lines += [
-            f"{INDENT}{INDENT}{m.metric}: {m.value} "
-            f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
-            for m in a.measurements[-5:]
-        ]
-    if status.conditions:
-        rows = [
-            [c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
-            for c in status.conditions
-        ]
-        lines += [
-            "Conditions:",
-            *indent(table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), rows)),
-        ]
-    if status.last_command is not None:
-        ack = status.last_command
-        text = f"{ack.command}  {ack.result}  {age(ack.at, now)} ago"
-        lines.append(field("Last command", text + (f": {ack.message}" if ack.message else "")))
-    return "\n".join(lines)
+    head = ("REVISION / STAGE", "SERVICE", "READY", "PODS", "MESSAGE")
+    return ["Revisions:", *indent(table(head, rows))]
+
+
+def analysis_lines(status: InferencePipelineStatus) -> list[str]:
+    """The analysis of the current step and its last measurements."""
+    a = status.analysis
+    if a is None:
+        return []
+    summary = f"{INDENT}step {a.step_index + 1}, revision {a.revision}: {a.phase}"
+    lines = ["Analysis:", summary + (f" ({a.message})" if a.message else "")]
+    lines += [
+        f"{INDENT}{INDENT}{m.metric}: {m.value} "
+        f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
+        for m in a.measurements[-5:]
+    ]
+    return lines
+
+
+def condition_lines(status: InferencePipelineStatus, now: datetime) -> list[str]:
+    if not status.conditions:
+        return []
+    rows = [
+        [c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
+        for c in status.conditions
+    ]
+    return ["Conditions:", *indent(table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), rows))]
+
+
+def command_lines(status: InferencePipelineStatus, now: datetime) -> list[str]:
+    ack = status.last_command
+    if ack is None:
+        return []
+    text = f"{ack.command}  {ack.result}  {age(ack.at, now)} ago"
+    return [field("Last command", text + (f": {ack.message}" if ack.message else ""))]
+
+
+def render_status(obj: dict[str, Any], now: datetime) -> str:
+    """The full status report of one pipeline object, section by section."""
+    status = status_of(obj)
+    spec = spec_of(obj)
+    sections = [
+        header_lines(obj, spec),
+        strategy_lines(spec, status),
+        traffic_lines(status),
+        revision_lines(status),
+        router_lines(status),
+        refusal_lines(status),
+        analysis_lines(status),
+        condition_lines(status, now),
+        command_lines(status, now),
+    ]
+    return "\n".join(line for section in sections for line in section)
 
 
 def router_lines(status: InferencePipelineStatus) -> list[str]:
