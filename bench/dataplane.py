@@ -41,7 +41,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline_predictors.cli import frozen_heap  # noqa: E402
+from pipeline_serving.server import frozen_heap  # noqa: E402
 from tests.dataplane.harness import (  # noqa: E402
     CORPUS,
     Baseline,

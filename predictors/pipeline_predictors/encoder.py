@@ -23,17 +23,17 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .batching import BatchingConfig, DynamicBatcher
-from .cli import DEFAULT_MODEL_DIR
-from .codecs import (
+from pipeline_serving.codecs import (
     Instance,
     TextInstance,
     instances_from_v1,
     instances_from_v2,
-    length_buckets,
     pad,
 )
-from .observability import ObservedModel
+from pipeline_serving.observability import ObservedModel
+from pipeline_serving.server import DEFAULT_MODEL_DIR
+
+from .batching import BatchingConfig, DynamicBatcher, length_buckets
 
 
 def pick_device(device: str = "auto") -> torch.device:

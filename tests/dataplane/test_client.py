@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from pipeline_predictors.codecs import output_array, v2_response
+from pipeline_serving.codecs import output_array, v2_response
 from pipeline_transformers.client import PredictorClient, PredictorError
 from pipeline_transformers.codecs import tokenized_request
 

@@ -8,12 +8,12 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from pipeline_predictors.aggregator import aggregate, member_scores
-from pipeline_predictors.codecs import (
+from pipeline_predictors.batching import length_buckets
+from pipeline_serving.codecs import (
     TextInstance,
     TokenInstance,
     instances_from_v1,
     instances_from_v2,
-    length_buckets,
     output_array,
     pad,
     softmax,

@@ -10,7 +10,7 @@ import pytest
 from kserve.errors import InvalidInput
 from prometheus_client import REGISTRY
 
-from pipeline_predictors.observability import ObservedModel, UpstreamInvalidInput
+from pipeline_serving.observability import ObservedModel, UpstreamInvalidInput
 
 pytestmark = pytest.mark.dataplane
 

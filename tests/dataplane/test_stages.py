@@ -13,7 +13,7 @@ import httpx
 import pytest
 from kserve.protocol.infer_type import InferResponse
 
-from pipeline_predictors.codecs import output_array
+from pipeline_serving.codecs import output_array
 from pipeline_transformers.codecs import tokenized_request
 
 from .conftest import Stages

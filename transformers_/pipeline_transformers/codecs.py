@@ -14,7 +14,7 @@ import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from pipeline_predictors.codecs import (
+from pipeline_serving.codecs import (
     ATTENTION_MASK,
     BINARY_OUTPUTS,
     INPUT_IDS,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..cli import serve, stage_parser
+from pipeline_serving.server import serve, stage_parser
+
 from .model import EnsembleAggregator
 
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 from kserve.errors import InvalidInput
 
-from ..codecs import REVISIONS, output_array, softmax
-from ..observability import ObservedModel
+from pipeline_serving.codecs import REVISIONS, output_array, softmax
+from pipeline_serving.observability import ObservedModel
 
 Method = Literal["mean", "vote"]
 Field = Literal["probabilities", "logits"]

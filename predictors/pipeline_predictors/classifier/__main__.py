@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..cli import add_encoder_args, encoder_options, serve, stage_parser
+from pipeline_serving.server import serve, stage_parser
+
+from ..cli import add_encoder_args, encoder_options
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,8 @@ import torch
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from ..codecs import Instance, merge_revisions, softmax, v2_response
+from pipeline_serving.codecs import Instance, merge_revisions, softmax, v2_response
+
 from ..encoder import EncoderModel, EncoderOptions
 
 

@@ -16,7 +16,8 @@ import torch
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from transformers import AutoModel, PreTrainedModel
 
-from ..codecs import Instance, v2_response
+from pipeline_serving.codecs import Instance, v2_response
+
 from ..encoder import EncoderModel, EncoderOptions
 
 

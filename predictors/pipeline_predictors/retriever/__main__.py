@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..cli import DEFAULT_MODEL_DIR, serve, stage_parser
+from pipeline_serving.server import DEFAULT_MODEL_DIR, serve, stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from kserve.errors import InvalidInput
 
-from ..codecs import REVISIONS
-from ..observability import ObservedModel
+from pipeline_serving.codecs import REVISIONS
+from pipeline_serving.observability import ObservedModel
 
 DOCUMENTS = "documents.jsonl"
 EMBEDDINGS = "embeddings.npy"

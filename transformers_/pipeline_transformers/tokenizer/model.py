@@ -25,8 +25,8 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from opentelemetry.trace import SpanKind
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from pipeline_predictors.codecs import merge_revisions
-from pipeline_predictors.observability import (
+from pipeline_serving.codecs import merge_revisions
+from pipeline_serving.observability import (
     ObservedModel,
     UpstreamError,
     UpstreamInvalidInput,

@@ -7,7 +7,6 @@ what was wrong and where.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,32 +212,6 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndar
         ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
     return ids, mask
-
-
-def length_buckets(lengths: Sequence[int], pass_cost: float) -> list[list[int]]:
-    """Split a batch into groups of similar length, each padded and run on its own.
-
-    A forward pass is costed as ``pass_cost`` (its fixed cost, in token positions) plus one
-    per padded position; the split minimizes the total over the groups (an exact dynamic
-    program over the rows sorted by length). One long input thus no longer pads a whole batch
-    to its length once splitting it off is cheaper than the padding. Returns lists of indices
-    into ``lengths``, shortest group first; ``pass_cost = inf`` never splits.
-    """
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    sizes = [lengths[i] for i in order]
-    best = [0.0] + [math.inf] * len(order)
-    cut = [0] * (len(order) + 1)
-    for end in range(1, len(order) + 1):
-        for start in range(end):
-            cost = best[start] + pass_cost + (end - start) * sizes[end - 1]
-            if cost < best[end]:
-                best[end], cut[end] = cost, start
-    groups: list[list[int]] = []
-    end = len(order)
-    while end > 0:
-        groups.append(order[cut[end] : end])
-        end = cut[end]
-    return groups[::-1]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
