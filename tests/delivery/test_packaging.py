@@ -60,7 +60,12 @@ def test_the_wheel_holds_the_product_and_no_test_harness(tmp_path: Path) -> None
     [wheel] = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
-    assert top == {"pipeline_operator", "pipeline_predictors", "pipeline_transformers"}
+    assert top == {
+        "pipeline_operator",
+        "pipeline_serving",
+        "pipeline_predictors",
+        "pipeline_transformers",
+    }
     assert "pipeline_operator/__main__.py" in names
     assert "pipeline_predictors/retriever/model.py" in names
     leftovers = [n for n in names if re.search(r"harness|localcluster|testing\.py|world\.py", n)]
