@@ -25,10 +25,12 @@ def parse_args(argv: list[str] | None = None) -> OperatorSettings:
         help="namespace to watch (repeatable); default: the whole cluster",
     )
     parser.add_argument(
-        "--peering",
-        dest="peering_name",
-        help="elect one active replica through this kopf peering object",
+        "--lease",
+        dest="lease_name",
+        help="act only while holding this Lease: replicas elect one leader through it",
     )
+    parser.add_argument("--lease-namespace", help="namespace of the Lease")
+    parser.add_argument("--workers", type=int, help="threads for API writes (default 8)")
     parser.add_argument("--deployment-mode", help="KServe deployment mode of the children")
     parser.add_argument("--metrics-port", type=int)
     parser.add_argument("--health-port", type=int)
@@ -41,8 +43,6 @@ def parse_args(argv: list[str] | None = None) -> OperatorSettings:
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items() if value is not None and key != "verbose"
     }
-    if args.peering_name:
-        overrides["standalone"] = False
     settings = OperatorSettings(**overrides)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         registry=kopf.get_default_registry(),
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        standalone=settings.standalone,
-        peering_name=None if settings.standalone else settings.peering_name,
+        standalone=True,  # no kopf peering: replicas elect a leader through a Lease
         liveness_endpoint=liveness,
         memo=kopf.Memo(settings=settings),
     )

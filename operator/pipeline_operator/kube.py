@@ -1,10 +1,15 @@
-"""The one module that talks to the Kubernetes API (synchronous client, run in threads)."""
+"""The one module that writes to the Kubernetes API (synchronous client, run in threads).
+
+The operator reads what kopf watches (see ``cache``); here are its writes, each returning
+what the apiserver answered so that the next reconcile reads at least that version, and the
+few reads it makes directly (a pipeline after a conflict or a change of leader).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,11 +29,15 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
-ROUTER_LABEL = "serving.kserve.io/inferencegraph"  # on the router Deployment KServe creates
+LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
 
 
 class ConflictError(Exception):
     """A write lost an optimistic-concurrency race (HTTP 409): re-read and try again."""
+
+
+class NotLeadingError(Exception):
+    """This replica does not hold the leader Lease (any more): it must not write."""
 
 
 class RefusedError(Exception):
@@ -41,20 +50,33 @@ class RefusedError(Exception):
         self.message = message
 
 
-def load_config() -> client.ApiClient:
-    """In-cluster config when running in a pod, else the local kubeconfig."""
+def load_config(connections: int) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the local kubeconfig; up to
+    ``connections`` HTTP connections kept open (one per thread that calls the API)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 class Kube:
-    """Typed-enough wrappers over the calls the operator makes, counting every write."""
+    """Typed-enough wrappers over the calls the operator makes, counting every call.
 
-    def __init__(self, api: client.ApiClient, field_manager: str) -> None:
+    ``may_write`` is asked before every write: False (the replica lost its leader Lease)
+    raises :class:`NotLeadingError` instead of writing.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        field_manager: str,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.field_manager = field_manager
+        self.may_write = may_write
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -63,6 +85,7 @@ class Kube:
     # -- pipelines ---------------------------------------------------------------------------
 
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        metrics.API_READS.labels(verb="get", kind=KIND).inc()
         try:
             return dict(
                 self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
@@ -82,20 +105,26 @@ class Kube:
 
     def patch_pipeline_status(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
-    ) -> None:
+    ) -> dict[str, Any]:
         """Merge-patch status; with ``resource_version``, a concurrent change fails with 409."""
-        metrics.API_WRITES.labels(verb="patch", kind="InferencePipelineStatus").inc()
+        self._writing("patch", "InferencePipelineStatus")
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self._patch(path, body, MERGE_PATCH)
+        return self._patch(path, body, MERGE_PATCH)
 
     def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch of the pipeline itself (commands and undo from the CLI)."""
-        metrics.API_WRITES.labels(verb="patch", kind=KIND).inc()
+        self._writing("patch", KIND)
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
         return self._patch(path, patch, MERGE_PATCH)
+
+    def _writing(self, verb: str, kind: str) -> None:
+        """Count a write about to be sent; refuse it when this replica may not write."""
+        if not self.may_write():
+            raise NotLeadingError(f"not the leader: {verb} {kind} not sent")
+        metrics.API_WRITES.labels(verb=verb, kind=kind).inc()
 
     def _patch(
         self,
@@ -104,16 +133,28 @@ class Kube:
         content_type: str,
         **query: str,
     ) -> dict[str, Any]:
+        return self._send("PATCH", path, body, content_type, query=query)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | list[dict[str, Any]] | None = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        query: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         try:
             result = self.api.call_api(
                 path,
-                "PATCH",
+                method,
                 header_params={"Content-Type": content_type, "Accept": "application/json"},
-                query_params=list(query.items()),
+                query_params=list((query or {}).items()),
                 body=body,
                 response_type="object",
                 auth_settings=["BearerToken"],
                 _return_http_data_only=True,
+                _request_timeout=timeout,
             )
         except ApiException as err:
             if err.status == 409:
@@ -125,49 +166,28 @@ class Kube:
 
     # -- children ----------------------------------------------------------------------------
 
-    def list_children(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-        """InferenceServices and InferenceGraphs labelled as this pipeline's."""
-        selector = f"{LABEL_PIPELINE}={fit_name(pipeline, limit=63)}"
-        items: list[dict[str, Any]] = []
-        for kind, (group, version, plural) in CHILD_KINDS.items():
-            listed = self.custom.list_namespaced_custom_object(
-                group, version, namespace, plural, label_selector=selector
-            )
-            for item in listed.get("items", []):
-                item.setdefault("kind", kind)
-                item.setdefault("apiVersion", f"{group}/{version}")
-                items.append(item)
-        return items
-
-    def apply(self, obj: dict[str, Any]) -> None:
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a child under the operator's field manager."""
-        group, version, plural = CHILD_KINDS[obj["kind"]]
-        meta = obj["metadata"]
-        metrics.API_WRITES.labels(verb="apply", kind=obj["kind"]).inc()
-        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
-        self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
+        self._writing("apply", obj["kind"])
+        path = _child_path(obj)
+        return self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
 
-    def remove_fields(self, obj: dict[str, Any], pointers: Sequence[str]) -> None:
+    def remove_fields(self, obj: dict[str, Any], pointers: Sequence[str]) -> dict[str, Any]:
         """Remove fields of a child (JSON pointers) with a JSON patch, e.g. ones added by hand."""
-        group, version, plural = CHILD_KINDS[obj["kind"]]
-        meta = obj["metadata"]
-        metrics.API_WRITES.labels(verb="patch", kind=obj["kind"]).inc()
-        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        self._writing("patch", obj["kind"])
         body = [{"op": "remove", "path": pointer} for pointer in pointers]
-        self._patch(path, body, JSON_PATCH, fieldManager=self.field_manager)
+        return self._patch(_child_path(obj), body, JSON_PATCH, fieldManager=self.field_manager)
 
-    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> None:
+    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> dict[str, Any]:
         """Set (or, with None, remove) one annotation of a child with a merge patch."""
-        group, version, plural = CHILD_KINDS[obj["kind"]]
-        meta = obj["metadata"]
-        metrics.API_WRITES.labels(verb="patch", kind=obj["kind"]).inc()
-        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
-        self._patch(path, {"metadata": {"annotations": {key: value}}}, MERGE_PATCH)
+        self._writing("patch", obj["kind"])
+        body = {"metadata": {"annotations": {key: value}}}
+        return self._patch(_child_path(obj), body, MERGE_PATCH)
 
     def delete(self, obj: dict[str, Any]) -> None:
         group, version, plural = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]
-        metrics.API_WRITES.labels(verb="delete", kind=obj["kind"]).inc()
+        self._writing("delete", obj["kind"])
         try:
             self.custom.delete_namespaced_custom_object(
                 group,
@@ -181,22 +201,6 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def list_pods(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-        """The pods KServe runs for this pipeline's InferenceServices (they carry its label)."""
-        selector = f"{LABEL_PIPELINE}={fit_name(pipeline, limit=63)}"
-        listed = self.core.list_namespaced_pod(namespace, label_selector=selector)
-        return [self.core.api_client.sanitize_for_serialization(p) for p in listed.items]
-
-    def list_routers(self, namespace: str, graphs: list[str]) -> dict[str, dict[str, Any]]:
-        """The router Deployments KServe made for these InferenceGraphs, by graph name."""
-        selector = f"{ROUTER_LABEL} in ({','.join(graphs)})"
-        listed = self.apps.list_namespaced_deployment(namespace, label_selector=selector)
-        out: dict[str, dict[str, Any]] = {}
-        for item in listed.items:
-            body = self.apps.api_client.sanitize_for_serialization(item)
-            out[body["metadata"]["labels"][ROUTER_LABEL]] = body
-        return out
-
     # -- revision snapshots ------------------------------------------------------------------
 
     def list_revisions(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
@@ -205,21 +209,42 @@ class Kube:
         listed = self.apps.list_namespaced_controller_revision(namespace, label_selector=selector)
         return [self.apps.api_client.sanitize_for_serialization(r) for r in listed.items]
 
-    def create_revision(self, body: dict[str, Any]) -> None:
-        metrics.API_WRITES.labels(verb="create", kind="ControllerRevision").inc()
+    def create_revision(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a snapshot; None when one of that name exists (it holds the same spec)."""
+        self._writing("create", "ControllerRevision")
         try:
-            self.apps.create_namespaced_controller_revision(body["metadata"]["namespace"], body)
+            created = self.apps.create_namespaced_controller_revision(
+                body["metadata"]["namespace"], body, _preload_content=False
+            )
         except ApiException as err:
             if err.status != 409:
                 raise
+            return None
+        return dict(json.loads(created.data))
 
     def delete_revision(self, namespace: str, name: str) -> None:
-        metrics.API_WRITES.labels(verb="delete", kind="ControllerRevision").inc()
+        self._writing("delete", "ControllerRevision")
         try:
             self.apps.delete_namespaced_controller_revision(name, namespace)
         except ApiException as err:
             if err.status != 404:
                 raise
+
+    # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._send("GET", _lease_path(namespace, name), timeout=LEASE_TIMEOUT)
+        except RefusedError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def write_lease(self, lease: dict[str, Any], create: bool) -> dict[str, Any]:
+        """Create the Lease, or replace it (a concurrent change fails with ConflictError)."""
+        meta = lease["metadata"]
+        path = _lease_path(meta["namespace"], "" if create else meta["name"])
+        return self._send("POST" if create else "PUT", path, lease, timeout=LEASE_TIMEOUT)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -246,11 +271,21 @@ class Kube:
             "source": {"component": self.field_manager},
             "reportingComponent": self.field_manager,
         }
-        metrics.API_WRITES.labels(verb="create", kind="Event").inc()
+        self._writing("create", "Event")
         try:
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], _reason(err))
+
+
+def _lease_path(namespace: str, name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}".rstrip("/")
+
+
+def _child_path(obj: dict[str, Any]) -> str:
+    group, version, plural = CHILD_KINDS[obj["kind"]]
+    meta = obj["metadata"]
+    return f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
 
 
 def _reason(err: ApiException) -> str:

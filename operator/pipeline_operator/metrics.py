@@ -24,6 +24,14 @@ RECONCILE_ERRORS = Counter(
 API_WRITES = Counter(
     "pipeline_operator_api_writes_total", "Writes sent to the Kubernetes API.", ["verb", "kind"]
 )
+API_READS = Counter(
+    "pipeline_operator_api_reads_total",
+    "Reads sent to the Kubernetes API besides kopf's watches.",
+    ["verb", "kind"],
+)
+LEADER = Gauge(
+    "pipeline_operator_leader", "1 while this replica holds the leader Lease (or runs alone)."
+)
 ROLLOUT_STEP = Gauge(
     "pipeline_operator_rollout_step",
     "Current canary step, counted from 1 as in status.message (0: no rollout).",

@@ -1,24 +1,35 @@
-"""One level-triggered reconcile of one pipeline: observe, decide (pure), apply, report.
+"""One level-triggered reconcile of one pipeline: observe, decide (pure), act.
 
 Everything is recomputed from the pipeline's spec and status and from the live children on
-every call, so a lost event, a crash midway or a restart costs nothing but a repeat. The
-status write is the commit point: children are applied before it, events posted after it.
+every call, so a lost event, a crash midway or a restart costs nothing but a repeat. A
+reconcile reads its pipeline's :class:`~pipeline_operator.cache.World` (what the watches
+hold, overlaid with the operator's own writes) and sends no read of its own; what each write
+returns is recorded there for the next one. The status write is the commit point: children
+are applied before it, events posted after it.
+
+``observe`` and ``decide`` only compute and run on the event loop; analysis queries run in
+one executor and API writes in another, each of an explicit size, so a slow Prometheus never
+holds up the writes of other pipelines.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from pipeline_operator import commands, metrics, pods, refusals, snapshots
 from pipeline_operator.api.v1alpha1 import (
     GROUP,
+    AnalysisMetric,
     ApplyError,
     CommandAck,
     Condition,
@@ -28,16 +39,24 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     RouterStatus,
 )
+from pipeline_operator.cache import OwnWrites, World, key_of
 from pipeline_operator.drift import Drift, drift
 from pipeline_operator.kube import Kube, RefusedError
 from pipeline_operator.naming import graph_name, revision_of
 from pipeline_operator.objects import controller_uid, merge_patch, ref
-from pipeline_operator.observe import RouterRollout, readiness, ready_summary, served_traffic
+from pipeline_operator.observe import (
+    Readiness,
+    RouterRollout,
+    readiness,
+    ready_summary,
+    served_traffic,
+)
 from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan, plan_revision
 from pipeline_operator.prometheus import Access, providers
 from pipeline_operator.rollout import (
     AnalysisError,
     AnalysisProvider,
+    Command,
     Decision,
     Observations,
     due_measurements,
@@ -55,8 +74,7 @@ from pipeline_operator.validation import validate
 log = logging.getLogger(__name__)
 
 RETIRED_AT = f"{GROUP}/retired-at"
-PODS_POLL = 10.0
-"""Seconds between looks while a stage is not Ready: its pods change without an event here."""
+T = TypeVar("T")
 
 
 def retired_at(obj: dict[str, Any]) -> datetime | None:
@@ -127,6 +145,75 @@ class Routing:
         ]
 
 
+# -- what each phase hands to the next ------------------------------------------------------
+
+
+@dataclass
+class Basis:
+    """What every outcome of a reconcile starts from, and the snapshots to store first."""
+
+    world: World
+    pipeline: dict[str, Any]
+    owner: Owner
+    status: InferencePipelineStatus
+    now: datetime
+    store: list[dict[str, Any]] = field(default_factory=list)
+    """ControllerRevisions to create before anything else is applied."""
+    rebuilt: list[str] = field(default_factory=list)
+    """Revisions among those whose snapshot was rebuilt from their children."""
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The pipeline cannot be reconciled: it is reported Degraded, nothing else changes."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    """The command annotation holds no known command: it is rejected, and the reconcile
+    starts over."""
+
+    value: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    basis: Basis
+    why: Invalid | BadCommand
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The pipeline and its children as the engine and the planner take them."""
+
+    basis: Basis
+    spec: InferencePipelineSpec
+    invalid: str | None
+    desired: str
+    children: list[dict[str, Any]]
+    snaps: dict[str, snapshots.Snapshot]
+    specs: dict[str, InferencePipelineSpec]
+    services: list[dict[str, Any]]
+    running: dict[tuple[str, str], pods.Pods]
+    readiness: Readiness
+    routing: Routing
+    command: Command | None
+    due: list[AnalysisMetric]
+    """Analysis metrics to measure now."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    seen: Observed
+    decision: Decision
+    serving: list[str]
+    wanted: list[dict[str, Any]]
+
+
 @dataclass
 class Reconciler:
     """Reconciles pipelines through ``kube``; the decisions are the engine's and planner's."""
@@ -136,6 +223,11 @@ class Reconciler:
     clock: Callable[[], datetime] = utcnow
     providers: Callable[[str], AnalysisProvider] | None = None
     """Analysis provider per address (default: Prometheus, with the settings' access)."""
+    writes: OwnWrites = field(default_factory=OwnWrites)
+    api_pool: Executor | None = None
+    """Where writes run (None: the event loop's default executor)."""
+    analysis_pool: Executor | None = None
+    """Where analysis queries run (None: the event loop's default executor)."""
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
 
@@ -150,7 +242,7 @@ class Reconciler:
         )
         self.provider_for = self.providers or providers(settings.prometheus_address, access)
 
-    def reconcile(self, namespace: str, name: str) -> float | None:
+    async def reconcile(self, namespace: str, name: str, world: World) -> float | None:
         """Bring one pipeline a step closer to its spec; return seconds until a requeue."""
         started = time.perf_counter()
         # The span records an escaping exception and marks itself as failed.
@@ -158,7 +250,7 @@ class Reconciler:
             "reconcile", attributes={"k8s.namespace.name": namespace, "pipeline.name": name}
         ):
             try:
-                requeue = self._reconcile(namespace, name)
+                requeue = await self._reconcile(namespace, name, world)
             except Exception as err:
                 metrics.RECONCILES.labels(result="error").inc()
                 metrics.RECONCILE_ERRORS.labels(reason=type(err).__name__).inc()
@@ -168,181 +260,262 @@ class Reconciler:
             metrics.RECONCILES.labels(result="ok").inc()
             return requeue
 
-    def _reconcile(self, namespace: str, name: str) -> float | None:
-        pipeline = self.kube.get_pipeline(namespace, name)
-        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+    async def _reconcile(self, namespace: str, name: str, world: World) -> float | None:
+        seen = self.observe(world)
+        if seen is None:
             metrics.forget_pipeline(namespace, name)
             return None
+        outcome: Decided | Stop
+        if isinstance(seen, Observed):
+            due = await self._run(self.analysis_pool, self.measure, seen) if seen.due else []
+            outcome = self.decide(seen, due)
+        else:
+            outcome = seen
+        return await self._run(self.api_pool, self.act, outcome)
+
+    async def _run(self, pool: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in ``pool``, within this task's context (its span)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(pool, context.run, fn, *args)
+
+    async def refresh(self, namespace: str, name: str) -> None:
+        """Read the pipeline from the API (after a conflict, or once this replica became the
+        leader): the next reconcile reads at least that version."""
+        body = await self._run(self.api_pool, self.kube.get_pipeline, namespace, name)
+        if body is not None:
+            self.writes.record(namespace, name, body)
+
+    # -- observe -----------------------------------------------------------------------------
+
+    def observe(self, world: World) -> Observed | Stop | None:
+        """What the engine and the planner take, read from ``world`` (no I/O); None when the
+        pipeline is gone or going."""
+        pipeline = world.pipeline
+        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+            return None
         meta = pipeline["metadata"]
-        owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
-        old_status = dict(pipeline.get("status") or {})
-        status = InferencePipelineStatus.model_validate(old_status)
+        name = meta["name"]
+        owner = Owner(name=name, namespace=meta["namespace"], uid=meta["uid"])
+        status = InferencePipelineStatus.model_validate(pipeline.get("status") or {})
+        basis = Basis(world, pipeline, owner, status, self.clock())
         try:
             spec = InferencePipelineSpec.model_validate(pipeline["spec"])
         except ValidationError as err:
-            self._report_unreadable(pipeline, status, err)
-            return None
+            return Stop(basis, Invalid("InvalidSpec", _unreadable(err)))
 
-        problems = validate(spec)
-        invalid = "; ".join(problems) or None
+        invalid = "; ".join(validate(spec)) or None
         desired = revision_of(spec)
         # Only what this pipeline controls: a same-named pipeline recreated, or another
         # pipeline whose names hash alike, is never adopted or pruned.
-        children = [
-            c for c in self.kube.list_children(namespace, name) if controller_uid(c) == owner.uid
-        ]
-        snaps = snapshots.parse(self.kube.list_revisions(namespace, name))
+        children = [c for c in world.children if controller_uid(c) == owner.uid]
+        snaps = snapshots.parse(world.revisions)
         if invalid is None and desired not in snaps:
             # Nothing of a revision is stored before it is known to plan at all.
             try:
                 plan_revision(owner, spec, desired, self.options)
             except PlanError as err:
-                self._report_invalid(pipeline, status, "PlanFailed", str(err))
-                return None
-            snaps |= self._store_snapshot(owner, desired, spec, snaps)
+                return Stop(basis, Invalid("PlanFailed", str(err)))
+            snaps |= self._snapshot(basis, desired, spec, snaps)
         lost = [rev for rev in active_revisions(status) if rev not in snaps]
         for revision in lost:
             rebuilt = snapshots.recover(children, revision)
             if rebuilt is not None:
-                snaps |= self._store_snapshot(owner, revision, rebuilt, snaps)
-                message = f"spec snapshot of revision {revision} rebuilt from its children"
-                log.warning("%s/%s: %s", namespace, name, message)
-                self.kube.post_event(pipeline, "Warning", "SnapshotRebuilt", message)
+                snaps |= self._snapshot(basis, revision, rebuilt, snaps)
+                basis.rebuilt.append(revision)
         missing = [rev for rev in lost if rev not in snaps]
         if missing:
-            self._report_invalid(pipeline, status, "SnapshotMissing", snapshots.missing(missing))
-            return None
+            return Stop(basis, Invalid("SnapshotMissing", snapshots.missing(missing)))
 
         specs = {rev: snap.spec for rev, snap in snaps.items()}
         if invalid is None:
             specs[desired] = spec
         services = [c for c in children if c["kind"] == "InferenceService"]
-        running = pods.by_component(self.kube.list_pods(namespace, name))
-        refused = refusals.refused_services(status)
+        running = pods.by_component(world.pods)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
-        seen = readiness(name, observed, services, running, refused)
-        routing = self._observe_routers(namespace, name, children)
-
-        now = self.clock()
+        refused = refusals.refused_services(status)
         command_value = commands.pending(meta.get("annotations"), status)
         command = None
         if command_value is not None:
             try:
                 command = commands.parse(command_value)
             except commands.CommandError as err:
-                self._reject_command(pipeline, status, command_value, str(err), now)
-                return 0.0
-        measurements = self._measure(spec, status, name, now)
-        decision = step(
-            spec,
-            status,
-            Observations(
-                now=now,
-                desired_revision=desired,
-                ready=seen.ready,
-                reasons=seen.reasons,
-                command=command,
-                measurements=measurements,
-                invalid=invalid,
-                served=routing.served,
-                preview_served=routing.preview_served,
-                routing=routing.waiting,
-                replicas=seen.replicas,
-            ),
-            generation=meta.get("generation"),
+                return Stop(basis, BadCommand(command_value, str(err)))
+        return Observed(
+            basis=basis,
+            spec=spec,
+            invalid=invalid,
+            desired=desired,
+            children=children,
+            snaps=snaps,
+            specs=specs,
+            services=services,
+            running=running,
+            readiness=readiness(name, observed, services, running, refused),
+            routing=self._routing(name, children, world),
+            command=command,
+            due=due_measurements(spec, status, basis.now),
         )
 
-        new_status = decision.status
-        serving = active_revisions(new_status)
-        try:
-            wanted = plan(owner, {rev: specs[rev] for rev in serving}, new_status, self.options)
-        except PlanError as err:
-            self._report_invalid(pipeline, status, "PlanFailed", str(err))
-            return None
-        applied = self._converge(wanted, children, now, routing.served is not None)
-
-        final = readiness(
-            name, {rev: specs[rev] for rev in serving}, services, running, applied.refused
+    def _routing(self, name: str, children: list[dict[str, Any]], world: World) -> Routing:
+        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
+        main, preview = graph_name(name), graph_name(name, preview=True)
+        wanted = [g for g in (main, preview) if g in graphs]
+        return Routing.observe(
+            {g: served_traffic(graphs[g], world.routers.get(g)) for g in wanted}, main, preview
         )
-        if not all(final.ready.values()):
-            applied.wait(PODS_POLL)  # pods come up or stay Pending without an event of ours
-        new_status = self._with_observed(new_status, final.revisions, serving, children, name)
-        new_status = new_status.model_copy(
-            update={"routers": routing.report(changed=applied.graphs_changed)}
-        )
-        new_status, refusal = refusals.report(new_status, applied.errors, stamp(now))
-        self._prune_snapshots(namespace, snaps, serving)
-        self._write_status(pipeline, old_status, new_status)
-        self._post(pipeline, decision)
-        if refusal is not None:
-            log.warning("%s/%s: %s", namespace, name, refusal)
-            self.kube.post_event(pipeline, "Warning", refusals.REASON, refusal)
-        unschedulable = pods.report(status.revisions, new_status.revisions)
-        if unschedulable is not None:
-            log.warning("%s/%s: %s", namespace, name, unschedulable)
-            self.kube.post_event(pipeline, "Warning", pods.REASON, unschedulable)
-        self._export(namespace, name, new_status)
-        waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
-        return min(waits, default=None)
 
-    # -- observe -----------------------------------------------------------------------------
+    def _snapshot(
+        self,
+        basis: Basis,
+        revision: str,
+        spec: InferencePipelineSpec,
+        snaps: dict[str, snapshots.Snapshot],
+    ) -> dict[str, snapshots.Snapshot]:
+        """The snapshot to store for ``revision`` (next in number), as parsed."""
+        body = snapshots.build(basis.owner, revision, spec, snapshots.next_number(snaps))
+        basis.store.append(body)
+        return snapshots.parse([body])
 
-    def _measure(
-        self, spec: InferencePipelineSpec, status: InferencePipelineStatus, name: str, now: datetime
-    ) -> list[Measurement]:
-        due = due_measurements(spec, status, now)
-        if not due or status.canary_revision is None or status.current_step_index is None:
+    def measure(self, seen: Observed) -> list[Measurement]:
+        """Run the analysis queries due now."""
+        status, now = seen.basis.status, seen.basis.now
+        if status.canary_revision is None or status.current_step_index is None:
             return []
-        analysis = canary_steps(spec)[status.current_step_index].analysis
+        analysis = canary_steps(seen.spec)[status.current_step_index].analysis
         address = (analysis.address if analysis else None) or self.settings.prometheus_address
         if address is None:
             message = "no Prometheus address: set the analysis step's address or the operator's"
-            at = stamp(now)
-            return [Measurement(metric=m.name, success=False, message=message, at=at) for m in due]
+            return [
+                Measurement(metric=m.name, success=False, message=message, at=stamp(now))
+                for m in seen.due
+            ]
         try:
             provider = self.provider_for(address)
         except AnalysisError as err:
             return [
                 Measurement(metric=m.name, success=False, message=str(err), at=stamp(now))
-                for m in due
+                for m in seen.due
             ]
-        subject = Subject(name, status.canary_revision, status.stable_revision or "")
-        return [measure(provider, metric, subject, now) for metric in due]
-
-    def _observe_routers(
-        self, namespace: str, name: str, children: list[dict[str, Any]]
-    ) -> Routing:
-        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
-        main, preview = graph_name(name), graph_name(name, preview=True)
-        wanted = [g for g in (main, preview) if g in graphs]
-        deployments = self.kube.list_routers(namespace, wanted) if wanted else {}
-        return Routing.observe(
-            {g: served_traffic(graphs[g], deployments.get(g)) for g in wanted}, main, preview
+        subject = Subject(
+            seen.basis.owner.name, status.canary_revision, status.stable_revision or ""
         )
+        return [measure(provider, metric, subject, now) for metric in seen.due]
+
+    # -- decide ------------------------------------------------------------------------------
+
+    def decide(self, seen: Observed, measurements: list[Measurement]) -> Decided | Stop:
+        """The engine's next status and the objects the planner renders for it (pure)."""
+        basis = seen.basis
+        decision = step(
+            seen.spec,
+            basis.status,
+            Observations(
+                now=basis.now,
+                desired_revision=seen.desired,
+                ready=seen.readiness.ready,
+                reasons=seen.readiness.reasons,
+                command=seen.command,
+                measurements=measurements,
+                invalid=seen.invalid,
+                served=seen.routing.served,
+                preview_served=seen.routing.preview_served,
+                routing=seen.routing.waiting,
+                replicas=seen.readiness.replicas,
+            ),
+            generation=basis.pipeline["metadata"].get("generation"),
+        )
+        serving = active_revisions(decision.status)
+        try:
+            wanted = plan(
+                basis.owner,
+                {rev: seen.specs[rev] for rev in serving},
+                decision.status,
+                self.options,
+            )
+        except PlanError as err:
+            return Stop(basis, Invalid("PlanFailed", str(err)))
+        return Decided(seen, decision, serving, wanted)
 
     # -- act ---------------------------------------------------------------------------------
 
+    def act(self, outcome: Decided | Stop) -> float | None:
+        """Store new snapshots, then apply the decision (or report why there is none)."""
+        basis = outcome.seen.basis if isinstance(outcome, Decided) else outcome.basis
+        self._store_snapshots(basis)
+        if isinstance(outcome, Decided):
+            return self._apply(outcome)
+        if isinstance(outcome.why, BadCommand):
+            self._reject_command(basis, outcome.why)
+            return 0.0
+        self._report_invalid(basis, outcome.why.reason, outcome.why.message)
+        return None
+
+    def _apply(self, decided: Decided) -> float | None:
+        seen, decision, serving = decided.seen, decided.decision, decided.serving
+        basis = seen.basis
+        name = basis.owner.name
+        applied = self._converge(basis, decided.wanted, seen.children, seen.routing.served)
+        final = readiness(
+            name,
+            {rev: seen.specs[rev] for rev in serving},
+            seen.services,
+            seen.running,
+            applied.refused,
+        )
+        new_status = self._with_observed(
+            decision.status, final.revisions, serving, seen.children, name
+        )
+        new_status = new_status.model_copy(
+            update={"routers": seen.routing.report(changed=applied.graphs_changed)}
+        )
+        new_status, refusal = refusals.report(new_status, applied.errors, stamp(basis.now))
+        self._prune_snapshots(basis, seen.snaps, serving)
+        self._write_status(basis, new_status)
+        self._post(basis.pipeline, decision)
+        if refusal is not None:
+            log.warning("%s/%s: %s", basis.owner.namespace, name, refusal)
+            self.kube.post_event(basis.pipeline, "Warning", refusals.REASON, refusal)
+        unschedulable = pods.report(basis.status.revisions, new_status.revisions)
+        if unschedulable is not None:
+            log.warning("%s/%s: %s", basis.owner.namespace, name, unschedulable)
+            self.kube.post_event(basis.pipeline, "Warning", pods.REASON, unschedulable)
+        self._export(basis.owner.namespace, name, new_status)
+        waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
+        return min(waits, default=None)
+
+    def _wrote(self, basis: Basis, response: dict[str, Any] | None) -> None:
+        """Record a write's response, so that the next reconcile reads at least that."""
+        if response:
+            self.writes.record(basis.owner.namespace, basis.owner.name, response)
+
+    def _deleted(self, basis: Basis, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        after = basis.world.versions.get(key, 0)
+        self.writes.deleted(basis.owner.namespace, basis.owner.name, key, after)
+
     def _converge(
         self,
+        basis: Basis,
         wanted: list[dict[str, Any]],
         children: list[dict[str, Any]],
-        now: datetime,
-        routed: bool,
+        served: dict[str, int] | None,
     ) -> Applied:
         """Apply what differs, then retire children no longer wanted.
 
         A child the apiserver refuses is recorded and the others are still applied. Graphs
         no longer wanted go at once. An InferenceService the graph stopped routing to is
-        retired only once the router serves the graph without it (``routed``, and the graph
-        unchanged by this reconcile), then deleted ``drain_seconds`` later, so requests that
-        router pods already accepted can finish.
+        retired only once the router serves the graph without it (``served`` known, and the
+        graph unchanged by this reconcile), then deleted ``drain_seconds`` later, so requests
+        that router pods already accepted can finish. A child already being deleted is left
+        to go.
         """
+        now = basis.now
         live = {(c["kind"], c["metadata"]["name"]): c for c in children}
         out = Applied()
         for obj in wanted:
             current = live.get((obj["kind"], obj["metadata"]["name"]))
             try:
-                wrote = self._sync(obj, current)
+                wrote = self._sync(basis, obj, current)
             except RefusedError as err:
                 meta = obj["metadata"]
                 error = ApplyError(kind=obj["kind"], name=meta["name"], message=err.message)
@@ -352,12 +525,16 @@ class Reconciler:
                 out.graphs_changed.add(obj["metadata"]["name"])
             if current is not None and retired_at(current) is not None:
                 log.info("back in service: %s", ref(current))
-                self.kube.annotate(current, RETIRED_AT, None)
+                self._wrote(basis, self.kube.annotate(current, RETIRED_AT, None))
         keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
-        settled = routed and not out.graphs_changed
+        settled = served is not None and not out.graphs_changed
         drain = self.settings.drain_seconds
         for obj in sorted(
-            (c for key, c in live.items() if key not in keep),
+            (
+                c
+                for key, c in live.items()
+                if key not in keep and not c["metadata"].get("deletionTimestamp")
+            ),
             key=lambda c: c["kind"] != "InferenceGraph",
         ):
             retired = retired_at(obj)
@@ -366,7 +543,7 @@ class Reconciler:
                     continue  # still routed to until the router has rolled out
                 if retired is None and drain > 0:
                     log.info("retiring %s (deleted in %.0fs)", ref(obj), drain)
-                    self.kube.annotate(obj, RETIRED_AT, stamp(now))
+                    self._wrote(basis, self.kube.annotate(obj, RETIRED_AT, stamp(now)))
                     retired = now
                 wait = (retired - now).total_seconds() + drain if retired else 0.0
                 if wait > 0:
@@ -374,39 +551,39 @@ class Reconciler:
                     continue
             log.info("deleting %s", ref(obj))
             self.kube.delete(obj)
+            self._deleted(basis, obj)
         return out
 
-    def _sync(self, obj: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    def _sync(self, basis: Basis, obj: dict[str, Any], current: dict[str, Any] | None) -> bool:
         """Bring one child to the plan (see :mod:`~pipeline_operator.drift`); True if written."""
         if current is None:
             log.info("creating %s", ref(obj))
-            self.kube.apply(obj)
+            self._wrote(basis, self.kube.apply(obj))
             return True
         change = drift(obj, current, self.settings.field_manager)
         if change.remove:
             log.info("removing %s from %s", ", ".join(change.remove), ref(obj))
-            self.kube.remove_fields(current, change.remove)
+            self._wrote(basis, self.kube.remove_fields(current, change.remove))
         if change.reapply:
             log.info("applying %s", ref(obj))
-            self.kube.apply(obj)
+            self._wrote(basis, self.kube.apply(obj))
         return change != Drift()
 
-    def _store_snapshot(
-        self,
-        owner: Owner,
-        revision: str,
-        spec: InferencePipelineSpec,
-        snaps: dict[str, snapshots.Snapshot],
-    ) -> dict[str, snapshots.Snapshot]:
-        body = snapshots.build(owner, revision, spec, snapshots.next_number(snaps))
-        self.kube.create_revision(body)  # an existing one has the same name and spec
-        return snapshots.parse([body])
+    def _store_snapshots(self, basis: Basis) -> None:
+        for body in basis.store:
+            # None: one of that name exists, with the same spec (names are per revision).
+            self._wrote(basis, self.kube.create_revision(body))
+        for revision in basis.rebuilt:
+            message = f"spec snapshot of revision {revision} rebuilt from its children"
+            log.warning("%s/%s: %s", basis.owner.namespace, basis.owner.name, message)
+            self.kube.post_event(basis.pipeline, "Warning", "SnapshotRebuilt", message)
 
     def _prune_snapshots(
-        self, namespace: str, snaps: dict[str, snapshots.Snapshot], serving: list[str]
+        self, basis: Basis, snaps: dict[str, snapshots.Snapshot], serving: list[str]
     ) -> None:
         for snap in snapshots.expired(snaps, serving, self.settings.revision_history_limit):
-            self.kube.delete_revision(namespace, snap.name)
+            self.kube.delete_revision(basis.owner.namespace, snap.name)
+            self._deleted(basis, {"kind": "ControllerRevision", "metadata": {"name": snap.name}})
 
     def _with_observed(
         self,
@@ -428,19 +605,15 @@ class Reconciler:
             }
         )
 
-    def _write_status(
-        self,
-        pipeline: dict[str, Any],
-        old: dict[str, Any],
-        new: InferencePipelineStatus,
-    ) -> None:
+    def _write_status(self, basis: Basis, new: InferencePipelineStatus) -> None:
         body = new.model_dump(by_alias=True, mode="json", exclude_none=True)
-        patch = merge_patch(old, body)
+        patch = merge_patch(dict(basis.pipeline.get("status") or {}), body)
         if patch:
-            meta = pipeline["metadata"]
-            self.kube.patch_pipeline_status(
+            meta = basis.pipeline["metadata"]
+            response = self.kube.patch_pipeline_status(
                 meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
             )
+            self._wrote(basis, response)
 
     def _post(self, pipeline: dict[str, Any], decision: Decision) -> None:
         for event in decision.events:
@@ -454,20 +627,11 @@ class Reconciler:
 
     # -- reports without the engine ----------------------------------------------------------
 
-    def _report_unreadable(
-        self, pipeline: dict[str, Any], status: InferencePipelineStatus, err: ValidationError
-    ) -> None:
-        message = "; ".join(
-            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        self._report_invalid(pipeline, status, "InvalidSpec", message)
-
-    def _report_invalid(
-        self, pipeline: dict[str, Any], status: InferencePipelineStatus, reason: str, message: str
-    ) -> None:
+    def _report_invalid(self, basis: Basis, reason: str, message: str) -> None:
         """Degraded with a Ready=False condition and a Warning Event; a pending command is
         rejected with the same reason. Nothing else changes."""
-        now = stamp(self.clock())
+        status, pipeline = basis.status, basis.pipeline
+        now = stamp(basis.now)
         value = commands.pending(pipeline["metadata"].get("annotations"), status)
         update: dict[str, Any] = {}
         if value is not None:
@@ -486,25 +650,19 @@ class Reconciler:
             update |= {"phase": Phase.DEGRADED, "message": message, "conditions": [*others, ready]}
         if not update:
             return
-        old = dict(pipeline.get("status") or {})
-        self._write_status(pipeline, old, status.model_copy(update=update))
+        self._write_status(basis, status.model_copy(update=update))
         if status.message != message:
             self.kube.post_event(pipeline, "Warning", reason, message)
         if value is not None:
             self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
 
-    def _reject_command(
-        self,
-        pipeline: dict[str, Any],
-        status: InferencePipelineStatus,
-        value: str,
-        message: str,
-        now: datetime,
-    ) -> None:
-        ack = CommandAck(command=value, result="Rejected", message=message, at=stamp(now))
-        self._write_status(
-            pipeline,
-            dict(pipeline.get("status") or {}),
-            status.model_copy(update={"last_command": ack}),
+    def _reject_command(self, basis: Basis, bad: BadCommand) -> None:
+        ack = CommandAck(
+            command=bad.value, result="Rejected", message=bad.message, at=stamp(basis.now)
         )
-        self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
+        self._write_status(basis, basis.status.model_copy(update={"last_command": ack}))
+        self.kube.post_event(basis.pipeline, "Warning", "CommandRejected", bad.message)
+
+
+def _unreadable(err: ValidationError) -> str:
+    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())

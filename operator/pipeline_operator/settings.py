@@ -20,10 +20,22 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Namespaces to watch; empty = the whole cluster (needs a ClusterRole).",
     )
-    standalone: bool = Field(
-        default=True, description="Run without peering; false elects one active replica."
+    lease_name: str | None = Field(
+        default=None,
+        description="Act only while holding this coordination.k8s.io Lease (replicas elect "
+        "one leader through it); unset: act alone.",
     )
-    peering_name: str = "inference-pipelines"
+    lease_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease; unset: $POD_NAMESPACE, else the first watched "
+        "namespace, else default.",
+    )
+    workers: int = Field(
+        default=8, ge=1, le=64, description="Threads (and HTTP connections) for API writes."
+    )
+    analysis_workers: int = Field(
+        default=4, ge=1, le=64, description="Threads for canary analysis queries."
+    )
     deployment_mode: str | None = Field(
         default="Standard",
         description="KServe deployment mode annotated on every InferenceService "

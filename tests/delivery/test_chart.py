@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kopf._core.engines.peering import detect_own_id
 
 from pipeline_operator.__main__ import parse_args
 from pipeline_operator.api import v1alpha1 as api
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
+from pipeline_operator.leader import identity
 from pipeline_operator.planner import Owner, plan
 from pipeline_operator.settings import OperatorSettings
 from tests.harness import Cluster, Topology
@@ -41,7 +41,8 @@ CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 OWNER = Owner(name="p", namespace="ml", uid="u1")
 
-# What the operator does in a namespace it watches (pipeline_operator/kube.py and kopf).
+# What the operator does in a namespace it watches (pipeline_operator/kube.py, and kopf's
+# watches that fill the operator's cache).
 NAMESPACED_RULES: set[Rule] = {
     *((api.GROUP, "inferencepipelines", v) for v in ("get", "list", "watch", "patch")),
     *((api.GROUP, "inferencepipelines/status", v) for v in ("get", "patch")),
@@ -50,9 +51,9 @@ NAMESPACED_RULES: set[Rule] = {
         for r in ("inferenceservices", "inferencegraphs")
         for v in ("get", "list", "watch", "create", "patch", "delete")
     ),
-    *(("apps", "controllerrevisions", v) for v in ("get", "list", "create", "delete")),
+    *(("apps", "controllerrevisions", v) for v in ("list", "watch", "create", "delete")),
     *(("apps", "deployments", v) for v in ("list", "watch")),
-    ("", "pods", "list"),
+    *(("", "pods", v) for v in ("list", "watch")),
     ("", "events", "create"),
     ("events.k8s.io", "events", "create"),
 }
@@ -62,12 +63,8 @@ CRD_RULES: set[Rule] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 }
 NAMESPACE_RULES: set[Rule] = {("", "namespaces", "list"), ("", "namespaces", "watch")}
-CLUSTER_PEERING_RULES: set[Rule] = {
-    ("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")
-}
-PEERING_RULES: set[Rule] = {
-    ("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")
-}
+# With more than one replica, in the release's namespace: the leader Lease.
+LEASE_RULES: set[Rule] = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 # What namespace users get through the built-in ClusterRoles: edit and admin write pipelines
 # (never their status), view (and edit and admin through it) reads them.
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
@@ -243,15 +240,9 @@ def test_rendered_chart_is_accepted_by_the_apiserver(
     rest = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
     apply = ("apply", "--server-side", "--force-conflicts", "--field-manager", "delivery-tests")
     for crd in crds:
-        name = crd["metadata"]["name"]
-        if name == CRD_NAME:
-            # The session's CRD: validated, never changed.
-            cluster.kubectl(*apply, "--dry-run=server", "-f", "-", stdin=json.dumps(crd))
-        else:
-            # kopf's peering CRDs: created for real so that the peering objects can be checked.
-            assert name.endswith(".kopf.dev"), name
-            cluster.kubectl(*apply, "-f", "-", stdin=json.dumps(crd))
-            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+        # The session's CRD: validated, never changed.
+        assert crd["metadata"]["name"] == CRD_NAME
+        cluster.kubectl(*apply, "--dry-run=server", "-f", "-", stdin=json.dumps(crd))
     result = cluster.kubectl(
         *apply,
         "--dry-run=server",
@@ -289,9 +280,30 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None
     assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
 
 
-def test_ha_rbac_adds_only_the_cluster_peering(helm: Helm) -> None:
-    role = operator_role(helm.template("ha"))
-    assert rules_of(role) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES | CLUSTER_PEERING_RULES
+def leader_role(objects: list[dict], namespace: str = "operators") -> tuple[dict, dict]:
+    """The Role and RoleBinding for the leader Lease, in the release's namespace."""
+    role = only([o for o in objects if o["metadata"]["name"].endswith("-leader")], "Role")
+    binding = only(
+        [o for o in objects if o["metadata"]["name"] == role["metadata"]["name"]], "RoleBinding"
+    )
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    return role, binding
+
+
+def test_ha_rbac_adds_only_the_leader_lease(helm: Helm) -> None:
+    objects = helm.template("ha")
+    assert rules_of(operator_role(objects)) == NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES
+    role, binding = leader_role(objects)
+    assert rules_of(role) == LEASE_RULES
+    account = only(objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
@@ -302,22 +314,23 @@ def test_namespaced_rbac_has_no_cluster_wide_access_to_pipelines(helm: Helm, rep
     ]
     # Cluster-wide: only kopf's CRD discovery.
     assert rules_of(operator_role(objects)) == CRD_RULES
-    roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
-    bindings = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "RoleBinding"}
+    leader = [o for o in objects if o["metadata"]["name"].endswith("-leader")]
+    watching = [o for o in objects if o not in leader]
+    roles = {o["metadata"]["namespace"]: o for o in watching if o["kind"] == "Role"}
+    bindings = {o["metadata"]["namespace"]: o for o in watching if o["kind"] == "RoleBinding"}
     assert sorted(roles) == sorted(bindings) == sorted(watched)
-    expected = NAMESPACED_RULES | (PEERING_RULES if replicas > 1 else set())
     account = only(objects, "ServiceAccount")["metadata"]
     for ns in watched:
-        assert rules_of(roles[ns]) == expected
+        assert rules_of(roles[ns]) == NAMESPACED_RULES
         assert bindings[ns]["roleRef"]["kind"] == "Role"
         assert bindings[ns]["roleRef"]["name"] == roles[ns]["metadata"]["name"]
         assert bindings[ns]["subjects"] == [
             {"kind": "ServiceAccount", "name": account["name"], "namespace": "operators"}
         ]
     if replicas > 1:
-        peerings = [o for o in objects if o["kind"] == "KopfPeering"]
-        assert sorted(p["metadata"]["namespace"] for p in peerings) == sorted(watched)
-        assert not [o for o in objects if o["kind"] == "ClusterKopfPeering"]
+        assert rules_of(leader_role(leader)[0]) == LEASE_RULES
+    else:
+        assert not leader
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -350,13 +363,13 @@ def _settings_from(objects: list[dict], monkeypatch: pytest.MonkeyPatch) -> Oper
     return parse_args(main["args"])
 
 
-def test_default_deployment_watches_the_cluster_standalone(
+def test_default_deployment_watches_the_cluster_alone(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objects = helm.template("default")
     settings = _settings_from(objects, monkeypatch)
     assert settings.namespaces == []
-    assert settings.standalone is True
+    assert settings.lease_name is None
     assert settings.deployment_mode == "Standard"
     assert (settings.metrics_port, settings.health_port) == (8080, 8081)
     assert settings.resync_seconds == 300
@@ -365,7 +378,7 @@ def test_default_deployment_watches_the_cluster_standalone(
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert not [o for o in objects if o["kind"] in ("PodDisruptionBudget", "ServiceMonitor")]
-    assert not [o for o in objects if "kopf.dev" in o["apiVersion"] + o["metadata"]["name"]]
+    assert not [o for o in objects if o["kind"] == "Role"]
 
 
 @pytest.mark.parametrize("username", ["", "analysis"])
@@ -444,24 +457,19 @@ def test_namespaced_deployment_passes_one_flag_per_namespace(
 ) -> None:
     settings = _settings_from(helm.template("namespaced"), monkeypatch)
     assert settings.namespaces == ["team-a", "team-b"]
-    assert settings.standalone is True
+    assert settings.lease_name is None
 
 
-def test_ha_deployment_peers_and_has_a_disruption_budget(
+def test_ha_deployment_elects_a_leader_and_has_a_disruption_budget(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objects = helm.template("ha")
     settings = _settings_from(objects, monkeypatch)
-    assert settings.standalone is False
-    assert settings.peering_name == "ipl-inference-pipelines"
-    peering = only(objects, "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == settings.peering_name
-    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    kopf_crds = {
-        o["metadata"]["name"]: o for o in objects if o["kind"] == "CustomResourceDefinition"
-    }
-    assert kopf_crds["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
-    assert kopf_crds["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    assert settings.lease_name == "ipl-inference-pipelines"
+    assert settings.lease_namespace is None  # the pod's namespace, from POD_NAMESPACE
+    env = {e["name"]: e.get("valueFrom") for e in container(objects)["env"]}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert only(objects, "Deployment")["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pdb = only(objects, "PodDisruptionBudget")
     deployment = only(objects, "Deployment")
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
@@ -472,7 +480,7 @@ def test_ha_deployment_peers_and_has_a_disruption_budget(
     assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
 
 
-def test_kopf_knows_each_replica_by_its_pod_name(
+def test_each_replica_is_a_leader_candidate_by_its_pod_name(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = container(helm.template("ha"))["env"]
@@ -482,8 +490,9 @@ def test_kopf_knows_each_replica_by_its_pod_name(
     monkeypatch.delenv("POD_ID", raising=False)
     for var in from_name:
         monkeypatch.setenv(var["name"], "ipl-inference-pipelines-7d9c5-x2x4q")
-    # kopf's identity among the peers (peering status, logs), as kopf itself reads it.
-    assert detect_own_id(manual=False) == "ipl-inference-pipelines-7d9c5-x2x4q"
+    # The Lease's holder names the pod, and a restarted container is a new candidate.
+    assert identity().startswith("ipl-inference-pipelines-7d9c5-x2x4q-")
+    assert identity() != identity()
 
 
 def test_pod_is_locked_down(helm: Helm) -> None:

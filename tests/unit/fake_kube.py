@@ -1,16 +1,20 @@
 """An in-memory stand-in for the operator's Kube client, for unit tests of the reconciler.
 
 It stores what is written and can refuse writes the way the apiserver or an admission
-webhook would; it runs no controller, so nothing it holds ever becomes Ready by itself.
+webhook would; it runs no controller, so nothing it holds ever becomes Ready by itself. Its
+:meth:`FakeKube.world` is what a reconcile reads, always up to date with every write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from typing import Any
 
+from pipeline_operator.cache import World
 from pipeline_operator.kube import RefusedError
+from pipeline_operator.reconcile import Reconciler
 
 READY = {"type": "Ready", "status": "True"}
 
@@ -25,24 +29,28 @@ class FakeKube:
         """Says why a write of ``obj`` is refused, or None to accept it."""
         self.applied: list[str] = []
 
+    def world(self) -> World:
+        """What a reconcile of the pipeline reads."""
+        return World(
+            pipeline=copy.deepcopy(self.pipeline),
+            children=tuple(copy.deepcopy(c) for c in self.children.values()),
+            revisions=tuple(copy.deepcopy(r) for r in self.revisions.values()),
+            pods=tuple(self.pods()),
+        )
+
     # -- pipelines
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.pipeline)
 
     def patch_pipeline_status(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
-    ) -> None:
+    ) -> dict[str, Any]:
         status = self.pipeline.get("status") or {}
         self.pipeline["status"] = apply_merge_patch(status, patch)
+        return copy.deepcopy(self.pipeline)
 
     # -- children
-    def list_children(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(c) for c in self.children.values()]
-
-    def list_routers(self, namespace: str, graphs: list[str]) -> dict[str, dict[str, Any]]:
-        return {}
-
-    def list_pods(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+    def pods(self) -> list[dict[str, Any]]:
         """KServe's pods: as many ready ones per component as it asks for once marked Ready."""
         out = []
         for (kind, name), obj in self.children.items():
@@ -58,31 +66,32 @@ class FakeKube:
                 out += [copy.deepcopy(pod) for _ in range(body.get("minReplicas", 1))]
         return out
 
-    def apply(self, obj: dict[str, Any]) -> None:
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         name = obj["metadata"]["name"]
         refusal = self.refuse(obj)
         if refusal is not None:
             raise RefusedError(400, refusal)
         self.applied.append(name)
         self.children[(obj["kind"], name)] = copy.deepcopy(obj)
+        return copy.deepcopy(obj)
 
-    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> None:
+    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> dict[str, Any]:
         stored = self.children[(obj["kind"], obj["metadata"]["name"])]
         annotations = stored["metadata"].setdefault("annotations", {})
         if value is None:
             annotations.pop(key, None)
         else:
             annotations[key] = value
+        return copy.deepcopy(stored)
 
     def delete(self, obj: dict[str, Any]) -> None:
         self.children.pop((obj["kind"], obj["metadata"]["name"]), None)
 
     # -- snapshots and events
-    def list_revisions(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(r) for r in self.revisions.values()]
-
-    def create_revision(self, body: dict[str, Any]) -> None:
-        self.revisions.setdefault(body["metadata"]["name"], copy.deepcopy(body))
+    def create_revision(self, body: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(
+            self.revisions.setdefault(body["metadata"]["name"], copy.deepcopy(body))
+        )
 
     def delete_revision(self, namespace: str, name: str) -> None:
         self.revisions.pop(name, None)
@@ -95,6 +104,12 @@ class FakeKube:
         for (child_kind, _), obj in self.children.items():
             if child_kind == kind:
                 obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def reconcile(reconciler: Reconciler, kube: FakeKube) -> float | None:
+    """One reconcile of the pipeline ``kube`` holds, as the operator's loop runs it."""
+    meta = kube.pipeline["metadata"]
+    return asyncio.run(reconciler.reconcile(meta["namespace"], meta["name"], kube.world()))
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:

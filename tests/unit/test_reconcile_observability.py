@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, NoReturn
 
 import pytest
 from opentelemetry import trace
@@ -11,20 +12,28 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
+from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
+from pipeline_operator.cache import World
 from pipeline_operator.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
 
 
-class StandInKube:
-    """Answers get_pipeline only: absent, or an API failure."""
+class FailingKube:
+    """Every write fails as an unreachable apiserver does."""
 
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> NoReturn:
+            raise TimeoutError("apiserver")
 
-    def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
-        if self.error is not None:
-            raise self.error
-        return None
+        return fail
+
+
+PIPELINE = {
+    "apiVersion": API_VERSION,
+    "kind": KIND,
+    "metadata": {"name": "broken", "namespace": "ml", "uid": "u1", "generation": 1},
+    "spec": {"stages": [{"name": "m", "predictor": {"container": {"image": "model:1"}}}]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +53,8 @@ def sample(name: str, **labels: str) -> float:
 
 def test_a_reconcile_is_a_span_and_counted(spans: InMemorySpanExporter) -> None:
     before = sample("pipeline_operator_reconciles_total", result="ok")
-    reconciler = Reconciler(StandInKube(), OperatorSettings())  # type: ignore[arg-type]
-    assert reconciler.reconcile("ml", "gone") is None
+    reconciler = Reconciler(FailingKube(), OperatorSettings())  # type: ignore[arg-type]
+    assert asyncio.run(reconciler.reconcile("ml", "gone", World(pipeline=None))) is None
     assert sample("pipeline_operator_reconciles_total", result="ok") == before + 1
     span = next(
         s for s in spans.get_finished_spans() if s.attributes.get("pipeline.name") == "gone"
@@ -56,9 +65,9 @@ def test_a_reconcile_is_a_span_and_counted(spans: InMemorySpanExporter) -> None:
 
 def test_a_failed_reconcile_records_the_error(spans: InMemorySpanExporter) -> None:
     before = sample("pipeline_operator_reconcile_errors_total", reason="TimeoutError")
-    reconciler = Reconciler(StandInKube(TimeoutError("apiserver")), OperatorSettings())  # type: ignore[arg-type]
+    reconciler = Reconciler(FailingKube(), OperatorSettings())  # type: ignore[arg-type]
     with pytest.raises(TimeoutError):
-        reconciler.reconcile("ml", "broken")
+        asyncio.run(reconciler.reconcile("ml", "broken", World(pipeline=PIPELINE)))
     assert sample("pipeline_operator_reconcile_errors_total", reason="TimeoutError") == before + 1
     span = next(
         s for s in spans.get_finished_spans() if s.attributes.get("pipeline.name") == "broken"

@@ -8,7 +8,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
 from pipeline_operator.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
-from tests.unit.fake_kube import FakeKube
+from tests.unit.fake_kube import FakeKube, reconcile
 
 REFUSAL = 'admission webhook "inferenceservice.kserve-webhook-server.validator" denied it'
 
@@ -53,7 +53,7 @@ def warnings(kube: FakeKube) -> list[str]:
 def test_a_refused_service_is_in_status_an_event_and_degrades_the_pipeline() -> None:
     kube, _, reconciler = setup()
     kube.refuse = refuse_services
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert status["phase"] == "Degraded"
     [error] = status["applyErrors"]
@@ -64,7 +64,7 @@ def test_a_refused_service_is_in_status_an_event_and_degrades_the_pipeline() -> 
     assert status["revisions"][0]["stages"][0]["message"] == f"refused: {REFUSAL}"
     assert len(warnings(kube)) == 1 and REFUSAL in warnings(kube)[0]
 
-    reconciler.reconcile("ml", "p")  # refused again: still reported, no second Event
+    reconcile(reconciler, kube)  # refused again: still reported, no second Event
     assert kube.pipeline["status"]["applyErrors"] == status["applyErrors"]
     assert len(warnings(kube)) == 1
 
@@ -72,11 +72,11 @@ def test_a_refused_service_is_in_status_an_event_and_degrades_the_pipeline() -> 
 def test_the_report_clears_once_the_object_is_accepted() -> None:
     kube, _, reconciler = setup()
     kube.refuse = refuse_services
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     kube.refuse = lambda obj: None
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     kube.mark_ready()
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert not status.get("applyErrors")
     assert status["phase"] == "Healthy"
@@ -85,21 +85,21 @@ def test_the_report_clears_once_the_object_is_accepted() -> None:
 
 def test_a_refused_canary_waits_and_its_progress_deadline_aborts_naming_the_refusal() -> None:
     kube, clock, reconciler = setup(deadline=60)
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     kube.mark_ready()
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     assert kube.pipeline["status"]["phase"] == "Healthy"
     stable = {name for _, name in kube.children}
 
     kube.pipeline["spec"] = pipeline(model="model:2", deadline=60)["spec"]
     kube.refuse = lambda obj: None if obj["metadata"]["name"] in stable else refuse_services(obj)
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert status["phase"] == "Progressing"  # mid-rollout the rollout waits...
     assert status["waitingSince"]  # ...and its progress deadline counts
     assert ready_condition(kube)["reason"] == "ApplyFailed"
     clock.now += timedelta(seconds=61)
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert status["phase"] == "Aborted"
     assert REFUSAL in status["abortReason"]

@@ -7,7 +7,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
 from pipeline_operator.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
-from tests.unit.fake_kube import FakeKube
+from tests.unit.fake_kube import FakeKube, reconcile
 
 
 def pipeline(name: str = "p", image: str = "model:1") -> dict[str, Any]:
@@ -22,7 +22,7 @@ def pipeline(name: str = "p", image: str = "model:1") -> dict[str, Any]:
 def test_a_pipeline_refused_at_planning_leaves_nothing_behind() -> None:
     kube = FakeKube(pipeline(name="1st-classifier"))
     reconciler = Reconciler(kube, OperatorSettings())  # type: ignore[arg-type]
-    reconciler.reconcile("ml", "1st-classifier")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert status["phase"] == "Degraded"
     assert "not accepted by KServe" in status["message"]
@@ -35,12 +35,12 @@ def rolling_out() -> tuple[FakeKube, Reconciler, str]:
     """A pipeline whose stable revision serves while a canary rolls out; and that stable."""
     kube = FakeKube(pipeline())
     reconciler = Reconciler(kube, OperatorSettings())  # type: ignore[arg-type]
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     kube.mark_ready()
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     stable = kube.pipeline["status"]["stableRevision"]
     kube.pipeline["spec"]["stages"][0]["predictor"]["container"]["image"] = "model:2"
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     assert kube.pipeline["status"]["canaryRevision"] not in (None, stable)
     return kube, reconciler, stable
 
@@ -56,7 +56,7 @@ def snapshot_of(kube: FakeKube, revision: str) -> str:
 def test_a_deleted_snapshot_of_the_stable_revision_is_rebuilt_from_its_children() -> None:
     kube, reconciler, stable = rolling_out()
     stored = kube.revisions.pop(snapshot_of(kube, stable))
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     rebuilt = kube.revisions[snapshot_of(kube, stable)]
     assert rebuilt["data"]["spec"]["stages"] == stored["data"]["spec"]["stages"]
     assert "SnapshotRebuilt" in [reason for _, reason, _ in kube.events]
@@ -69,7 +69,7 @@ def test_a_snapshot_no_child_can_rebuild_degrades_and_commands_are_still_answere
     kube.revisions.pop(snapshot_of(kube, stable))
     kube.children.pop(("InferenceService", f"p-m-{stable}"))
     kube.pipeline["metadata"]["annotations"] = {"pipelines.inference.dev/command": "abort:1"}
-    reconciler.reconcile("ml", "p")
+    reconcile(reconciler, kube)
     status = kube.pipeline["status"]
     assert status["phase"] == "Degraded"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
@@ -81,5 +81,5 @@ def test_a_snapshot_no_child_can_rebuild_degrades_and_commands_are_still_answere
     reasons = [reason for _, reason, _ in kube.events]
     assert reasons.count("SnapshotMissing") == 1 and "CommandRejected" in reasons
 
-    reconciler.reconcile("ml", "p")  # reported once, not again
+    reconcile(reconciler, kube)  # reported once, not again
     assert [reason for _, reason, _ in kube.events].count("SnapshotMissing") == 1

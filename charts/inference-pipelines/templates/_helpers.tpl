@@ -70,14 +70,14 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote
 {{- if not .Values.watch.namespaces }}true{{ end }}
 {{- end }}
 
-{{/* "true" when more than one replica runs: kopf peering elects the active one. */}}
-{{- define "inference-pipelines.peering" -}}
+{{/* "true" when more than one replica runs: they elect the active one through a Lease. */}}
+{{- define "inference-pipelines.leaderElection" -}}
 {{- if gt (int .Values.replicas) 1 }}true{{ end }}
 {{- end }}
 
-{{/* The kopf peering object's name. */}}
-{{- define "inference-pipelines.peeringName" -}}
-{{- default (include "inference-pipelines.fullname" .) .Values.peering.name | trunc 63 | trimSuffix "-" }}
+{{/* The leader Lease's name. */}}
+{{- define "inference-pipelines.leaseName" -}}
+{{- default (include "inference-pipelines.fullname" .) .Values.leaderElection.leaseName | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
@@ -99,20 +99,21 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["serving.kserve.io"]
   resources: ["inferenceservices", "inferencegraphs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Revision snapshots for undo.
+# Revision snapshots for undo: watched (kept in memory), created, pruned.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
-  verbs: ["get", "list", "create", "delete"]
+  verbs: ["list", "watch", "create", "delete"]
 # The router Deployments KServe makes for the graphs: read-only, to see when a graph change
 # has rolled out to every router replica.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["list", "watch"]
-# The pods KServe runs for the stages: read-only, to count ready and Pending ones and report
-# why the scheduler cannot place them (e.g. Insufficient nvidia.com/gpu).
+# The pods KServe runs for the stages: read-only (watched, only those with the pipeline
+# label), to count ready and Pending ones and report why the scheduler cannot place them
+# (e.g. Insufficient nvidia.com/gpu).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 # Events on pipelines (the operator's own and kopf's).
 - apiGroups: [""]
   resources: ["events"]
