@@ -39,8 +39,8 @@ cluster-down: venv ## Stop the local cluster and every process it started
 demo: venv tools ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
 	PYTHONUNBUFFERED=1 $(PY) -m tests.harness.demo
 
-bench: venv tools ## Operator benchmark on a local control plane (figures + ratios)
-	PYTHONUNBUFFERED=1 $(PY) bench/operator_bench.py
+bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, restart, handover (figures vs targets)
+	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/operator_bench.py
 
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py

@@ -1,27 +1,35 @@
-"""Operator benchmark on the local control plane (``make bench``).
+"""Operator benchmark on the local control plane with KServe (``make bench``).
 
-Measures, against a real kube-apiserver started for the run:
-  1. apply -> all children written, per pipeline (median, p95), pipelines applied one by one;
-  2. time for N pipelines applied at once to converge (children + status written);
-  3. API writes made by a no-op resync of all of them (operator restarted: must be 0);
-  4. operator peak RSS;
-  5. the raw limit: the same child objects server-side applied by a plain client loop, so the
-     operator's throughput is a ratio of what the apiserver takes.
-Prints a table and writes bench-results/operator.json.
+Measures, against a real kube-apiserver with KServe's controller manager and webhooks (every
+child goes through them, and KServe starts a Deployment and a pod per stage and per router):
+  1. the raw limit: the children of N pipelines server-side applied by a plain client loop;
+  2. N pipelines (3 stages each) applied at once: the operator's child-write throughput, as
+     a ratio of that limit, and the time until they converge (children + status);
+  3. the same for a large batch (2,000), then apply -> all children written, one pipeline at
+     a time, with them all present;
+  4. an operator restart over them all: time until every pipeline is reconciled, and the
+     API writes it makes (must be 0);
+  5. a leader handover: two replicas, the leader killed, time until the standby leads;
+  6. the operator's peak RSS, its API requests per reconcile, and what KServe's manager cost.
+Prints a table with the targets, writes bench-results/operator.json and operator.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
+from bench.progress import Progress
 from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION, InferencePipelineSpec
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus as Status
 from pipeline_operator.kube import Kube
@@ -30,38 +38,47 @@ from pipeline_operator.planner import Owner, plan
 from tests.harness import LocalCluster, ToolSet, Topology
 from tests.harness.cluster import CRD_DIR
 from tests.harness.operator_process import OperatorProcess
+from tests.harness.processes import ProcessFigures
 
 RESULTS = Path("bench-results")
+TOPOLOGY = Path(__file__).with_name("topology.yaml")
 NAMESPACE = "bench"
 RAW_NAMESPACE = "bench-raw"  # where the plain client loop writes, apart from the operator
+CHILDREN = 4  # three InferenceServices and the InferenceGraph
+POOL = "pipelines.inference.dev/pool"
+TARGETS = {
+    "throughput_ratio": 0.8,
+    "apply_to_children_p95_s": 0.5,
+    "restart_api_writes": 0,
+    "peak_rss_mib": 250,
+    "handover_s": 30,
+}
 
 
-def pipeline(name: str) -> dict[str, Any]:
+def pipeline(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """Tokenizer (CPU) -> classifier (one GPU) -> post-processing (CPU)."""
+    taint = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}
+    gpu = {
+        "name": "gpu",
+        "nodeSelector": {POOL: "gpu-h100"},
+        "tolerations": [{**taint, "effect": "NoSchedule"}],
+    }
+    model = {"modelFormat": {"name": "huggingface"}, "storageUri": f"pvc://models/{name}"}
+    stages = [
+        {"name": "tokenize", "predictor": {"container": {"image": "tok:1"}}, "nodePool": "cpu"},
+        {"name": "classify", "predictor": {"model": model}, "nodePool": "gpu"},
+        {"name": "label", "predictor": {"container": {"image": "post:1"}}, "nodePool": "cpu"},
+    ]
+    stages[1]["resources"] = {"gpus": 1}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferencePipeline",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "nodePools": [{"name": "gpu", "nodeSelector": {"pool": "gpu-h100"}}],
-            "stages": [
-                {"name": "tokenize", "predictor": {"container": {"image": "tok:1"}}},
-                {
-                    "name": "classify",
-                    "predictor": {
-                        "model": {
-                            "modelFormat": {"name": "huggingface"},
-                            "storageUri": f"pvc://models/{name}",
-                        }
-                    },
-                    "resources": {"gpus": 1},
-                    "nodePool": "gpu",
-                },
-            ],
+            "nodePools": [gpu, {"name": "cpu", "nodeSelector": {POOL: "cpu"}}],
+            "stages": stages,
         },
     }
-
-
-CHILDREN_PER_PIPELINE = 3  # two InferenceServices and the InferenceGraph
 
 
 def log(message: str) -> None:
@@ -73,35 +90,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class Bench:
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        self.custom = client.CustomObjectsApi(api)
-        self.kube = Kube(api, "bench-raw")
-        self.operator = OperatorProcess(cluster, NAMESPACE, RESULTS / "operator.log")
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes)."""
+    return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
 
-    # -- operator process ------------------------------------------------------------------
 
-    def start_operator(self) -> None:
-        self.operator.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.counter("pipeline_operator_api_writes_total")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the operator's /metrics did not come up within 30s")
+def wait(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
-    def stop_operator(self) -> int:
-        """Stop the operator; return its peak RSS in KiB."""
-        figures = self.operator.figures()
-        self.operator.stop()
-        return int(figures.peak_rss_mib * 1024) if figures else 0
 
-    def wait_idle(self, quiet: float = 5.0, timeout: float = 300.0) -> None:
-        """Wait until the operator has made no API write for ``quiet`` seconds."""
+class Operator(OperatorProcess):
+    """The operator process, with what the benchmark reads of its metrics."""
+
+    def start_and_serve(self) -> float:
+        """Start it; return when its /metrics answers (monotonic start time)."""
+        started = time.monotonic()
+        self.start()
+        wait(lambda: self.serving(), 60, "the operator's /metrics")
+        return started
+
+    def serving(self) -> bool:
+        try:
+            self.counter("pipeline_operator_api_writes_total")
+        except OSError:
+            return False
+        return True
+
+    def totals(self) -> dict[str, float]:
+        names = ("api_writes_total", "api_reads_total", "reconciles_total", "leader")
+        return {n: self.counter(f"pipeline_operator_{n}") for n in names}
+
+    def idle(self, quiet: float = 5.0, timeout: float = 900.0) -> None:
+        """Wait until it has made no API write for ``quiet`` seconds."""
         deadline = time.monotonic() + timeout
         last, since = self.counter("pipeline_operator_api_writes_total"), time.monotonic()
         while time.monotonic() - since < quiet:
@@ -112,166 +136,335 @@ class Bench:
             if now != last:
                 last, since = now, time.monotonic()
 
-    def counter(self, name: str) -> float:
-        return self.operator.counter(name)
+    def peak_rss_mib(self) -> float:
+        figures = self.figures()
+        return figures.peak_rss_mib if figures else 0.0
 
-    # -- observations ----------------------------------------------------------------------
 
-    def children_by_pipeline(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for group, version, plural in (
-            ("serving.kserve.io", "v1beta1", "inferenceservices"),
-            ("serving.kserve.io", "v1alpha1", "inferencegraphs"),
-        ):
-            items = self.custom.list_namespaced_custom_object(group, version, NAMESPACE, plural)
-            for item in items["items"]:
-                owner = item["metadata"]["ownerReferences"][0]["name"]
-                counts[owner] = counts.get(owner, 0) + 1
-        return counts
+class Bench:
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api)
+        self.progress = Progress(self.api, NAMESPACE, CHILDREN)
+        self.peak_rss = 0.0
+        self.logs = 0
 
-    def converged(self, names: list[str]) -> int:
-        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
-        observed = {
-            i["metadata"]["name"]
-            for i in listed["items"]
-            if (i.get("status") or {}).get("observedGeneration") == 1
-        }
-        children = self.children_by_pipeline()
-        return sum(
-            1 for n in names if n in observed and children.get(n, 0) == CHILDREN_PER_PIPELINE
-        )
+    def operator(self, *args: str) -> Operator:
+        self.logs += 1
+        log_path = RESULTS / f"operator-{self.logs}.log"
+        log_path.unlink(missing_ok=True)
+        return Operator(self.cluster, NAMESPACE, log_path, extra_args=args)
 
-    def resource_versions(self) -> dict[str, str]:
-        out = {}
-        for group, version, plural in (
-            ("serving.kserve.io", "v1beta1", "inferenceservices"),
-            ("serving.kserve.io", "v1alpha1", "inferencegraphs"),
-            (GROUP, VERSION, PLURAL),
-        ):
-            for item in self.custom.list_namespaced_custom_object(
-                group, version, NAMESPACE, plural
-            )["items"]:
-                out[f"{plural}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
-        return out
+    def stop(self, operator: Operator) -> None:
+        self.peak_rss = max(self.peak_rss, operator.peak_rss_mib())
+        operator.stop()
 
-    def create(self, body: dict[str, Any]) -> None:
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    def create(self, names: list[str]) -> None:
+        """Create pipelines as several clients applying at once would."""
+
+        def one(name: str) -> None:
+            body = pipeline(name)
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, names))
 
     # -- measurements ----------------------------------------------------------------------
+
+    def raw(self, count: int) -> dict[str, Any]:
+        """Server-side apply the planned children of ``count`` pipelines, one at a time."""
+        kube = Kube(self.api, "bench-raw")
+        batches = []
+        for i in range(count):
+            name = f"raw-{i:04d}"
+            spec = InferencePipelineSpec.model_validate(pipeline(name, RAW_NAMESPACE)["spec"])
+            rev = revision_of(spec)
+            status = Status.model_validate(
+                {"stableRevision": rev, "traffic": [{"revision": rev, "weight": 100}]}
+            )
+            owner = Owner(name, RAW_NAMESPACE, "00000000-0000-0000-0000-000000000000")
+            objects = plan(owner, {rev: spec}, status)
+            for obj in objects:
+                obj["metadata"].pop("ownerReferences")
+            batches.append(objects)
+        started = time.monotonic()
+        done = []
+        for objects in batches:
+            for obj in objects:
+                kube.apply(obj)
+            done.append(time.monotonic() - started)
+        seconds = time.monotonic() - started
+        return {"objects": count * CHILDREN, "seconds": seconds, "done": done}
+
+    def converge(self, operator: Operator, names: list[str], what: str) -> dict[str, Any]:
+        """Create ``names`` at once; children written per second, and time to converge."""
+        before = operator.totals()
+        started = time.monotonic()
+        self.create(names)
+        created = time.monotonic() - started
+        self.progress.wait(names, 1800, what)
+        converged = time.monotonic() - started
+        firsts = [self.progress.children_at[n] for n in names]
+        with self.progress.lock:
+            times = [t for t in self.progress.child_times if t >= started]
+        window = max(firsts) - min(times)
+        after = operator.totals()
+        reconciles = after["reconciles_total"] - before["reconciles_total"]
+        return {
+            "pipelines": len(names),
+            "create_s": created,
+            "converge_s": converged,
+            "children_per_s": len(names) * CHILDREN / window,
+            "reconciles": reconciles,
+            "writes_per_reconcile": (after["api_writes_total"] - before["api_writes_total"])
+            / reconciles,
+            "reads_per_reconcile": (after["api_reads_total"] - before["api_reads_total"])
+            / reconciles,
+            "done": sorted(t - started for t in map(self.progress.converged_at, names) if t),
+        }
 
     def latency(self, count: int) -> list[float]:
         """Apply pipelines one at a time; time until all their children exist."""
         samples = []
         for i in range(count):
             name = f"lat-{i:04d}"
-            started = time.perf_counter()
-            self.create(pipeline(name))
-            while self.children_by_pipeline().get(name, 0) < CHILDREN_PER_PIPELINE:
-                if time.perf_counter() - started > 60:
-                    raise RuntimeError(f"{name}: children not written within 60s")
-                time.sleep(0.01)
-            samples.append(time.perf_counter() - started)
+            started = time.monotonic()
+            self.create([name])
+            wait(lambda n=name: n in self.progress.children_at, 60, f"{name}'s children", 0.005)
+            samples.append(self.progress.children_at[name] - started)
         return samples
 
-    def converge(self, count: int) -> tuple[float, float]:
-        """Create ``count`` pipelines at once; return (seconds to apply, seconds to converge)."""
-        names = [f"conv-{i:04d}" for i in range(count)]
-        started = time.perf_counter()
-        for name in names:
-            self.create(pipeline(name))
-        applied = time.perf_counter() - started
-        last_report = 0.0
-        while (done := self.converged(names)) < count:
-            elapsed = time.perf_counter() - started
-            if elapsed - last_report > 5:
-                log(f"  {done}/{count} converged after {elapsed:.0f}s")
-                last_report = elapsed
-            if elapsed > 900:
-                raise RuntimeError(f"only {done}/{count} converged within 900s")
-            time.sleep(0.5)
-        return applied, time.perf_counter() - started
+    def restart(self, operator: Operator, total: int) -> tuple[Operator, dict[str, Any]]:
+        """Restart over ``total`` converged pipelines: time until all reconciled, writes."""
+        self.stop(operator)
+        self.progress.mark()
+        operator = self.operator()
+        started = operator.start_and_serve()
+        wait(
+            lambda: operator.counter("pipeline_operator_reconciles_total") >= total,
+            600,
+            "every pipeline to be reconciled after the restart",
+            0.1,
+        )
+        ready = time.monotonic() - started
+        time.sleep(5)
+        return operator, {
+            "ready_s": ready,
+            "api_writes": operator.counter("pipeline_operator_api_writes_total"),
+            "objects_changed": self.progress.changes,
+            "api_reads": operator.counter("pipeline_operator_api_reads_total"),
+        }
 
-    def raw_writes(self, count: int) -> float:
-        """Server-side apply the planned children of ``count`` pipelines; objects per second."""
-        objects = []
-        for i in range(count):
-            spec = InferencePipelineSpec.model_validate(pipeline(f"raw-{i:04d}")["spec"])
-            rev = revision_of(spec)
-            status = Status.model_validate(
-                {"stableRevision": rev, "traffic": [{"revision": rev, "weight": 100}]}
-            )
-            owner = Owner(f"raw-{i:04d}", RAW_NAMESPACE, "00000000-0000-0000-0000-000000000000")
-            for obj in plan(owner, {rev: spec}, status):
-                obj["metadata"].pop("ownerReferences")
-                objects.append(obj)
-        started = time.perf_counter()
-        for obj in objects:
-            self.kube.apply(obj)
-        return len(objects) / (time.perf_counter() - started)
+    def handover(self, total: int) -> dict[str, Any]:
+        """Two replicas; the leader is killed; time until the standby leads and has
+        reconciled every pipeline."""
+        lease = ("--lease", "bench-leader", "--lease-namespace", NAMESPACE)
+        first, second = self.operator(*lease), self.operator(*lease)
+        first.start_and_serve()
+        wait(lambda: first.counter("pipeline_operator_leader") == 1, 60, "a leader")
+        second.start_and_serve()
+        wait(
+            lambda: first.counter("pipeline_operator_reconciles_total") >= total,
+            600,
+            "the leader to reconcile every pipeline",
+        )
+        time.sleep(5)
+        standby_writes = second.counter("pipeline_operator_api_writes_total")
+        self.progress.mark()
+        self.peak_rss = max(self.peak_rss, first.peak_rss_mib(), second.peak_rss_mib())
+        first.kill()
+        killed = time.monotonic()
+        wait(lambda: second.counter("pipeline_operator_leader") == 1, 120, "the standby to lead")
+        led = time.monotonic() - killed
+        wait(
+            lambda: second.counter("pipeline_operator_reconciles_total") >= total,
+            600,
+            "the new leader to reconcile every pipeline",
+            0.1,
+        )
+        reconciled = time.monotonic() - killed
+        time.sleep(3)
+        result = {
+            "standby_writes_while_standing_by": standby_writes,
+            "standby_leads_s": led,
+            "standby_reconciled_all_s": reconciled,
+            "new_leader_api_writes": second.counter("pipeline_operator_api_writes_total"),
+            "new_leader_api_reads": second.counter("pipeline_operator_api_reads_total"),
+            "objects_changed": self.progress.changes,
+        }
+        self.stop(second)
+        return result
+
+
+def plot(raw: dict[str, Any], operator: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves = (
+        ("operator (children and status written)", operator["done"]),
+        ("plain client loop (children applied)", raw["done"]),
+    )
+    for label, done in curves:
+        ax.step(done, range(1, len(done) + 1), where="post", label=label)
+    ax.set_xlabel("seconds since the first apply")
+    ax.set_ylabel("pipelines converged")
+    ax.set_title(f"{len(raw['done'])} pipelines, 3 stages each, with KServe (2 cores)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def table(results: dict[str, Any]) -> str:
+    small, large, restart, handover = (
+        results[k] for k in ("converge_small", "converge_large", "restart", "handover")
+    )
+    raw = results["raw"]["objects_per_s"]
+    ratio = small["children_per_s"] / raw
+    latency = results["apply_to_children"]
+    kserve = results["kserve"]
+    per_reconcile = large["writes_per_reconcile"], large["reads_per_reconcile"]
+    rows = [
+        ("plain client server-side apply", f"{raw:.1f} objects/s", "", ""),
+        (
+            f"operator child writes ({small['pipelines']} at once)",
+            f"{small['children_per_s']:.1f} objects/s",
+            f">= {TARGETS['throughput_ratio']}x raw",
+            f"{ratio:.2f}x",
+        ),
+        (f"{small['pipelines']} pipelines converge", f"{small['converge_s']:.1f} s", "", ""),
+        (
+            f"{large['pipelines']} pipelines converge",
+            f"{large['converge_s']:.1f} s ({large['children_per_s']:.1f} children/s)",
+            "converge",
+            f"{large['children_per_s'] / raw:.2f}x raw",
+        ),
+        (
+            f"apply -> children, {results['present']} present",
+            f"p50 {latency['p50_s']:.3f} s, p95 {latency['p95_s']:.3f} s",
+            f"p95 < {TARGETS['apply_to_children_p95_s']} s",
+            f"{latency['p95_s'] / TARGETS['apply_to_children_p95_s']:.2f}x target",
+        ),
+        (
+            f"restart over {results['present']}: ready / writes",
+            f"{restart['ready_s']:.1f} s / {restart['api_writes']:.0f} writes, "
+            f"{restart['objects_changed']} objects changed",
+            "0 writes",
+            "ok" if restart["api_writes"] == 0 == restart["objects_changed"] else "MISSED",
+        ),
+        (
+            "peak RSS",
+            f"{results['operator_peak_rss_mib']:.0f} MiB",
+            f"< {TARGETS['peak_rss_mib']} MiB",
+            f"{results['operator_peak_rss_mib'] / TARGETS['peak_rss_mib']:.2f}x target",
+        ),
+        (
+            "requests per reconcile (converging)",
+            "{:.2f} writes + {:.3f} reads".format(*per_reconcile),
+            "",
+            "",
+        ),
+        (
+            "handover: standby leads / reconciled all",
+            f"{handover['standby_leads_s']:.1f} s / {handover['standby_reconciled_all_s']:.1f} s, "
+            f"{handover['new_leader_api_writes']:.0f} writes",
+            f"< {TARGETS['handover_s']} s",
+            f"{handover['standby_leads_s'] / TARGETS['handover_s']:.2f}x target",
+        ),
+        (
+            "KServe manager during the bench",
+            f"{kserve['cpu_seconds']:.0f} CPU s, peak {kserve['peak_rss_mib']:.0f} MiB",
+            "",
+            f"operator {results['operator_cpu_seconds']:.0f} CPU s",
+        ),
+    ]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    machine = f"{os.cpu_count()} cores, load {results['load_before']} -> {results['load_after']}"
+    lines = [f"operator benchmark (local kube-apiserver + KServe; {machine})"]
+    header = ("figure", "measured", "target", "ratio")
+    for row in (header, *rows):
+        lines.append("  " + "  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-pipelines", type=int, default=50)
     parser.add_argument("--pipelines", type=int, default=500)
+    parser.add_argument("--large", type=int, default=2000)
+    parser.add_argument("--latency-pipelines", type=int, default=50)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "operator.log").unlink(missing_ok=True)
     cluster = LocalCluster(ToolSet.ensure(), name="bench")
     cluster.down()
+    results: dict[str, Any] = {"load_before": load()}
+    bench: Bench | None = None
     try:
-        cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        cluster.kubectl("create", "namespace", RAW_NAMESPACE)
+        cluster.up(Topology.load(TOPOLOGY), sorted(CRD_DIR.glob("*.yaml")))
+        for namespace in (NAMESPACE, RAW_NAMESPACE):
+            cluster.kubectl("create", "namespace", namespace)
+            cluster.provide_claim(namespace)
+        assert cluster.kserve is not None
+        kserve_pid = cluster.kserve.pid
+        assert kserve_pid is not None
+        kserve_before = ProcessFigures.of(kserve_pid)
         bench = Bench(cluster)
 
         log(f"raw limit: server-side apply of {args.pipelines} pipelines' children")
-        raw_rate = bench.raw_writes(args.pipelines)
+        raw = bench.raw(args.pipelines)
+        raw["objects_per_s"] = raw["objects"] / raw["seconds"]
+        results["raw"] = raw
 
-        bench.start_operator()
-        log(f"latency: {args.latency_pipelines} pipelines applied one at a time")
-        latency = bench.latency(args.latency_pipelines)
+        operator = bench.operator()
+        operator.start_and_serve()
+        cpu = 0.0
         log(f"convergence: {args.pipelines} pipelines applied at once")
-        applied_s, converge_s = bench.converge(args.pipelines)
-        total = args.latency_pipelines + args.pipelines
-        bench.wait_idle()
-        peak_kib = bench.stop_operator()
-
-        log(f"no-op resync: restarting the operator over {total} converged pipelines")
-        before = bench.resource_versions()
-        bench.start_operator()
-        deadline = time.monotonic() + 300
-        while bench.counter("pipeline_operator_reconciles_total") < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the resync did not reconcile every pipeline within 300s")
-            time.sleep(0.5)
-        time.sleep(2)
-        resync_writes = bench.counter("pipeline_operator_api_writes_total")
-        changed = sum(1 for k, v in bench.resource_versions().items() if before.get(k) != v)
-        resync_peak_kib = bench.stop_operator()
+        small = [f"small-{i:04d}" for i in range(args.pipelines)]
+        results["converge_small"] = bench.converge(operator, small, "small batch")
+        log(f"convergence: {args.large} more pipelines applied at once")
+        large = [f"large-{i:04d}" for i in range(args.large)]
+        results["converge_large"] = bench.converge(operator, large, "large batch")
+        operator.idle()
+        present = args.pipelines + args.large
+        log(f"latency: {args.latency_pipelines} pipelines applied one by one ({present} present)")
+        latency = bench.latency(args.latency_pipelines)
+        present += args.latency_pipelines
+        results["present"] = present
+        results["apply_to_children"] = {
+            "p50_s": statistics.median(latency),
+            "p95_s": percentile(latency, 0.95),
+            "samples": latency,
+        }
+        operator.idle()
+        figures = operator.figures()
+        cpu += figures.cpu_seconds if figures else 0.0
+        log(f"restart over {present} converged pipelines")
+        operator, results["restart"] = bench.restart(operator, present)
+        figures = operator.figures()
+        cpu += figures.cpu_seconds if figures else 0.0
+        bench.stop(operator)
+        log("handover: two replicas, the leader killed")
+        results["handover"] = bench.handover(present)
+        results["operator_peak_rss_mib"] = bench.peak_rss
+        results["operator_cpu_seconds"] = cpu
+        kserve_after = ProcessFigures.of(kserve_pid)
+        results["kserve"] = {
+            "cpu_seconds": (kserve_after.cpu_seconds if kserve_after else 0.0)
+            - (kserve_before.cpu_seconds if kserve_before else 0.0),
+            "peak_rss_mib": kserve_after.peak_rss_mib if kserve_after else 0.0,
+        }
     finally:
+        if bench is not None:
+            bench.progress.close()
         cluster.down()
-
-    operator_rate = args.pipelines * CHILDREN_PER_PIPELINE / converge_s
-    results = {
-        "apply_to_children_median_s": statistics.median(latency),
-        "apply_to_children_p95_s": percentile(latency, 0.95),
-        "pipelines": args.pipelines,
-        "create_all_s": applied_s,
-        "converge_s": converge_s,
-        "operator_children_per_s": operator_rate,
-        "raw_apply_objects_per_s": raw_rate,
-        "operator_vs_raw_ratio": operator_rate / raw_rate,
-        "noop_resync_api_writes": resync_writes,
-        "noop_resync_objects_changed": changed,
-        "operator_peak_rss_mib": max(peak_kib, resync_peak_kib) / 1024,
-    }
-    (RESULTS / "operator.json").write_text(json.dumps(results, indent=2))
-    width = max(len(k) for k in results)
-    print("\noperator benchmark (local kube-apiserver, 2 cores)")
-    for key, value in results.items():
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        print(f"  {key:<{width}}  {shown}")
+    results["load_after"] = load()
+    results["targets"] = TARGETS
+    plot(results["raw"], results["converge_small"], RESULTS / "operator.png")
+    (RESULTS / "operator.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(table(results))
 
 
 if __name__ == "__main__":
