@@ -111,6 +111,8 @@ class Component:
     env: dict[str, str]
     port: int
     log_path: Path
+    upstream: str | None = None
+    """The local address of the predictor a transformer calls: it serves only once that does."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -173,10 +175,12 @@ def local_component(
         command[0] = sys.executable
     args = [local(a) for a in container.get("args") or []]
     predictor = flag_value(args, "--predictor_host")
+    upstream = None
     if predictor is not None:
         if predictor not in hosts:
             raise ClusterError(f"{name}: --predictor_host {predictor} is not served locally")
-        args = with_flag(args, "--predictor_host", hosts[predictor])
+        upstream = hosts[predictor]
+        args = with_flag(args, "--predictor_host", upstream)
     if models is not None and flag_value(args, "--model_dir") is None:
         # The project's servers read /mnt/models by default: the same files, locally.
         args = with_flag(args, "--model_dir", str(models))
@@ -198,6 +202,7 @@ def local_component(
         env=process_env,
         port=port,
         log_path=log_dir / f"{name}.log",
+        upstream=upstream,
     )
 
 
@@ -419,7 +424,15 @@ class LocalServing:
             component.start()
             self.starting[name] = (digest, component)
         replaced: list[Component] = []
-        ready = [name for name, (_, c) in self.starting.items() if c.ready()]
+        # A transformer serves once its predictor does, as KServe's Ready needs both.
+        ready = [n for n, (_, c) in self.starting.items() if c.upstream is None and c.ready()]
+        serving = {c.address for _, c in self.components.values()}
+        serving |= {self.starting[n][1].address for n in ready}
+        ready += [
+            n
+            for n, (_, c) in self.starting.items()
+            if c.upstream is not None and c.upstream in serving and c.ready()
+        ]
         for name in ready:
             old = self.components.get(name)
             self.components[name] = self.starting.pop(name)
