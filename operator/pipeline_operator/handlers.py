@@ -28,6 +28,7 @@ import kopf
 
 from pipeline_operator import cache, metrics, tracing
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
+from pipeline_operator.cache import OwnWrites
 from pipeline_operator.kube import ConflictError, Kube, NotLeadingError, load_config
 from pipeline_operator.leader import Alone, Leadership, identity
 from pipeline_operator.naming import LABEL_PIPELINE
@@ -238,8 +239,9 @@ async def _reconcile_loop(
                 finalizer_awaited = True
                 await _sleep(wakeup, stopped, FINALIZER_WAIT)
                 continue
-            requeue = await reconciler.reconcile(namespace, name, world)
-            last, backoff = cache.rewritten(world, reconciler.writes, namespace, name), 1.0
+            read = _Reader(memo.indexes, reconciler.writes, namespace, name)
+            requeue = await reconciler.reconcile(namespace, name, read)
+            last, backoff = cache.rewritten(read.last, reconciler.writes, namespace, name), 1.0
         except ConflictError as conflict:
             log.info("%s/%s changed while reconciling (%s); again now", namespace, name, conflict)
             requeue, stale = 0.0, True
@@ -252,6 +254,18 @@ async def _reconcile_loop(
         delay = resync if requeue is None else min(max(requeue, 0.0), resync)
         due = loop.time() + delay
         await _sleep(wakeup, stopped, delay)
+
+
+class _Reader:
+    """Reads a pipeline's view from the cache for its reconcile, keeping the last one read."""
+
+    def __init__(self, indexes: cache.Indexes, writes: OwnWrites, namespace: str, name: str):
+        self.indexes, self.writes, self.namespace, self.name = indexes, writes, namespace, name
+        self.last = cache.World(pipeline=None)
+
+    def __call__(self) -> cache.World:
+        self.last = cache.world(self.indexes, self.writes, self.namespace, self.name)
+        return self.last
 
 
 def _without_finalizer(world: cache.World) -> bool:

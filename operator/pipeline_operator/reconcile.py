@@ -8,8 +8,10 @@ returns is recorded there for the next one. The status write is the commit point
 are applied before it, events posted after it.
 
 ``observe`` and ``decide`` only compute and run on the event loop; analysis queries run in
-one executor and API writes in another, each of an explicit size, so a slow Prometheus never
-holds up the writes of other pipelines.
+one executor and API writes in another, each of an explicit size. At most as many reconciles
+as there are API workers run at once, each reading its view once it has a worker, so none
+acts on a view that aged in a queue; analysis queries are made before taking a worker, so a
+slow Prometheus never holds up the writes of other pipelines.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from pipeline_operator.rollout.steps import canary_steps
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.state import active_revisions
 from pipeline_operator.tracing import tracer
-from pipeline_operator.validation import validate
+from pipeline_operator.validation import lint, validate
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +232,8 @@ class Reconciler:
     """Where analysis queries run (None: the event loop's default executor)."""
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
+    slots: asyncio.Semaphore = field(init=False)
+    """Reconciles past their analysis queries, at most one per API worker."""
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -241,16 +245,18 @@ class Reconciler:
             ca_file=settings.prometheus_ca_file,
         )
         self.provider_for = self.providers or providers(settings.prometheus_address, access)
+        self.slots = asyncio.Semaphore(settings.workers)
 
-    async def reconcile(self, namespace: str, name: str, world: World) -> float | None:
-        """Bring one pipeline a step closer to its spec; return seconds until a requeue."""
+    async def reconcile(self, namespace: str, name: str, read: Callable[[], World]) -> float | None:
+        """Bring one pipeline a step closer to its spec, as ``read`` shows it; return seconds
+        until a requeue."""
         started = time.perf_counter()
         # The span records an escaping exception and marks itself as failed.
         with tracer.start_as_current_span(
             "reconcile", attributes={"k8s.namespace.name": namespace, "pipeline.name": name}
         ):
             try:
-                requeue = await self._reconcile(namespace, name, world)
+                requeue = await self._reconcile(namespace, name, read)
             except Exception as err:
                 metrics.RECONCILES.labels(result="error").inc()
                 metrics.RECONCILE_ERRORS.labels(reason=type(err).__name__).inc()
@@ -260,18 +266,26 @@ class Reconciler:
             metrics.RECONCILES.labels(result="ok").inc()
             return requeue
 
-    async def _reconcile(self, namespace: str, name: str, world: World) -> float | None:
-        seen = self.observe(world)
-        if seen is None:
-            metrics.forget_pipeline(namespace, name)
-            return None
-        outcome: Decided | Stop
-        if isinstance(seen, Observed):
-            due = await self._run(self.analysis_pool, self.measure, seen) if seen.due else []
-            outcome = self.decide(seen, due)
-        else:
-            outcome = seen
-        return await self._run(self.api_pool, self.act, outcome)
+    async def _reconcile(
+        self, namespace: str, name: str, read: Callable[[], World]
+    ) -> float | None:
+        seen = self.observe(read())
+        measured: dict[tuple[Any, ...], list[Measurement]] = {}
+        if isinstance(seen, Observed) and seen.due:
+            measured[_due(seen)] = await self._run(self.analysis_pool, self.measure, seen)
+        waited = bool(measured) or self.slots.locked()
+        async with self.slots:
+            if waited:  # the view may have changed meanwhile: read it again
+                seen = self.observe(read())
+            if seen is None:
+                metrics.forget_pipeline(namespace, name)
+                return None
+            outcome = (
+                self.decide(seen, measured.get(_due(seen), []))
+                if isinstance(seen, Observed)
+                else seen
+            )
+            return await self._run(self.api_pool, self.act, outcome)
 
     async def _run(self, pool: Executor | None, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in ``pool``, within this task's context (its span)."""
@@ -421,6 +435,7 @@ class Reconciler:
                 preview_served=seen.routing.preview_served,
                 routing=seen.routing.waiting,
                 replicas=seen.readiness.replicas,
+                warnings=lint(seen.spec, self.options.deployment_mode),
             ),
             generation=basis.pipeline["metadata"].get("generation"),
         )
@@ -662,6 +677,13 @@ class Reconciler:
         )
         self._write_status(basis, basis.status.model_copy(update={"last_command": ack}))
         self.kube.post_event(basis.pipeline, "Warning", "CommandRejected", bad.message)
+
+
+def _due(seen: Observed) -> tuple[Any, ...]:
+    """What a set of analysis measurements is for: the rollout, its step and the metrics."""
+    status = seen.basis.status
+    rollout = (status.canary_revision, status.current_step_index)
+    return (*rollout, *(m.name for m in seen.due))
 
 
 def _unreadable(err: ValidationError) -> str:

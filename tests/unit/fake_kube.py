@@ -109,7 +109,7 @@ class FakeKube:
 def reconcile(reconciler: Reconciler, kube: FakeKube) -> float | None:
     """One reconcile of the pipeline ``kube`` holds, as the operator's loop runs it."""
     meta = kube.pipeline["metadata"]
-    return asyncio.run(reconciler.reconcile(meta["namespace"], meta["name"], kube.world()))
+    return asyncio.run(reconciler.reconcile(meta["namespace"], meta["name"], kube.world))
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:

@@ -54,7 +54,7 @@ def sample(name: str, **labels: str) -> float:
 def test_a_reconcile_is_a_span_and_counted(spans: InMemorySpanExporter) -> None:
     before = sample("pipeline_operator_reconciles_total", result="ok")
     reconciler = Reconciler(FailingKube(), OperatorSettings())  # type: ignore[arg-type]
-    assert asyncio.run(reconciler.reconcile("ml", "gone", World(pipeline=None))) is None
+    assert asyncio.run(reconciler.reconcile("ml", "gone", lambda: World(pipeline=None))) is None
     assert sample("pipeline_operator_reconciles_total", result="ok") == before + 1
     span = next(
         s for s in spans.get_finished_spans() if s.attributes.get("pipeline.name") == "gone"
@@ -67,7 +67,7 @@ def test_a_failed_reconcile_records_the_error(spans: InMemorySpanExporter) -> No
     before = sample("pipeline_operator_reconcile_errors_total", reason="TimeoutError")
     reconciler = Reconciler(FailingKube(), OperatorSettings())  # type: ignore[arg-type]
     with pytest.raises(TimeoutError):
-        asyncio.run(reconciler.reconcile("ml", "broken", World(pipeline=PIPELINE)))
+        asyncio.run(reconciler.reconcile("ml", "broken", lambda: World(pipeline=PIPELINE)))
     assert sample("pipeline_operator_reconcile_errors_total", reason="TimeoutError") == before + 1
     span = next(
         s for s in spans.get_finished_spans() if s.attributes.get("pipeline.name") == "broken"
