@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from pipeline_operator import commands, metrics, pods, refusals, snapshots
+from pipeline_operator import command_annotation, metrics, pods, refusals, snapshots
 from pipeline_operator.api.v1alpha1 import (
     GROUP,
     AnalysisMetric,
@@ -68,8 +68,8 @@ from pipeline_operator.rollout import (
 from pipeline_operator.rollout.analysis import Subject
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.steps import canary_steps
+from pipeline_operator.serving_revisions import active_revisions
 from pipeline_operator.settings import OperatorSettings
-from pipeline_operator.state import active_revisions
 from pipeline_operator.tracing import tracer
 from pipeline_operator.validation import lint, validate
 
@@ -347,12 +347,12 @@ class Reconciler:
         running = pods.by_component(world.pods)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
         refused = refusals.refused_services(status)
-        command_value = commands.pending(meta.get("annotations"), status)
+        command_value = command_annotation.pending(meta.get("annotations"), status)
         command = None
         if command_value is not None:
             try:
-                command = commands.parse(command_value)
-            except commands.CommandError as err:
+                command = command_annotation.parse(command_value)
+            except command_annotation.CommandError as err:
                 return Stop(basis, BadCommand(command_value, str(err)))
         return Observed(
             basis=basis,
@@ -647,7 +647,7 @@ class Reconciler:
         rejected with the same reason. Nothing else changes."""
         status, pipeline = basis.status, basis.pipeline
         now = stamp(basis.now)
-        value = commands.pending(pipeline["metadata"].get("annotations"), status)
+        value = command_annotation.pending(pipeline["metadata"].get("annotations"), status)
         update: dict[str, Any] = {}
         if value is not None:
             update["last_command"] = CommandAck(

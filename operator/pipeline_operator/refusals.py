@@ -15,7 +15,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineStatus,
     Phase,
 )
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 REASON = "ApplyFailed"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pipeline_operator.api import gjson
-from pipeline_operator.api.success import ConditionError, compile_condition
+from pipeline_operator.api.success_condition import ConditionError, compile_condition
 from pipeline_operator.api.v1alpha1 import Graph, GraphNode, InferencePipelineSpec, NodeType
 from pipeline_operator.planner.containers import RESERVED_ENV
 

@@ -8,7 +8,7 @@ from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION
 from pipeline_operator.cli import abort, pause, promote, retry, rollout_command
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.commands import command_patch
+from pipeline_operator.command_annotation import command_patch
 from tests.cli import samples as s
 
 

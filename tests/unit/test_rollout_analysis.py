@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from pipeline_operator.api.success import ConditionError, evaluate
+from pipeline_operator.api.success_condition import ConditionError, evaluate
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,

@@ -9,7 +9,7 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.state import active_revisions, canary_active
+from pipeline_operator.serving_revisions import active_revisions, canary_active
 from tests.unit.world import World, reasons, sample_spec
 
 

@@ -24,7 +24,7 @@ from pipeline_operator.rollout.analysis import due_measurements
 from pipeline_operator.rollout.clock import stamp
 from pipeline_operator.rollout.engine import Decision, Observations, step
 from pipeline_operator.rollout.model import Verb
-from pipeline_operator.state import active_revisions, canary_active
+from pipeline_operator.serving_revisions import active_revisions, canary_active
 from tests.unit.world import World, sample_spec
 
 REVISIONS = ("r1", "r2", "r3")

@@ -18,7 +18,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.planner import Owner, plan
 from pipeline_operator.rollout.steps import describe
-from pipeline_operator.state import replicas
+from pipeline_operator.serving_revisions import replicas
 from tests.unit.world import World, reasons
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_operator import commands, snapshots
+from pipeline_operator import command_annotation, snapshots
 from pipeline_operator.api.v1alpha1 import (
     COMMAND_ANNOTATION,
     CommandAck,
@@ -72,24 +72,24 @@ def test_unreadable_snapshots_are_skipped() -> None:
 
 
 def test_command_annotation_round_trip() -> None:
-    patch = commands.command_patch("promote", "42")
+    patch = command_annotation.command_patch("promote", "42")
     value = patch["metadata"]["annotations"][COMMAND_ANNOTATION]
     assert value == "promote:42"
-    parsed = commands.parse(value)
+    parsed = command_annotation.parse(value)
     assert (parsed.verb, parsed.raw) == ("promote", "promote:42")
-    assert commands.parse("abort").verb == "abort"
+    assert command_annotation.parse("abort").verb == "abort"
 
 
 def test_unknown_command_is_refused_with_the_choices() -> None:
-    with pytest.raises(commands.CommandError, match="expected one of promote"):
-        commands.parse("launch:1")
+    with pytest.raises(command_annotation.CommandError, match="expected one of promote"):
+        command_annotation.parse("launch:1")
 
 
 def test_pending_skips_acknowledged_commands() -> None:
     annotations = {COMMAND_ANNOTATION: "promote:1"}
-    assert commands.pending(annotations, InferencePipelineStatus()) == "promote:1"
+    assert command_annotation.pending(annotations, InferencePipelineStatus()) == "promote:1"
     acked = InferencePipelineStatus(
         last_command=CommandAck(command="promote:1", result="Accepted", at="2026-01-01T00:00:00Z")
     )
-    assert commands.pending(annotations, acked) is None
-    assert commands.pending({}, InferencePipelineStatus()) is None
+    assert command_annotation.pending(annotations, acked) is None
+    assert command_annotation.pending({}, InferencePipelineStatus()) is None

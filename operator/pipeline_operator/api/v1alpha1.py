@@ -6,7 +6,7 @@ with :func:`cel`; the rest (graph cycles through nested nodes, GPU fit, the GJSO
 Switch conditions) is checked by :mod:`pipeline_operator.validation` and reported in status.
 A CEL rule that reads an optional field without a schema default tests ``has()`` first: the
 apiserver refuses an object whose rule reads an absent field. Success conditions are
-compiled when a spec is read (:mod:`pipeline_operator.api.success`).
+compiled when a spec is read (:mod:`pipeline_operator.api.success_condition`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from pipeline_operator.api.success import compile_condition
+from pipeline_operator.api.success_condition import compile_condition
 
 GROUP = "pipelines.inference.dev"
 VERSION = "v1alpha1"

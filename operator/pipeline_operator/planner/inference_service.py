@@ -19,7 +19,7 @@ from pipeline_operator.planner.placement import (
     build_stage_resources,
     build_transformer_placement,
 )
-from pipeline_operator.state import replicas
+from pipeline_operator.serving_revisions import replicas
 
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 ISVC_KIND = "InferenceService"
@@ -27,7 +27,7 @@ ISVC_KIND = "InferenceService"
 
 def build_replicas(stage: Stage, scale: int) -> dict[str, int]:
     """minReplicas and maxReplicas of a component, ``scale`` percent of the stage's (a canary
-    follows its share of the traffic; see :func:`pipeline_operator.state.replicas`)."""
+    follows its share of the traffic; see :func:`pipeline_operator.serving_revisions.replicas`)."""
     low = replicas(stage.scaling.min_replicas, scale)
     return {
         "minReplicas": low,

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_operator import state
+from pipeline_operator import serving_revisions
 from pipeline_operator.api.v1alpha1 import (
     InferencePipelineSpec,
     InferencePipelineStatus,
@@ -41,7 +41,11 @@ def traffic_weights(status: InferencePipelineStatus) -> dict[str, int]:
 def preview_weights(status: InferencePipelineStatus) -> dict[str, int]:
     """Blue-green: all preview traffic to the new revision while it is deployed."""
     revision = status.canary_revision
-    if status.strategy != "BlueGreen" or revision is None or not state.canary_active(status):
+    if (
+        status.strategy != "BlueGreen"
+        or revision is None
+        or not serving_revisions.canary_active(status)
+    ):
         return {}
     return {revision: 100}
 
@@ -79,13 +83,13 @@ def plan(
     Splitter over the revisions with traffic, absent while there is none. Blue-green with a
     preview deployed adds the preview graph, routed wholly to the new revision.
     """
-    revisions = state.active_revisions(status)
+    revisions = serving_revisions.active_revisions(status)
     weights = traffic_weights(status)
     preview = preview_weights(status)
     active = snapshots(specs, revisions + [r for r in (*weights, *preview) if r not in revisions])
     objects: list[dict[str, Any]] = []
     for revision in revisions:
-        scale = state.scale_of(status, revision)
+        scale = serving_revisions.scale_of(status, revision)
         objects += build_inference_services(owner, active[revision], revision, options, scale)
     if weights:
         objects.append(build_inference_graph(owner, weights, active, options))

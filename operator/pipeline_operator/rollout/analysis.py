@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pipeline_operator.api.success import ConditionError, evaluate
+from pipeline_operator.api.success_condition import ConditionError, evaluate
 from pipeline_operator.api.v1alpha1 import (
     AnalysisMetric,
     AnalysisStatus,
@@ -27,7 +27,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.steps import canary_steps
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 Verdict = Literal["Running", "Successful", "Failed"]
 

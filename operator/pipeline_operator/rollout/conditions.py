@@ -6,7 +6,7 @@ from typing import Literal
 
 from pipeline_operator.api.v1alpha1 import Condition, InferencePipelineStatus, Phase
 from pipeline_operator.rollout.context import Run
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"

@@ -16,7 +16,7 @@ from pipeline_operator.rollout.model import Command, Decision, Event, Observatio
 from pipeline_operator.rollout.steps import current_step
 from pipeline_operator.rollout.summary import summarize
 from pipeline_operator.rollout.traffic import split
-from pipeline_operator.state import canary_active, weight_of
+from pipeline_operator.serving_revisions import canary_active, weight_of
 
 __all__ = ["Command", "Decision", "Event", "Observations", "due_measurements", "step"]
 

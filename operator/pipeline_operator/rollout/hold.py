@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.context import Run
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 
 def hold(run: Run) -> bool:

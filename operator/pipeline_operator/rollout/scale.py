@@ -14,7 +14,7 @@ from __future__ import annotations
 from pipeline_operator.api.v1alpha1 import Canary, Phase
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.transitions import ROUTER_POLL
-from pipeline_operator.state import canary_active, replicas
+from pipeline_operator.serving_revisions import canary_active, replicas
 
 
 def short(run: Run, percent: int) -> list[str]:

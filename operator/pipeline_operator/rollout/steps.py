@@ -8,7 +8,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineSpec,
     InferencePipelineStatus,
 )
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 
 def canary_steps(spec: InferencePipelineSpec) -> list[CanaryStep]:

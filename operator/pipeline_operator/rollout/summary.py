@@ -10,7 +10,7 @@ from pipeline_operator.rollout.bluegreen import settings
 from pipeline_operator.rollout.clock import parse, stamp
 from pipeline_operator.rollout.context import Run
 from pipeline_operator.rollout.steps import canary_steps, position
-from pipeline_operator.state import canary_active
+from pipeline_operator.serving_revisions import canary_active
 
 
 def summarize(run: Run) -> str:
