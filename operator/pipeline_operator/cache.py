@@ -1,9 +1,9 @@
 """What the operator knows of the cluster between API calls (pure).
 
-kopf watches the pipelines and everything a reconcile reads of them (children, spec
-snapshots, pods, router Deployments) and keeps each object in an index, trimmed to the fields
-a reconcile reads (``trim_*``). A reconcile reads a :class:`World` of its pipeline from those
-indexes, overlaid with the operator's own writes that the watch has not delivered yet
+Watches (``informers``) fill a :class:`Store` with the pipelines and everything a reconcile
+reads of them (children, spec snapshots, pods, router Deployments), each object trimmed to
+the fields a reconcile reads (``trim_*``). A reconcile reads a :class:`World` of its pipeline
+from the store, overlaid with the operator's own writes that the watch has not delivered yet
 (:class:`OwnWrites`): no reconcile acts on a view older than its own last write.
 
 Resource versions are compared as numbers (etcd revisions, as every apiserver backed by etcd
@@ -57,13 +57,6 @@ def cached(
 def pipeline_label(name: str) -> str:
     """The value of the pipeline label on everything of pipeline ``name``."""
     return fit_name(name, limit=63)
-
-
-def pipeline_key(body: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(namespace, pipeline label) of an object that carries the pipeline label."""
-    meta = body.get("metadata", {})
-    label = (meta.get("labels") or {}).get(LABEL_PIPELINE)
-    return (meta.get("namespace"), label) if label else None
 
 
 # -- what a reconcile reads of each kind ------------------------------------------------------
@@ -196,23 +189,112 @@ class World:
     """resourceVersion of each pipeline, child and snapshot above."""
 
 
-class Indexes:
-    """kopf's indexes, as plain mappings: (namespace, pipeline label, or graph for the
-    routers) -> objects."""
+Label = tuple[str, str]
+"""(namespace, pipeline label): what every object of a pipeline is filed under; a router
+Deployment is filed under (namespace, its graph)."""
 
-    def __init__(
-        self,
-        pipelines: Mapping[tuple[str, str], Iterable[Cached]],
-        children: Iterable[Mapping[tuple[str, str], Iterable[Cached]]],
-        revisions: Mapping[tuple[str, str], Iterable[Cached]],
-        pods: Mapping[tuple[str, str], Iterable[Cached]],
-        routers: Mapping[tuple[str, str], Iterable[Cached]],
-    ) -> None:
-        self.pipelines = pipelines
-        self.children = list(children)
-        self.revisions = revisions
-        self.pods = pods
-        self.routers = routers
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of watched object: how it is trimmed and where it is filed."""
+
+    name: str
+    trim: Callable[[Mapping[str, Any]], dict[str, Any]]
+    label: str | None = LABEL_PIPELINE
+    """The label whose value files it (None: a pipeline, filed under its own name's label)."""
+
+    def filed_under(self, body: Mapping[str, Any]) -> Label | None:
+        meta = body.get("metadata", {})
+        if self.label is None:
+            value: str | None = pipeline_label(str(meta.get("name")))
+        else:
+            value = (meta.get("labels") or {}).get(self.label)
+        return (str(meta.get("namespace")), str(value)) if value else None
+
+
+PIPELINES = Kind(KIND, trim_pipeline, None)
+SERVICES = Kind("InferenceService", trim_child)
+GRAPHS = Kind("InferenceGraph", trim_child)
+SNAPSHOTS = Kind("ControllerRevision", trim_revision)
+PODS = Kind("Pod", trim_pod)
+ROUTERS = Kind("Deployment", trim_router, ROUTER_LABEL)
+OWNED = (SERVICES, GRAPHS, SNAPSHOTS)
+"""The kinds the operator writes for a pipeline."""
+
+
+class Store:
+    """Every watched object, trimmed, by kind and :data:`Label`.
+
+    Each change returns the labels of the pipelines whose view it changed (a router's is the
+    pipeline of its graph); a change of fields no reconcile reads changes no view. Used from
+    the event loop alone.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[Label, dict[str, Cached]]] = {}
+        self._where: dict[str, tuple[Kind, Label, str]] = {}
+        """uid -> the object's kind, where it is filed, and its name."""
+        self._graphs: dict[Label, Label] = {}
+        """(namespace, graph) -> its pipeline's label."""
+
+    def get(self, kind: Kind, label: Label) -> list[Cached]:
+        return list(self._objects.get(kind.name, {}).get(label, {}).values())
+
+    def size(self) -> int:
+        """How many objects it holds."""
+        return len(self._where)
+
+    def put(self, kind: Kind, body: Mapping[str, Any]) -> set[Label]:
+        """An object as listed, added or modified (one that lost its label leaves)."""
+        meta = body.get("metadata", {})
+        uid, name = str(meta.get("uid")), str(meta.get("name"))
+        label = kind.filed_under(body)
+        if label is None:
+            return self.delete(uid)
+        where = self._where.get(uid)
+        moved = where is not None and where[:2] != (kind, label)
+        changed = self.delete(uid) if moved else set()
+        stored = self._objects.setdefault(kind.name, {}).setdefault(label, {})
+        new = cached(body, kind.trim)
+        same = stored.get(uid) == new
+        stored[uid] = new
+        self._where[uid] = (kind, label, name)
+        if kind is GRAPHS:
+            self._graphs[(label[0], name)] = label
+        return changed if same else changed | self._owners(kind, label)
+
+    def delete(self, uid: str) -> set[Label]:
+        """The object ``uid`` was deleted (or left the watch)."""
+        where = self._where.pop(uid, None)
+        if where is None:
+            return set()
+        kind, label, name = where
+        stored = self._objects[kind.name][label]
+        del stored[uid]
+        if not stored:
+            del self._objects[kind.name][label]
+        if kind is GRAPHS:
+            self._graphs.pop((label[0], name), None)
+        return self._owners(kind, label)
+
+    def prune(self, kind: Kind, namespace: str | None, keep: frozenset[str]) -> set[Label]:
+        """A listing of ``kind`` in ``namespace`` (None: every namespace) held only ``keep``:
+        the others were deleted."""
+        changed: set[Label] = set()
+        for uid, (other, label, _) in list(self._where.items()):
+            if other is kind and namespace in (None, label[0]) and uid not in keep:
+                changed |= self.delete(uid)
+        return changed
+
+    def pipelines(self, label: Label) -> list[str]:
+        """Names of the pipelines filed under ``label``."""
+        return [c.body["metadata"]["name"] for c in self.get(PIPELINES, label)]
+
+    def _owners(self, kind: Kind, label: Label) -> set[Label]:
+        if kind is not ROUTERS:
+            return {label}
+        owner = self._graphs.get(label)
+        return {owner} if owner else set()
 
 
 @dataclass
@@ -281,19 +363,19 @@ class OwnWrites:
         return out
 
 
-def world(indexes: Indexes, writes: OwnWrites, namespace: str, name: str) -> World:
+def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
     """The view one reconcile of ``namespace/name`` reads."""
     label = (namespace, pipeline_label(name))
-    pipelines = [p for p in indexes.pipelines.get(label, ()) if p.body["metadata"]["name"] == name]
-    children = [c for index in indexes.children for c in index.get(label, ())]
+    pipelines = [p for p in store.get(PIPELINES, label) if p.body["metadata"]["name"] == name]
+    children = [*store.get(SERVICES, label), *store.get(GRAPHS, label)]
     graphs = (graph_name(name), graph_name(name, preview=True))
-    routers = {g: next(iter(indexes.routers.get((namespace, g), ())), None) for g in graphs}
+    routers = {g: next(iter(store.get(ROUTERS, (namespace, g))), None) for g in graphs}
     return _view(
         writes,
         namespace,
         name,
-        [*pipelines, *children, *indexes.revisions.get(label, ())],
-        tuple(p.body for p in indexes.pods.get(label, ())),
+        [*pipelines, *children, *store.get(SNAPSHOTS, label)],
+        tuple(p.body for p in store.get(PODS, label)),
         {g: r.body for g, r in routers.items() if r is not None},
     )
 

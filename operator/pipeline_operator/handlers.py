@@ -1,11 +1,12 @@
-"""kopf wiring: watches that fill the cache, and one reconcile loop (a daemon) per pipeline.
+"""kopf wiring: one reconcile loop (a daemon) per pipeline, fed by the operator's watches.
 
-kopf watches the pipelines and everything their reconciles read: InferenceServices and
-InferenceGraphs, the ControllerRevisions holding spec snapshots, the stages' pods and the
-graphs' router Deployments (the last three filtered by label in the apiserver). Each object is
-kept trimmed in an index (see :mod:`~pipeline_operator.cache`), so a reconcile reads memory,
-not the API; kopf fills every index before any handler runs, so the first reconcile after a
-start already sees everything.
+The watches (:mod:`~pipeline_operator.informers`) keep the pipelines and everything their
+reconciles read in a store (InferenceServices and InferenceGraphs, the ControllerRevisions
+holding spec snapshots, the stages' pods and the graphs' router Deployments, all but the
+pipelines filtered by label in the apiserver), each object trimmed (see
+:mod:`~pipeline_operator.cache`), so a reconcile reads memory, not the API. They have listed
+everything before the operator starts its daemons, so the first reconcile after a start
+already sees everything; kopf itself watches only the pipelines, to run their daemons.
 
 The daemon serialises reconciles of its pipeline; watch events only wake it, and a wake-up
 that finds the pipeline's view unchanged since its last reconcile is skipped. A reconcile
@@ -28,7 +29,8 @@ import kopf
 
 from pipeline_operator import cache, metrics, tracing
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from pipeline_operator.cache import OwnWrites
+from pipeline_operator.cache import OWNED, Label, OwnWrites, Store
+from pipeline_operator.informers import Change, Watches
 from pipeline_operator.kube import ConflictError, Kube, NotLeadingError, load_config
 from pipeline_operator.leader import Alone, Leadership, identity
 from pipeline_operator.naming import LABEL_PIPELINE
@@ -42,11 +44,6 @@ FINALIZER = f"{GROUP}/daemons"
 FINALIZER_WAIT = 5.0
 """How long a new pipeline's first reconcile waits for kopf to add its finalizer (a status
 patch based on the version before it would conflict)."""
-ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
-GRAPH = ("serving.kserve.io", "v1alpha1", "inferencegraphs")
-SNAPSHOTS = ("apps", "v1", "controllerrevisions")
-PODS = ("v1", "pods")
-ROUTERS = ("apps", "v1", "deployments")
 
 
 class Wakeups:
@@ -79,12 +76,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = 30
-    # Only what the operator reads comes through these watches (the pipeline label is on
-    # everything it writes and on KServe's pods; KServe labels a router with its graph). A
-    # child whose label is removed leaves its watch as a deletion, which wakes its pipeline.
-    for resource in (ISVC, GRAPH, SNAPSHOTS, PODS):
-        settings.watching.label_selectors[resource] = LABEL_PIPELINE
-    settings.watching.label_selectors[ROUTERS] = cache.ROUTER_LABEL
     settings.posting.level = logging.WARNING
     if config.namespaces:
         # Exact namespaces need no scanning: kopf would otherwise list all namespaces, which a
@@ -113,24 +104,28 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         metrics.LEADER.set(1)
     memo.leadership = leadership
     memo.wakeups = Wakeups()
-    memo.indexes = cache.Indexes(
-        pipelines=kwargs["pipeline_index"],
-        children=[kwargs["service_index"], kwargs["graph_index"]],
-        revisions=kwargs["snapshot_index"],
-        pods=kwargs["pod_index"],
-        routers=kwargs["router_index"],
-    )
     memo.reconciler = Reconciler(
         kube,
         config,
         api_pool=ThreadPoolExecutor(config.workers, thread_name_prefix="api"),
         analysis_pool=ThreadPoolExecutor(config.analysis_workers, thread_name_prefix="analysis"),
     )
+    namespaces: list[str | None] = [*sorted(config.namespaces)] or [None]
+    memo.store = Store()
+    memo.watches = Watches(
+        load_config(connections=len(namespaces) * 6),
+        namespaces,
+        memo.store,
+        lambda changed, change: _changed(memo, changed, change),
+    )
+    await memo.watches.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    """Stop writing, let the writes in flight finish, and hand the Lease over at once."""
+    """Stop watching and writing, let the writes in flight finish, and hand the Lease over at
+    once."""
+    memo.watches.stop()
     leadership = memo.leadership
     pool = memo.reconciler.api_pool
     if isinstance(leadership, Leadership):
@@ -140,50 +135,6 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await asyncio.to_thread(
             leadership.release, lambda: pool.shutdown(wait=True, cancel_futures=True)
         )
-
-
-# -- the cache: what reconciles read -----------------------------------------------------------
-
-
-@kopf.index(GROUP, VERSION, PLURAL, id="pipeline_index")
-def pipeline_index(body: kopf.Body, **_: Any) -> dict[Any, cache.Cached] | None:
-    """Pipelines by (namespace, pipeline label): pods name their pipeline by its label."""
-    meta = body["metadata"]
-    key = (meta.get("namespace"), cache.pipeline_label(meta["name"]))
-    return {key: cache.cached(body)}
-
-
-@kopf.index(*ISVC, id="service_index")
-@kopf.index(*GRAPH, id="graph_index")
-@kopf.index(*SNAPSHOTS, id="snapshot_index")
-def labelled_index(body: kopf.Body, **_: Any) -> dict[Any, cache.Cached] | None:
-    """Children and snapshots by (namespace, pipeline label)."""
-    key = cache.pipeline_key(body)
-    return {key: cache.cached(body)} if key is not None else None
-
-
-@kopf.index(*PODS, id="pod_index")
-def pod_index(body: kopf.Body, **_: Any) -> dict[Any, cache.Cached] | None:
-    """The stages' pods by (namespace, pipeline label)."""
-    key = cache.pipeline_key(body)
-    return {key: cache.cached(body, cache.trim_pod)} if key is not None else None
-
-
-@kopf.index(*ROUTERS, id="router_index")
-def router_index(body: kopf.Body, **_: Any) -> dict[Any, cache.Cached] | None:
-    """Router Deployments by (namespace, graph)."""
-    graph = (body["metadata"].get("labels") or {}).get(cache.ROUTER_LABEL)
-    key = (body["metadata"].get("namespace"), graph)
-    return {key: cache.cached(body, cache.trim_router)} if graph else None
-
-
-@kopf.index(*GRAPH, id="graph_owners")
-def graph_owners(
-    body: kopf.Body, name: str, namespace: str | None, **_: Any
-) -> dict[tuple[str | None, str], str] | None:
-    """InferenceGraph -> the pipeline that owns it, to route router Deployment events."""
-    owner = _owner(body)
-    return {(namespace, name): owner} if owner is not None else None
 
 
 # -- the reconcile loop ------------------------------------------------------------------------
@@ -231,7 +182,7 @@ async def _reconcile_loop(
                 # after the watch last delivered the pipeline here).
                 await reconciler.refresh(namespace, name)
                 last, stale, epoch = None, False, leadership.epoch
-            world = cache.world(memo.indexes, reconciler.writes, namespace, name)
+            world = cache.world(memo.store, reconciler.writes, namespace, name)
             if world == last and loop.time() < due:
                 await _sleep(wakeup, stopped, due - loop.time())
                 continue
@@ -239,7 +190,7 @@ async def _reconcile_loop(
                 finalizer_awaited = True
                 await _sleep(wakeup, stopped, FINALIZER_WAIT)
                 continue
-            read = _Reader(memo.indexes, reconciler.writes, namespace, name)
+            read = _Reader(memo.store, reconciler.writes, namespace, name)
             requeue = await reconciler.reconcile(namespace, name, read)
             last, backoff = cache.rewritten(read.last, reconciler.writes, namespace, name), 1.0
         except ConflictError as conflict:
@@ -259,12 +210,12 @@ async def _reconcile_loop(
 class _Reader:
     """Reads a pipeline's view from the cache for its reconcile, keeping the last one read."""
 
-    def __init__(self, indexes: cache.Indexes, writes: OwnWrites, namespace: str, name: str):
-        self.indexes, self.writes, self.namespace, self.name = indexes, writes, namespace, name
+    def __init__(self, store: Store, writes: OwnWrites, namespace: str, name: str):
+        self.store, self.writes, self.namespace, self.name = store, writes, namespace, name
         self.last = cache.World(pipeline=None)
 
     def __call__(self) -> cache.World:
-        self.last = cache.world(self.indexes, self.writes, self.namespace, self.name)
+        self.last = cache.world(self.store, self.writes, self.namespace, self.name)
         return self.last
 
 
@@ -296,56 +247,27 @@ async def _until(awaitable: Any, stopped: kopf.DaemonStopped, delay: float | Non
 # -- what wakes a pipeline ---------------------------------------------------------------------
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_changed(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    if namespace is not None:
-        memo.wakeups.wake(namespace, name)
+def _changed(memo: kopf.Memo, changed: set[Label], change: Change | None) -> None:
+    """Wake the pipelines whose view changed. A child or snapshot the watch saw deleted
+    also wakes its owner (named by its owner reference, or by its pipeline label once that
+    was removed), and outranks an older write of the operator still in the cache's overlay."""
+    for namespace, label in changed:
+        for name in memo.store.pipelines((namespace, label)):
+            memo.wakeups.wake(namespace, name)
+    if change is None or change.type != "DELETED" or change.resource.kind not in OWNED:
+        return
+    meta = change.body.get("metadata", {})
+    owner = _owner(change.body) or (meta.get("labels") or {}).get(LABEL_PIPELINE)
+    namespace = meta.get("namespace")
+    if owner is None or namespace is None:
+        return
+    key = (change.resource.kind.name, str(meta.get("name")))
+    memo.reconciler.writes.deleted(namespace, owner, key, cache.version(change.body))
+    memo.wakeups.wake(namespace, owner)
 
 
-def _owner(body: kopf.Body) -> str | None:
+def _owner(body: dict[str, Any]) -> str | None:
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
         if owner.get("kind") == KIND and owner.get("apiVersion", "").startswith(f"{GROUP}/"):
             return str(owner["name"])
     return None
-
-
-@kopf.on.event(*ISVC)
-@kopf.on.event(*GRAPH)
-@kopf.on.event(*SNAPSHOTS)
-async def owned_changed(
-    body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """A child or snapshot changed: wake its pipeline, named by the owner reference or, once
-    that was removed, by the pipeline label. A deletion the watch reports outranks an older
-    write of the operator still in the cache's overlay."""
-    labels = body.get("metadata", {}).get("labels") or {}
-    owner = _owner(body) or labels.get(LABEL_PIPELINE)
-    if owner is None or namespace is None:
-        return
-    if type == "DELETED":
-        key = cache.key_of(body)
-        memo.reconciler.writes.deleted(namespace, owner, key, cache.version(body))
-    memo.wakeups.wake(namespace, owner)
-
-
-@kopf.on.event(*PODS)
-async def pod_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """A stage's pod came up, became ready, or cannot be scheduled: wake its pipeline."""
-    label = (body.get("metadata", {}).get("labels") or {}).get(LABEL_PIPELINE)
-    if namespace is None or label is None:
-        return
-    for pipeline in memo.indexes.pipelines.get((namespace, label), ()):
-        memo.wakeups.wake(namespace, pipeline.body["metadata"]["name"])
-
-
-@kopf.on.event(*ROUTERS)
-async def router_changed(
-    body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """KServe rolled a router out (or is rolling it): its pipeline's timers may start now."""
-    owners: kopf.Index[tuple[str | None, str], str] = kwargs["graph_owners"]
-    graph = body.get("metadata", {}).get("labels", {}).get(cache.ROUTER_LABEL)
-    if namespace is None or graph is None:
-        return
-    for owner in owners.get((namespace, graph), []):
-        memo.wakeups.wake(namespace, owner)

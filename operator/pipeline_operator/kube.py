@@ -1,8 +1,9 @@
 """The one module that writes to the Kubernetes API (synchronous client, run in threads).
 
-The operator reads what kopf watches (see ``cache``); here are its writes, each returning
-what the apiserver answered so that the next reconcile reads at least that version, and the
-few reads it makes directly (a pipeline after a conflict or a change of leader).
+The operator reads what it watches (see ``informers`` and ``cache``); here are its writes,
+each returning what the apiserver answered so that the next reconcile reads at least that
+version, and the few reads it makes directly (a pipeline after a conflict or a change of
+leader).
 """
 
 from __future__ import annotations

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline_operator.cache import (
-    Cached,
-    Indexes,
+    GRAPHS,
+    PIPELINES,
+    ROUTER_LABEL,
+    ROUTERS,
+    SERVICES,
+    Kind,
     OwnWrites,
+    Store,
     cached,
     rewritten,
     trim_child,
@@ -61,20 +66,23 @@ def service(name: str, version: int, ready: str = "False") -> dict[str, Any]:
 
 
 class Fake:
-    """kopf's indexes: (namespace, pipeline label) -> the objects kopf has seen."""
+    """The operator's store, as its watches fill it, and its own writes."""
 
     def __init__(self) -> None:
-        self.pipelines: dict[tuple[str, str], list[Cached]] = {}
-        self.services: dict[tuple[str, str], list[Cached]] = {}
-        self.pods: dict[tuple[str, str], list[Cached]] = {}
+        self.store = Store()
         self.writes = OwnWrites()
         self.writes.track(NS, NAME)
 
-    def indexes(self) -> Indexes:
-        return Indexes(self.pipelines, [self.services], {}, self.pods, {})
+    def show(self, kind: Kind, *bodies: dict[str, Any]) -> set[tuple[str, str]]:
+        """The watch now holds exactly ``bodies`` of ``kind``."""
+        uids = frozenset(b["metadata"]["uid"] for b in bodies)
+        changed = self.store.prune(kind, NS, uids)
+        for body in bodies:
+            changed |= self.store.put(kind, body)
+        return changed
 
     def view(self) -> Any:
-        return world(self.indexes(), self.writes, NS, NAME)
+        return world(self.store, self.writes, NS, NAME)
 
 
 def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
@@ -111,7 +119,7 @@ def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
 
 def test_an_own_write_shows_until_the_watch_delivers_it() -> None:
     fake = Fake()
-    fake.pipelines[LABEL] = [cached(pipeline(10))]
+    fake.show(PIPELINES, pipeline(10))
     fake.writes.record(NS, NAME, pipeline(12, phase="Healthy"))
     fake.writes.record(NS, NAME, service("a", 11))
     seen = fake.view()
@@ -120,8 +128,8 @@ def test_an_own_write_shows_until_the_watch_delivers_it() -> None:
     assert seen.versions[("InferencePipeline", NAME)] == 12
 
     # The watch delivers the status write, then someone edits the pipeline again.
-    fake.pipelines[LABEL] = [cached(pipeline(14, phase="Paused"))]
-    fake.services[LABEL] = [cached(service("a", 11))]
+    fake.show(PIPELINES, pipeline(14, phase="Paused"))
+    fake.show(SERVICES, service("a", 11))
     seen = fake.view()
     assert seen.pipeline["status"] == {"phase": "Paused"}
     assert fake.writes.merge(NS, NAME, []) == {}  # nothing left to lay over the cache
@@ -129,14 +137,14 @@ def test_an_own_write_shows_until_the_watch_delivers_it() -> None:
 
 def test_a_deleted_object_is_hidden_until_the_cache_agrees() -> None:
     fake = Fake()
-    fake.services[LABEL] = [cached(service(n, v)) for n, v in (("a", 5), ("b", 6))]
+    fake.show(SERVICES, service("a", 5), service("b", 6))
     fake.writes.deleted(NS, NAME, ("InferenceService", "a"), after=5)
     assert [c["metadata"]["name"] for c in fake.view().children] == ["b"]
-    fake.services[LABEL] = [cached(service("b", 6))]
+    fake.show(SERVICES, service("b", 6))
     assert [c["metadata"]["name"] for c in fake.view().children] == ["b"]
     # Created again later: a newer version than the deleted one shows.
     fake.writes.deleted(NS, NAME, ("InferenceService", "b"), after=6)
-    fake.services[LABEL] = [cached(service("b", 9))]
+    fake.show(SERVICES, service("b", 9))
     assert [c["metadata"]["name"] for c in fake.view().children] == ["b"]
 
 
@@ -160,16 +168,68 @@ def test_writes_of_pipelines_without_a_reconcile_loop_are_not_kept() -> None:
 
 def test_what_a_reconcile_left_ignores_what_others_changed_meanwhile() -> None:
     fake = Fake()
-    fake.pipelines[LABEL] = [cached(pipeline(10))]
-    fake.services[LABEL] = [cached(service("a", 11))]
+    fake.show(PIPELINES, pipeline(10))
+    fake.show(SERVICES, service("a", 11))
     before = fake.view()
     # The reconcile writes status; meanwhile KServe reports the service Ready.
     fake.writes.record(NS, NAME, pipeline(13, phase="Progressing"))
-    fake.services[LABEL] = [cached(service("a", 12, ready="True"))]
+    fake.show(SERVICES, service("a", 12, ready="True"))
     left = rewritten(before, fake.writes, NS, NAME)
     assert left.pipeline["status"] == {"phase": "Progressing"}
     assert left.children == before.children
     assert fake.view() != left  # the Ready service is news: reconcile again
-    fake.services[LABEL] = [cached(service("a", 11))]
-    fake.pipelines[LABEL] = [cached(pipeline(13, phase="Progressing"))]
+    fake.show(SERVICES, service("a", 11))
+    fake.show(PIPELINES, pipeline(13, phase="Progressing"))
     assert fake.view() == left  # only its own writes came back: nothing to do
+
+
+def router(graph: str, version: int, available: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"{graph}-router",
+            "namespace": NS,
+            "uid": f"uid-{graph}-router",
+            "resourceVersion": str(version),
+            "generation": 1,
+            "labels": {ROUTER_LABEL: graph},
+        },
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"args": []}]}}},
+        "status": {"observedGeneration": 1, "availableReplicas": available},
+    }
+
+
+def graph(name: str) -> dict[str, Any]:
+    body = service(name, 3)
+    body["kind"], body["metadata"]["uid"] = "InferenceGraph", f"uid-graph-{name}"
+    return body
+
+
+def test_the_store_names_the_pipelines_whose_view_changed() -> None:
+    store = Store()
+    assert store.put(PIPELINES, pipeline(1)) == {LABEL}
+    assert store.pipelines(LABEL) == [NAME]
+    assert store.put(SERVICES, service("a", 5)) == {LABEL}
+    # Only fields no reconcile reads changed: no view changed.
+    assert store.put(SERVICES, service("a", 6)) == set()
+    assert store.put(SERVICES, service("a", 7, ready="True")) == {LABEL}
+    # A router is its graph's pipeline's; one of a graph the store does not hold, no one's.
+    assert store.put(ROUTERS, router("other", 8, 1)) == set()
+    store.put(GRAPHS, graph(NAME))
+    assert store.put(ROUTERS, router(NAME, 9, 0)) == {LABEL}
+    assert world(store, OwnWrites(), NS, NAME).routers[NAME]["status"]["availableReplicas"] == 0
+    # An object that lost its label leaves the store, and its pipeline is told.
+    unlabelled = service("a", 10, ready="True")
+    del unlabelled["metadata"]["labels"]
+    assert store.put(SERVICES, unlabelled) == {LABEL}
+    assert store.get(SERVICES, LABEL) == []
+    assert store.delete("uid-unknown") == set()
+
+
+def test_a_listing_removes_what_it_no_longer_holds() -> None:
+    fake = Fake()
+    fake.show(SERVICES, service("a", 5), service("b", 6))
+    assert fake.show(SERVICES, service("b", 6)) == {LABEL}  # a was deleted while unwatched
+    assert [c["metadata"]["name"] for c in fake.view().children] == ["b"]
+    # A listing of another namespace leaves this one alone.
+    assert fake.store.prune(SERVICES, "elsewhere", frozenset()) == set()
+    assert fake.store.size() == 1
