@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline_operator.api.v1alpha1 import KIND
@@ -381,11 +381,16 @@ def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
 
 
 def rewritten(before: World, writes: OwnWrites, namespace: str, name: str) -> World:
-    """``before`` with the operator's writes since laid over it: what a reconcile that read
-    ``before`` left, whatever else changed meanwhile."""
+    """``before`` with the reconcile's own write of the pipeline (its status) laid over it:
+    the view that status was computed from, as it reads once the write comes back, whatever
+    else changed meanwhile. Its writes of children and snapshots are not laid over: a view
+    that holds them is not the one the status was computed from, so it is reconciled again."""
     bodies = [*([before.pipeline] if before.pipeline else []), *before.children, *before.revisions]
     objects = [Cached(b, before.versions.get(key_of(b), 0)) for b in bodies]
-    return _view(writes, namespace, name, objects, before.pods, before.routers)
+    after = _view(writes, namespace, name, objects, before.pods, before.routers)
+    key = (KIND, name)
+    versions = {**before.versions, **({key: after.versions[key]} if key in after.versions else {})}
+    return replace(before, pipeline=after.pipeline, versions=versions)
 
 
 def _view(

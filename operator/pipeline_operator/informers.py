@@ -129,8 +129,6 @@ class Informer:
         deliver: Callable[[Update], None],
     ) -> None:
         self.api, self.resource, self.namespace, self.deliver = api, resource, namespace, deliver
-        self.listed = threading.Event()
-        """Set once the first listing was delivered."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"watch-{resource.plural}", daemon=True
@@ -148,7 +146,6 @@ class Informer:
         while not self._stopping.is_set():
             try:
                 version = self._list()
-                self.listed.set()
                 backoff = 1.0
                 while not self._stopping.is_set():
                     version = self._watch(version)

@@ -26,7 +26,7 @@ API_WRITES = Counter(
 )
 API_READS = Counter(
     "pipeline_operator_api_reads_total",
-    "Reads sent to the Kubernetes API besides kopf's watches.",
+    "Reads sent to the Kubernetes API besides the watch streams (listing pages, pipeline reads).",
     ["verb", "kind"],
 )
 LEADER = Gauge(

@@ -183,6 +183,22 @@ def test_what_a_reconcile_left_ignores_what_others_changed_meanwhile() -> None:
     assert fake.view() == left  # only its own writes came back: nothing to do
 
 
+def test_a_view_holding_the_children_a_reconcile_wrote_is_reconciled_again() -> None:
+    # The status of the reconcile that created a child was computed without it; the view
+    # that holds it is news, or that status would say "missing" until something else changed.
+    fake = Fake()
+    fake.show(PIPELINES, pipeline(10))
+    before = fake.view()
+    fake.writes.record(NS, NAME, service("a", 11))
+    fake.writes.record(NS, NAME, pipeline(12, phase="Deploying"))
+    left = rewritten(before, fake.writes, NS, NAME)
+    assert left.children == () and left.pipeline["status"] == {"phase": "Deploying"}
+    assert fake.view() != left
+    fake.show(SERVICES, service("a", 11))
+    fake.show(PIPELINES, pipeline(12, phase="Deploying"))
+    assert fake.view() != left
+
+
 def router(graph: str, version: int, available: int) -> dict[str, Any]:
     return {
         "metadata": {
