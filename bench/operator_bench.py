@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -121,14 +119,6 @@ class Operator(OperatorProcess):
         except OSError:
             return False
         return True
-
-    def samples(self, name: str) -> dict[str, float]:
-        """A counter's samples by their labels, e.g. ``{'verb="patch",kind="X"': 3.0}``."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        pattern = rf"^{name}\{{([^}}]*)\}} ([0-9.e+]+)$"
-        return {labels: float(v) for labels, v in re.findall(pattern, text, flags=re.M)}
 
     def totals(self) -> dict[str, float]:
         names = ("api_writes_total", "api_reads_total", "reconciles_total", "leader")

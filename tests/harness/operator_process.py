@@ -80,11 +80,16 @@ class OperatorProcess:
 
     def counter(self, name: str) -> float:
         """Sum of a Prometheus counter over its labels, scraped from /metrics."""
+        return sum(self.samples(name).values())
+
+    def samples(self, name: str) -> dict[str, float]:
+        """A counter's samples by their labels (``'kind="X",verb="patch"'``; ``''`` when it
+        has none), scraped from /metrics."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        pattern = rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
-        return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+        pattern = rf"^{name}(?:\{{([^}}]*)\}})? ([0-9.e+]+)$"
+        return {labels: float(v) for labels, v in re.findall(pattern, text, flags=re.M)}
 
     def logs(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
