@@ -4,19 +4,31 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(HASH)
+DEMO_STAMP := $(VENV)/.installed-demo-$(HASH)
 CLUSTER ?= pipelines
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# The full development environment: what the demo needs, torch, the benchmarks, the tests.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar off -e '.[operator,dataplane,bench,test]'
-	@rm -f $(VENV)/.installed-*; touch $@
+	$(PY) -m pip install --progress-bar off -e '.[dataplane,demo,bench,test]'
+	@rm -f $(VENV)/.installed-*; touch $@ $(DEMO_STAMP)
 
-venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, transformers, kserve), bench, tests
+# The demo's environment, a subset of the full one: operator, harness, ONNX Runtime; no torch.
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --progress-bar off -e '.[demo]'
+	@rm -f $(VENV)/.installed-demo-*; touch $@
+
+venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, ONNX Runtime, kserve), bench, tests
+
+demo-venv: $(DEMO_STAMP) ## Create the demo's virtualenv: operator, local cluster, ONNX Runtime (no torch)
 
 tools: ## Build (or reuse) the pinned Go tool set: control plane, kwok, helm, KServe CRDs/router
 	@bash hack/tools/build.sh >/dev/null
@@ -30,13 +42,13 @@ lint: venv ## ruff + mypy + import contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-cluster-up: venv tools ## Start the local cluster (kwokctl, binary runtime): node pools, CRDs, KServe
+cluster-up: demo-venv tools ## Start the local cluster (kwokctl, binary runtime): node pools, CRDs, KServe
 	$(PY) -m tests.harness up --name $(CLUSTER)
 
-cluster-down: venv ## Stop the local cluster and every process it started
+cluster-down: demo-venv ## Stop the local cluster and every process it started
 	$(PY) -m tests.harness down --name $(CLUSTER)
 
-demo: venv tools ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
+demo: demo-venv tools ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
 	PYTHONUNBUFFERED=1 $(PY) -m tests.harness.demo
 
 bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, restart, handover (figures vs targets)
@@ -45,7 +57,7 @@ bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, re
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
 
-.PHONY: help venv tools test lint cluster-up cluster-down demo bench bench-cluster
+.PHONY: help venv demo-venv tools test lint cluster-up cluster-down demo bench bench-cluster
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results

@@ -1,4 +1,4 @@
-"""Command-line flags of the torch predictors (classifier, embedding): model and batching.
+"""Command-line flags of the encoder predictors (classifier, embedding): model and batching.
 
 The rest of the command line (KServe's flags, revision, tracing) and the server's start-up
 are :mod:`pipeline_serving.server`'s.
@@ -40,7 +40,7 @@ def batching_config(args: argparse.Namespace) -> BatchingConfig:
 
 
 def add_encoder_args(parser: argparse.ArgumentParser) -> None:
-    """Model flags of the torch predictors (classifier, embedding)."""
+    """Model flags of the encoder predictors (classifier, embedding)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model_dir", default=DEFAULT_MODEL_DIR, help="Local model directory.")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N].")
@@ -48,10 +48,12 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         default="auto",
         choices=["auto", "float32", "float16", "bfloat16"],
-        help="auto is float16 on CUDA, float32 on CPU.",
+        help="auto is float16 on CUDA, float32 on CPU (torch); an ONNX export keeps its own.",
     )
     group.add_argument("--max_length", type=int, default=None, help="Most tokens per instance.")
-    group.add_argument("--num_threads", type=int, default=None, help="torch CPU threads.")
+    group.add_argument(
+        "--num_threads", type=int, default=None, help="CPU threads of torch or ONNX Runtime."
+    )
     add_batching_args(parser)
 
 

@@ -1,27 +1,29 @@
-"""The shared core of the torch predictors: load a local Hugging Face model, batch, forward.
+"""The shared core of the encoder predictors: load a local Hugging Face model, batch, run.
 
-A subclass says which ``AutoModel*`` class to load, what one forward pass returns per row
-(logits, pooled embeddings) and how to format v1 and v2 responses. Loading never reaches a
-hub (``local_files_only``); CUDA is used when present, in half precision by default.
+A subclass says what one pass returns per row (logits, pooled embeddings) and how to format
+v1 and v2 responses. The model directory picks the runtime: a Hugging Face ONNX export
+(``model.onnx`` beside ``config.json`` and the tokenizer) runs on ONNX Runtime and needs no
+torch; any other directory is loaded by torch (``from_pretrained``; CUDA when present, in half
+precision by default). Loading never reaches a hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import math
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from pipeline_serving.codecs import (
     Instance,
@@ -35,30 +37,28 @@ from pipeline_serving.server import DEFAULT_MODEL_DIR
 
 from .batching import BatchingConfig, DynamicBatcher, length_buckets
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
 
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` is CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available")
-    return resolved
+log = logging.getLogger(__name__)
+
+# What marks a model directory as a Hugging Face ONNX export.
+ONNX_FILE = "model.onnx"
 
 
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` is float16 on CUDA and float32 elsewhere."""
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype not in table:
-        raise ValueError(f"unknown dtype {dtype!r}; one of auto, {', '.join(table)}")
-    return table[dtype]
+class ModelRuntime(Protocol):
+    """A loaded model: padded token ids and masks in, one float32 row per instance out."""
+
+    @property
+    def config(self) -> PretrainedConfig: ...
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
 class EncoderOptions:
-    """Runtime options shared by the torch predictors (all have command-line flags)."""
+    """Runtime options shared by the encoder predictors (all have command-line flags)."""
 
     model_dir: str = DEFAULT_MODEL_DIR
     batching: BatchingConfig = field(default_factory=BatchingConfig)
@@ -70,15 +70,16 @@ class EncoderOptions:
 
 
 class EncoderModel(ObservedModel):
-    """A batched, torch-backed ``kserve.Model``; ready only after :meth:`load`."""
+    """A batched ``kserve.Model`` over torch or ONNX Runtime; ready only after :meth:`load`."""
+
+    # The output of an ONNX export this predictor serves as rows; None: torch models only.
+    onnx_output: ClassVar[str | None] = None
 
     def __init__(self, name: str, options: EncoderOptions) -> None:
         super().__init__(name, revision=options.revision)
         self.options = options
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
         self.tokenizer: PreTrainedTokenizerBase | None = None
-        self.model: PreTrainedModel | None = None
+        self.runtime: ModelRuntime | None = None
         self.max_length = 0
         self.pad_id = 0
         self.vocab_size = 0
@@ -92,11 +93,16 @@ class EncoderModel(ObservedModel):
 
     @abstractmethod
     def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
-        """Load the model class this predictor serves from a local directory."""
+        """Load the torch model class this predictor serves from a local directory."""
 
     @abstractmethod
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """One forward pass: a ``[batch, features]`` tensor, one row per instance."""
+    def forward(
+        self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """One torch forward pass: a ``[batch, features]`` tensor, one row per instance."""
+
+    def configure(self, config: PretrainedConfig) -> None:
+        """Take what the predictor needs from the model's config (e.g. its labels)."""
 
     @abstractmethod
     def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
@@ -110,17 +116,11 @@ class EncoderModel(ObservedModel):
         model_dir = Path(self.options.model_dir)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model directory {model_dir} does not exist")
-        if self.options.num_threads:
-            torch.set_num_threads(self.options.num_threads)
-        self.device = pick_device(self.options.device)
-        self.dtype = pick_dtype(self.options.dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
             str(model_dir), local_files_only=True
         )
-        model = self.load_model(model_dir, self.dtype)
-        model.to(self.device)  # type: ignore[arg-type]
-        self.model = model.eval()  # type: ignore[no-untyped-call]
-        config = self.model.config
+        self.runtime = self.open_runtime(model_dir)
+        config = self.runtime.config
         limits = [
             n
             for n in (
@@ -133,10 +133,27 @@ class EncoderModel(ObservedModel):
         self.max_length = min(limits) if limits else 512
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.vocab_size = int(getattr(config, "vocab_size", 0) or len(self.tokenizer))
+        self.configure(config)
         if self.options.batching.enabled:
             self.pass_cost = self.measure_pass_cost()
+        log.info("%s: %s from %s", self.name, self.runtime, model_dir)
         self.ready = True
         return True
+
+    def open_runtime(self, model_dir: Path) -> ModelRuntime:
+        """ONNX Runtime for an ONNX export, torch for anything else."""
+        if (model_dir / ONNX_FILE).is_file():
+            if self.onnx_output is None:
+                raise ValueError(
+                    f"{model_dir} holds an ONNX export; {type(self).__name__} serves torch "
+                    "models only"
+                )
+            from .runtime_onnx import OnnxRuntime
+
+            return OnnxRuntime.load(model_dir / ONNX_FILE, self.options, self.onnx_output)
+        from .runtime_torch import TorchRuntime
+
+        return TorchRuntime.load(model_dir, self.options, self.load_model, self.forward)
 
     def tokenize(self, text: str) -> tuple[int, ...]:
         assert self.tokenizer is not None
@@ -165,12 +182,8 @@ class EncoderModel(ObservedModel):
 
     def forward_padded(self, rows: Sequence[tuple[int, ...]]) -> np.ndarray:
         """Pad rows to one length and run one forward pass: ``[rows, features]`` float32."""
-        ids, mask = pad(rows, self.pad_id)
-        with torch.inference_mode():
-            out = self.forward(
-                torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
-            )
-        return np.asarray(out.float().cpu().numpy())
+        assert self.runtime is not None
+        return self.runtime.run(*pad(rows, self.pad_id))
 
     def forward_rows(self, rows: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
         """One result row per input row (float32), from one forward pass per length bucket."""

@@ -1,4 +1,5 @@
-"""The model classes in-process: readiness follows loading; input limits are enforced."""
+"""The model classes in-process: readiness follows loading; input limits are enforced; a
+Hugging Face ONNX export is served by ONNX Runtime with the same answers' shape."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from kserve.errors import InvalidInput
 
 from pipeline_predictors.batching import BatchingConfig
 from pipeline_predictors.classifier import SequenceClassifier
-from pipeline_predictors.encoder import EncoderOptions, pick_device, pick_dtype
+from pipeline_predictors.embedding import SentenceEmbedder
+from pipeline_predictors.encoder import EncoderOptions
+from pipeline_predictors.runtime_onnx import OnnxRuntime, pick_providers
+from pipeline_predictors.runtime_torch import TorchRuntime, pick_device, pick_dtype
+from tests.harness.models import build_onnx_classifier
 
 from .conftest import Models
 
@@ -31,7 +36,8 @@ def test_ready_only_after_load(models: Models) -> None:
     assert model.load()
     assert model.ready
     assert model.labels == ["negative", "neutral", "positive"]
-    assert model.device.type == "cpu"
+    assert isinstance(model.runtime, TorchRuntime)
+    assert model.runtime.device.type == "cpu"
 
 
 def test_load_fails_on_a_missing_directory(tmp_path: Path) -> None:
@@ -98,3 +104,53 @@ def test_a_confidence_threshold_marks_each_prediction(models: Models) -> None:
         "confident" not in p
         for p in asyncio.run(plain.predict({"instances": texts}))["predictions"]
     )
+
+
+@pytest.fixture(scope="module")
+def onnx_models(models: Models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ONNX exports beside the torch models, sharing their tokenizer."""
+    root = tmp_path_factory.mktemp("onnx")
+    tokenizer = models.root / "tokenizer"
+    built = {"wide": root / "wide", "short": root / "short"}
+    build_onnx_classifier(built["wide"], 1, tokenizer)
+    build_onnx_classifier(built["short"], 1, tokenizer, max_positions=16)
+    return built
+
+
+def test_an_onnx_export_is_served_by_onnx_runtime(onnx_models: dict[str, Path]) -> None:
+    model = classifier(onnx_models["wide"])
+    assert model.load()
+    assert isinstance(model.runtime, OnnxRuntime)
+    assert model.labels == ["negative", "neutral", "positive"]
+    texts = ["the service was great", "an average day", "terrible and late"]
+    answer = asyncio.run(model.predict({"instances": texts}))["predictions"]
+    for p in answer:
+        assert p["label"] == model.labels[int(np.argmax(p["logits"]))]
+        assert sum(p["probabilities"]) == pytest.approx(1.0)
+    # Each row depends on its own tokens only, not on the batch it was padded into.
+    alone = [asyncio.run(model.predict({"instances": [t]}))["predictions"][0] for t in texts]
+    for together, single in zip(answer, alone, strict=True):
+        np.testing.assert_allclose(together["logits"], single["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_an_onnx_export_keeps_its_position_limit(onnx_models: dict[str, Path]) -> None:
+    model = classifier(onnx_models["short"])
+    model.load()
+    assert model.max_length == 16
+    long = {"input_ids": list(range(5, 25))}
+    with pytest.raises(InvalidInput, match="has 20 tokens; this model takes at most 16"):
+        asyncio.run(model.predict({"instances": [long]}))
+
+
+def test_an_onnx_export_is_refused_where_it_cannot_be_served(
+    onnx_models: dict[str, Path],
+) -> None:
+    embedder = SentenceEmbedder("emb", EncoderOptions(model_dir=str(onnx_models["wide"])))
+    with pytest.raises(ValueError, match="holds an ONNX export; SentenceEmbedder serves torch"):
+        embedder.load()
+    half = EncoderOptions(model_dir=str(onnx_models["wide"]), dtype="float16")
+    with pytest.raises(ValueError, match="exported in; leave --dtype auto"):
+        SequenceClassifier("clf", half).load()
+    assert pick_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="no CUDA provider"):
+        pick_providers("cuda", ["CPUExecutionProvider"])

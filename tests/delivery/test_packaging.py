@@ -3,6 +3,7 @@ and the plugin runs on the base dependencies."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -117,3 +118,18 @@ def test_the_plugin_needs_only_the_base_dependencies() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "kind: InferenceService" in done.stdout
+
+
+def test_the_demos_install_resolves_without_torch(tmp_path: Path) -> None:
+    """What ``make demo`` installs (``[demo]``), resolved as pip would: no torch, no CUDA."""
+    report = tmp_path / "report.json"
+    dry_run = ["install", "--quiet", "--dry-run", "--ignore-installed", "--report", str(report)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *dry_run, f"{ROOT}[demo]"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    resolved = {canonical(i["metadata"]["name"]) for i in json.loads(report.read_text())["install"]}
+    assert {"kopf", "kserve", "onnxruntime", "onnx"} <= resolved
+    assert not {name for name in resolved if name == "torch" or name.startswith("nvidia-")}

@@ -4,7 +4,9 @@ Starts the local control plane with its GPU node pools and KServe's own controll
 and webhooks, runs the operator (with the chart's RBAC), applies the text-classifier example
 with an analysis step, and serves it: every stage runs from the Deployment KServe made for
 it (as a local process, kwok runs no containers) behind KServe's router, and a steady stream
-of requests flows through it while Prometheus scrapes the stages. Then two rollouts:
+of requests flows through it while Prometheus scrapes the stages. The classifiers are ONNX
+exports, which the kit's classifier serves on ONNX Runtime: the demo needs no torch. Then two
+rollouts:
 
 1. a new model as a canary: 20% -> pause -> 50% -> analysis of its error rate -> promoted;
 2. a broken model (it refuses texts over 16 tokens): analysis aborts it on its own.
@@ -27,7 +29,7 @@ import yaml
 from pipeline_operator.api.v1alpha1 import PLURAL
 from tests.harness.chart_identity import ChartIdentity
 from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
-from tests.harness.models import CORPUS, build_example_models
+from tests.harness.models import CORPUS, build_demo_models
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.prometheus import Prometheus
 from tests.harness.serving import LocalServing
@@ -163,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
         cluster.provide_claim(NAMESPACE)
-        say("Building the example's models locally (a tokenizer and small BERT classifiers)")
-        models = build_example_models(WORKDIR / "models")
+        say("Building the example's models locally (a tokenizer and small ONNX classifiers)")
+        models = build_demo_models(WORKDIR / "models")
         prometheus.start()
         say("Starting the operator, watching namespace demo, as the chart's ServiceAccount")
         identity = ChartIdentity(cluster, NAMESPACE, WORKDIR)

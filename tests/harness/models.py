@@ -2,7 +2,9 @@
 
 The tokenizer is trained on a small corpus; classifiers are small BERTs built from a config
 with a fixed seed (a decisive head, so that labels differ from text to text), saved with a
-copy of the tokenizer as a Hugging Face model directory that the kit's servers load.
+copy of the tokenizer as a Hugging Face model directory that the kit's servers load. The demo's
+classifiers are ONNX exports built with the ``onnx`` package alone, so that it runs without
+torch.
 """
 
 from __future__ import annotations
@@ -99,6 +101,112 @@ def build_classifier(
         model.classifier.weight.mul_(decisiveness)
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
+
+
+def build_onnx_classifier(
+    directory: Path,
+    seed: int,
+    tokenizer_dir: Path,
+    hidden_size: int = 32,
+    decisiveness: float = 8.0,
+    max_positions: int = 64,
+) -> None:
+    """A small seeded classifier as a Hugging Face ONNX export (3 labels), built without torch.
+
+    Token and position embeddings, a mean over the tokens the attention mask keeps, a tanh
+    layer and a head: the graph takes ``input_ids`` and ``attention_mask`` and returns
+    ``logits``, as an export of a ``*ForSequenceClassification`` model does, beside its
+    ``config.json`` and the tokenizer. ``max_positions`` bounds the inputs, as in a BERT.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from transformers import AutoTokenizer, BertConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    rng = np.random.default_rng(seed)
+    scale = 1 / np.sqrt(hidden_size)
+
+    def weights(name: str, *shape: int, std: float = 1.0) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, std, shape).astype(np.float32), name)
+
+    def const(name: str, value: object, dtype: type = np.int64) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(value, dtype=dtype), name)
+
+    initializers = [
+        weights("tokens", len(tokenizer), hidden_size),
+        weights("positions", max_positions, hidden_size, std=0.5),
+        weights("dense", hidden_size, hidden_size, std=scale),
+        weights("head", hidden_size, len(LABELS), std=scale * decisiveness),
+        const("zero", 0),
+        const("one", 1),
+        const("last", [-1]),
+        const("tokens_axis", [1]),
+        const("epsilon", 1e-9, np.float32),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["tokens", "input_ids"], ["token_vectors"]),
+        helper.make_node("Shape", ["input_ids"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["length"]),
+        helper.make_node("Range", ["zero", "length", "one"], ["position_ids"]),
+        helper.make_node("Gather", ["positions", "position_ids"], ["position_vectors"]),
+        helper.make_node("Add", ["token_vectors", "position_vectors"], ["vectors"]),
+        helper.make_node("Cast", ["attention_mask"], ["mask_float"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask_float", "last"], ["mask"]),
+        helper.make_node("Mul", ["vectors", "mask"], ["kept"]),
+        helper.make_node("ReduceSum", ["kept", "tokens_axis"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask", "tokens_axis"], ["counted"], keepdims=0),
+        helper.make_node("Max", ["counted", "epsilon"], ["count"]),
+        helper.make_node("Div", ["summed", "count"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", "dense"], ["projected"]),
+        helper.make_node("Tanh", ["projected"], ["hidden"]),
+        helper.make_node("MatMul", ["hidden", "head"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "sequence-classifier",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                "attention_mask", TensorProto.INT64, ["batch", "sequence"]
+            ),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(LABELS)])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(directory / "model.onnx"))
+    BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=1,
+        intermediate_size=hidden_size,
+        max_position_embeddings=max_positions,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        pad_token_id=tokenizer.pad_token_id,
+    ).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+
+
+def build_demo_models(root: Path) -> dict[str, Path]:
+    """The demo's models, ONNX exports (no torch): storage URI -> directory."""
+    tokenizer = root / "tokenizer"
+    build_tokenizer(tokenizer)
+    models = {
+        "pvc://models/sentiment-v1": root / "sentiment-v1",
+        "pvc://models/sentiment-v2": root / "sentiment-v2",
+        "pvc://models/sentiment-short": root / "sentiment-short",
+    }
+    build_onnx_classifier(models["pvc://models/sentiment-v1"], 1, tokenizer)
+    build_onnx_classifier(models["pvc://models/sentiment-v2"], 2, tokenizer)
+    # A broken new version: trained with a 16-token context, it refuses longer texts.
+    build_onnx_classifier(models["pvc://models/sentiment-short"], 2, tokenizer, max_positions=16)
+    return models
 
 
 def build_models(root: Path, seeds: Sequence[int] = (1, 2)) -> list[Path]:

@@ -1,5 +1,8 @@
 """A Hugging Face sequence classifier served by KServe, with dynamic batching.
 
+The model is a ``from_pretrained`` directory (torch) or an ONNX export of one whose output is
+``logits`` (ONNX Runtime, no torch needed).
+
 Input: raw text (v1 ``{"instances": ["..."]}`` or ``[{"text": "..."}]``; v2 BYTES ``text``)
 and/or pre-tokenized ids (v1 ``[{"input_ids": [...], "attention_mask": [...]}]``; v2 INT64
 ``input_ids`` + ``attention_mask``, what the tokenizer transformer sends).
@@ -12,20 +15,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PretrainedConfig
 
 from pipeline_serving.codecs import Instance, merge_revisions, softmax, v2_response
 
 from ..encoder import EncoderModel, EncoderOptions
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
 
 class SequenceClassifier(EncoderModel):
-    """Serves ``AutoModelForSequenceClassification`` from a local directory."""
+    """Serves ``AutoModelForSequenceClassification`` (or its ONNX export) from a directory."""
+
+    onnx_output = "logits"
 
     def __init__(
         self, name: str, options: EncoderOptions, confidence_threshold: float | None = None
@@ -35,16 +43,20 @@ class SequenceClassifier(EncoderModel):
         self.confidence_threshold = confidence_threshold
 
     def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(  # type: ignore[no-any-return]
             str(model_dir), local_files_only=True, torch_dtype=dtype
         )
-        id2label = model.config.id2label or {}
-        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(model.config.num_labels)]
-        return model  # type: ignore[no-any-return]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        assert self.model is not None
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
+    def forward(
+        self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
+
+    def configure(self, config: PretrainedConfig) -> None:
+        id2label = config.id2label or {}
+        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
 
     def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
         probs = softmax(rows)

@@ -2,7 +2,7 @@
 
 Input as for the classifier (text or token ids). Output: v1 ``{"predictions": [[floats]]}``;
 v2 FP32 ``embedding`` of shape ``[n, dim]``. Embeddings are L2-normalized unless
-``--normalize false``.
+``--normalize false``. The encoder runs on torch (an ONNX export is refused at load).
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ class SentenceEmbedder(EncoderModel):
     def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
         return AutoModel.from_pretrained(str(model_dir), local_files_only=True, torch_dtype=dtype)  # type: ignore[no-any-return]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        assert self.model is not None
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(
+        self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = mean_pool(hidden.float(), attention_mask)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
