@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline_operator.cache import (
@@ -53,8 +54,25 @@ def service(name: str, version: int, ready: str = "False") -> dict[str, Any]:
             "resourceVersion": str(version),
             "labels": {LABEL_PIPELINE: NAME},
             "managedFields": [
-                {"manager": "inference-pipelines", "operation": "Apply", "time": "t1"},
-                {"manager": "kserve", "operation": "Update", "subresource": "status", "time": "t2"},
+                {
+                    "manager": "inference-pipelines",
+                    "operation": "Apply",
+                    "time": "t1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {"f:predictor": {}}},
+                },
+                {
+                    "manager": "kubectl-edit",
+                    "operation": "Update",
+                    "time": "t3",
+                    "fieldsV1": {"f:metadata": {"f:annotations": {}}, "f:spec": {"f:x": {}}},
+                },
+                {
+                    "manager": "kserve",
+                    "operation": "Update",
+                    "subresource": "status",
+                    "time": "t2",
+                    "fieldsV1": {"f:status": {"f:conditions": {}}},
+                },
             ],
         },
         "spec": {"predictor": {"minReplicas": 1}},
@@ -89,9 +107,14 @@ def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
     body = service("a", 5, ready="True")
     trimmed = trim_child(body)
     assert trimmed["status"] == {"conditions": [{"type": "Ready", "status": "True"}]}
+    # What drift reads: an Apply entry whole, the spec fields of an Update; no status entry.
     assert trimmed["metadata"]["managedFields"] == [
-        {"manager": "inference-pipelines", "operation": "Apply"},
-        {"manager": "kserve", "operation": "Update", "subresource": "status"},
+        {
+            "manager": "inference-pipelines",
+            "operation": "Apply",
+            "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {"f:predictor": {}}},
+        },
+        {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:x": {}}}},
     ]
     assert "resourceVersion" not in trimmed["metadata"]
     # A change only to what no reconcile reads compares equal, so it wakes nothing.
@@ -115,6 +138,17 @@ def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
             "conditions": [{"type": "PodScheduled", "status": "False", "message": "0/6 nodes"}],
         },
     }
+
+
+def test_objects_decoded_apart_share_their_strings_in_the_store() -> None:
+    first, second = (json.loads(json.dumps(service(name, 5))) for name in ("a", "b"))
+    assert first["spec"] is not second["spec"]
+    one, other = cached(first).body, cached(second).body
+    assert one == trim_child(first)
+    [key] = one["spec"]["predictor"]
+    [same] = other["spec"]["predictor"]
+    assert key is same
+    assert one["metadata"]["labels"][LABEL_PIPELINE] is other["metadata"]["labels"][LABEL_PIPELINE]
 
 
 def test_an_own_write_shows_until_the_watch_delivers_it() -> None:
