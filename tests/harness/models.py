@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -62,6 +63,27 @@ def build_tokenizer(directory: Path, corpus: Sequence[str] = CORPUS) -> None:
     fast.save_pretrained(str(directory))
 
 
+def classifier_config(
+    tokenizer: Any, hidden_size: int, max_positions: int, layers: int = 1, heads: int = 1
+) -> Any:
+    """The BertConfig of a 3-label classifier over ``tokenizer``'s vocabulary."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden_size,
+        initializer_range=0.2,
+        max_position_embeddings=max_positions,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def build_classifier(
     directory: Path,
     seed: int,
@@ -79,22 +101,10 @@ def build_classifier(
     ``max_positions`` under the tokenizer's 64 makes a model that refuses longer inputs.
     """
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=2 * hidden_size,
-        initializer_range=0.2,
-        max_position_embeddings=max_positions,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = classifier_config(tokenizer, hidden_size, max_positions, layers, heads)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
     with torch.no_grad():  # a decisive head, so that labels differ from text to text
@@ -121,7 +131,7 @@ def build_onnx_classifier(
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    from transformers import AutoTokenizer, BertConfig
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     rng = np.random.default_rng(seed)
@@ -179,17 +189,7 @@ def build_onnx_classifier(
     onnx.checker.check_model(model, full_check=True)
     directory.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(directory / "model.onnx"))
-    BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=1,
-        intermediate_size=hidden_size,
-        max_position_embeddings=max_positions,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-        pad_token_id=tokenizer.pad_token_id,
-    ).save_pretrained(str(directory))
+    classifier_config(tokenizer, hidden_size, max_positions).save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
 
 
