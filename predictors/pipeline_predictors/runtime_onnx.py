@@ -1,4 +1,4 @@
-"""The ONNX Runtime runtime: a Hugging Face ONNX export, served without torch.
+"""ONNX Runtime for the encoder predictors: a Hugging Face ONNX export, served without torch.
 
 The directory is what an ONNX export of a Hugging Face model holds: ``model.onnx`` (inputs
 ``input_ids``, ``attention_mask`` and optionally ``token_type_ids``), ``config.json`` and the
@@ -24,20 +24,24 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
-def pick_providers(device: str, available: list[str]) -> list[str]:
-    """``auto`` is CUDA when this build of ONNX Runtime has it, else CPU."""
+Provider = str | tuple[str, dict[str, str]]
+
+
+def pick_providers(device: str, available: list[str]) -> list[Provider]:
+    """``auto`` is CUDA when this build of ONNX Runtime has it, else CPU; ``cuda:N`` is GPU N."""
     if device == "auto":
         return [CUDA, CPU] if CUDA in available else [CPU]
     if device == "cpu":
         return [CPU]
-    if device.startswith("cuda"):
-        if CUDA not in available:
-            raise ValueError(
-                f"--device {device} was asked for but this ONNX Runtime has no CUDA provider "
-                "(install onnxruntime-gpu)"
-            )
-        return [CUDA, CPU]
-    raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda")
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or not (index.isdigit() or index == ""):
+        raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda, cuda:N")
+    if CUDA not in available:
+        raise ValueError(
+            f"--device {device} was asked for but this ONNX Runtime has no CUDA provider "
+            "(install onnxruntime-gpu)"
+        )
+    return [(CUDA, {"device_id": index or "0"}), CPU]
 
 
 @dataclass

@@ -152,5 +152,9 @@ def test_an_onnx_export_is_refused_where_it_cannot_be_served(
     with pytest.raises(ValueError, match="exported in; leave --dtype auto"):
         SequenceClassifier("clf", half).load()
     assert pick_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert pick_providers("cuda:1", gpu)[0] == ("CUDAExecutionProvider", {"device_id": "1"})
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        pick_providers("tpu", gpu)
     with pytest.raises(ValueError, match="no CUDA provider"):
         pick_providers("cuda", ["CPUExecutionProvider"])
