@@ -65,8 +65,9 @@ def compact(value: Any) -> Any:
 
     Each watch event is decoded on its own, so every object brings fresh copies of the same
     keys (``f:spec``, ``kserve-container``, ...) and values (images, label values); the store
-    holds thousands of objects, and sharing one copy of each string makes it about half the
-    size (measured on the children of 200 pipelines: 102 KiB per pipeline to 40 KiB).
+    holds thousands of objects, and sharing one copy of each string makes it smaller
+    (measured with tracemalloc on the objects of 200 pipelines, with the managedFields trim:
+    103 KiB per pipeline to 61 KiB).
     """
     if isinstance(value, dict):
         return {sys.intern(k): compact(v) for k, v in value.items()}
