@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Build every image the chart, the examples and the docs name, and print each one's size.
+#
+#   hack/images/build.sh [IMAGE...]     (no argument: all of them; `make images` runs this)
+#
+# The kit's own images (operator, predictors with torch and with ONNX Runtime only,
+# transformer) build from their Dockerfiles on the base hack/images/base.sh gives. KServe's
+# controller manager, its metrics proxy and its InferenceGraph router, and the pod sandbox
+# (pause) image, are built from the pinned tool set (hack/tools/build.sh: their own sources) into
+# images of one static binary each, under the names KServe's and Kubernetes' own releases use,
+# so the configuration that names them needs no change. Docker's layer cache makes a rebuild
+# with nothing changed take seconds.
+#
+# The last lines on stdout are "IMAGE SIZE_MB" pairs; progress goes to stderr.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/hack/images
+registry=${IMAGE_REGISTRY:-ghcr.io/inference-pipelines}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)
+log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+tools=$(bash "$root/hack/tools/build.sh" | tail -n 1)
+# shellcheck source=../tools/versions.env
+source "$tools/versions.env"
+base=$(bash "$here/base.sh" | tail -n 1)
+
+declare -A images=(
+  [operator]="$registry/operator:$version"
+  [predictors]="$registry/predictors:$version"
+  [predictors-onnx]="$registry/predictors:$version-onnx"
+  [transformer]="$registry/transformer:$version"
+  [kserve-controller]="kserve/kserve-controller:$KSERVE_VERSION"
+  [router]="kserve/router:$KSERVE_VERSION"
+  [kube-rbac-proxy]="quay.io/brancz/kube-rbac-proxy:$KUBE_RBAC_PROXY_VERSION"
+  [pause]="registry.k8s.io/pause:3.10"
+)
+order=(operator predictors-onnx transformer predictors kserve-controller router kube-rbac-proxy pause)
+wanted=("$@")
+[[ ${#wanted[@]} -gt 0 ]] || wanted=("${order[@]}")
+
+# An image of one static binary and nothing else (KServe's manager and router, the pod
+# sandbox), run as non-root: what upstream ships on distroless/static, without the base.
+static_image() {
+  local image=$1 source=$2 binary=$3 context
+  context=$(mktemp -d)
+  if [[ $source == *.c ]]; then
+    gcc -Os -static -o "$context/$binary" "$source" && strip "$context/$binary"
+  else
+    cp "$source" "$context/$binary"
+  fi
+  printf 'FROM scratch\nCOPY %s /%s\nUSER 65532:65532\nENTRYPOINT ["/%s"]\n' \
+    "$binary" "$binary" "$binary" | docker build --quiet -f - -t "$image" "$context" >&2
+  rm -rf "$context"
+}
+
+# The kit's images: Dockerfile, and build arguments beside the base.
+kit_image() {
+  local image=$1 dockerfile=$2; shift 2
+  docker build --quiet --build-arg BASE_IMAGE="$base" "$@" -f "$root/$dockerfile" -t "$image" \
+    "$root" >&2
+}
+
+build() {
+  local image=$1 started=$SECONDS context
+  log "building ${images[$image]}"
+  case $image in
+    operator) kit_image "${images[$image]}" operator/Dockerfile ;;
+    predictors) kit_image "${images[$image]}" predictors/Dockerfile ;;
+    predictors-onnx) kit_image "${images[$image]}" predictors/Dockerfile --build-arg EXTRA=onnx ;;
+    transformer) kit_image "${images[$image]}" transformers_/Dockerfile ;;
+    kserve-controller) static_image "${images[$image]}" "$tools/bin/kserve-manager" manager ;;
+    router) static_image "${images[$image]}" "$tools/bin/router" router ;;
+    kube-rbac-proxy) static_image "${images[$image]}" "$tools/bin/kube-rbac-proxy" kube-rbac-proxy ;;
+    # Kubernetes' own pause container, from the pinned module's source.
+    pause) static_image "${images[$image]}" "$(kube_source)/build/pause/linux/pause.c" pause ;;
+    *) log "unknown image $image (one of: ${order[*]})"; return 1 ;;
+  esac
+  log "built ${images[$image]} in $((SECONDS - started))s"
+}
+
+kube_source() {
+  (cd "$root/hack/tools/kubernetes" \
+    && GOFLAGS=-mod=mod GOTOOLCHAIN=local GOMODCACHE=${PIPELINE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-pipeline-tools}/go/mod \
+      go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+}
+
+for image in "${wanted[@]}"; do build "$image"; done
+for image in "${wanted[@]}"; do
+  docker image inspect --format '{{.Size}}' "${images[$image]}" \
+    | awk -v name="${images[$image]}" '{printf "%s %.0f\n", name, $1 / 1e6}'
+done
