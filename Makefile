@@ -30,10 +30,16 @@ venv: $(STAMP) ## Create the virtualenv: operator, data plane (torch, ONNX Runti
 
 demo-venv: $(DEMO_STAMP) ## Create the demo's virtualenv: operator, local cluster, ONNX Runtime (no torch)
 
-tools: ## Build (or reuse) the pinned Go tool set: control plane, kwok, helm, KServe CRDs/router
+tools: ## Build (or reuse) the pinned Go tool set: control plane, kubelet, kwok, helm, CoreDNS, KServe
 	@bash hack/tools/build.sh >/dev/null
 
-test: venv tools ## Run the test suite (builds the tools on first use; starts a local cluster)
+prerequisites: ## Install (when missing) and start the machine packages the real nodes and image builds need (root, Debian)
+	@bash hack/prerequisites.sh
+
+images: prerequisites ## Build every image the chart and the examples name (and KServe's, from its module); print sizes
+	@bash hack/images/build.sh
+
+test: venv tools images ## Run the test suite (builds the tools and images on first use; starts a local cluster)
 	$(PY) -m pytest
 
 lint: venv ## ruff + mypy + import contracts
@@ -42,13 +48,13 @@ lint: venv ## ruff + mypy + import contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-cluster-up: demo-venv tools ## Start the local cluster (kwokctl, binary runtime): node pools, CRDs, KServe
+cluster-up: demo-venv tools images ## Start the local cluster (kwokctl, binary runtime): node pools, CRDs, KServe
 	$(PY) -m tests.harness up --name $(CLUSTER)
 
 cluster-down: demo-venv ## Stop the local cluster and every process it started
 	$(PY) -m tests.harness down --name $(CLUSTER)
 
-demo: demo-venv tools ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
+demo: demo-venv tools images ## Local cluster + KServe + operator; the example serves live traffic through a good and a broken canary
 	PYTHONUNBUFFERED=1 $(PY) -m tests.harness.demo
 
 bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, restart, handover (figures vs targets)
@@ -57,7 +63,7 @@ bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, re
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
 
-.PHONY: help venv demo-venv tools test lint cluster-up cluster-down demo bench bench-cluster
+.PHONY: help venv demo-venv tools prerequisites images test lint cluster-up cluster-down demo bench bench-cluster
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results

@@ -18,9 +18,9 @@ export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
 mkdir -p "$cache/store" "$cache/sets" "$GOMODCACHE" "$GOCACHE"
 
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-# A tool's cache key: its wrapper module, how it is built, and any patch applied to it.
+# A tool's cache key: its wrapper module and how it is built.
 key_of() {
-  { cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/$1"/*.patch 2>/dev/null
+  { cat "$here/$1/go.mod" "$here/$1/go.sum"
     echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}${tags[$1]:+ tags=${tags[$1]}}"; } \
     | sha256sum | cut -c1-12
 }
@@ -44,44 +44,24 @@ declare -A ldflags=(
   [helm]="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   [kserve]="-s -w"
   [prometheus]="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
+  [coredns]="-s -w"
+  [kube-rbac-proxy]="-s -w"
 )
 declare -A packages=(
-  [kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  [kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
   [etcd]="go.etcd.io/etcd/server/v3"
   [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
   [helm]="helm.sh/helm/v3/cmd/helm"
   [kserve]="github.com/kserve/kserve/cmd/router github.com/kserve/kserve/cmd/manager"
   [prometheus]="github.com/prometheus/prometheus/cmd/prometheus"
+  [coredns]="github.com/coredns/coredns"
+  [kube-rbac-proxy]="github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy"
 )
 # Build tags: Prometheus without its cloud service discoveries (static and file SD remain).
 declare -A tags=([prometheus]="remove_all_sd")
 # go build names a binary after its package; some are renamed (old name:new name).
 declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager")
-order=(kubernetes etcd kwok helm kserve prometheus)
-
-# KServe's InferenceGraph router and controller manager are built from a patched copy of the
-# pinned module: each kserve/*.patch carries a fix that upstream has merged but no release on the module proxy has
-# yet (see the patch headers). The copy (go.mod, cmd/, pkg/) lives in the tool's store dir and
-# a copy of the wrapper module points at it with a replace directive. The patches are part of
-# the kserve key (key_of), so editing one rebuilds the router.
-build_kserve() {
-  local dir=$1 src patch
-  src=$(cd "$here/kserve" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  mkdir -p "$dir/src/kserve" "$dir/src/wrapper"
-  cp -R "$src/go.mod" "$src/go.sum" "$src/LICENSE" "$src/cmd" "$src/pkg" "$dir/src/kserve/"
-  chmod -R u+w "$dir/src/kserve"
-  for patch in "$here"/kserve/*.patch; do
-    [[ -f $patch ]] || continue
-    log "kserve: applying $(basename "$patch")"
-    patch --quiet --forward --batch -p1 -d "$dir/src/kserve" < "$patch"
-  done
-  cp "$here/kserve/go.mod" "$here/kserve/go.sum" "$dir/src/wrapper/"
-  # shellcheck disable=SC2086
-  (cd "$dir/src/wrapper" \
-    && go mod edit -replace "github.com/kserve/kserve=$dir/src/kserve" \
-    && go build -ldflags "${ldflags[kserve]}" -o "$dir/bin/" ${packages[kserve]})
-}
+order=(kubernetes etcd kwok helm kserve prometheus coredns kube-rbac-proxy)
 
 build_tool() {
   local tool=$1 dir
@@ -92,13 +72,9 @@ build_tool() {
     log "$tool: building ${packages[$tool]} (cold builds take minutes)"
     local started=$SECONDS
     rm -rf "$dir"; mkdir -p "$dir/bin"
-    if [[ $tool == kserve ]]; then
-      build_kserve "$dir"
-    else
-      # shellcheck disable=SC2086
-      (cd "$here/$tool" && go build -tags "${tags[$tool]:-}" -ldflags "${ldflags[$tool]}" \
-        -o "$dir/bin/" ${packages[$tool]})
-    fi
+    # shellcheck disable=SC2086
+    (cd "$here/$tool" && go build -tags "${tags[$tool]:-}" -ldflags "${ldflags[$tool]}" \
+      -o "$dir/bin/" ${packages[$tool]})
     for rename in ${outputs[$tool]:-}; do mv "$dir/bin/${rename%%:*}" "$dir/bin/${rename#*:}"; done
     touch "$dir/.complete"
     log "$tool: built in $((SECONDS - started))s"
@@ -107,7 +83,7 @@ build_tool() {
 }
 
 # The set's key: its tools' keys and the layout version of what is assembled beside them.
-set_layout=2
+set_layout=3
 set_key=$({ echo "$set_layout"; for t in "${order[@]}"; do key_of "$t"; done; } | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
 # A set is reusable when complete and none of its links dangles (a store entry was removed).
@@ -128,7 +104,7 @@ if ! set_ok; then
     "$full/clusterstoragecontainer/serving.kserve.io_clusterstoragecontainers.yaml" "$set_dir/kserve-crds/"
   mkdir -p "$set_dir/kserve-config"
   cp -R "$kserve_dir/config/configmap" "$kserve_dir/config/webhook" "$kserve_dir/config/runtimes" \
-    "$kserve_dir/config/storagecontainers" "$set_dir/kserve-config/"
+    "$kserve_dir/config/storagecontainers" "$kserve_dir/charts" "$set_dir/kserve-config/"
   chmod -R u+w "$set_dir/kserve-config"
   grep -E '^[A-Z_]+=' "$here/versions.env" > "$set_dir/versions.env"
   touch "$set_dir/.complete"

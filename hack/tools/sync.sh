@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Regenerate the wrapper Go modules (go.mod + go.sum) from versions.env.
 # Run by hand after a version bump; the results are committed, build.sh only reads them.
+# Usage: sync.sh [TOOL...]   (no argument: every tool)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
+only=("$@")
+
 upstream_gomod() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])'; }
 
 # wrapper NAME MODULE@VERSION TOOL_PKG... : a module whose only job is to pin TOOL_PKGs.
 wrapper() {
   local name=$1 modver=$2; shift 2
+  if [[ ${#only[@]} -gt 0 && ! " ${only[*]} " == *" $name "* ]]; then return; fi
   local dir="$here/$name" up
   rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
   up=$(upstream_gomod "$modver")
@@ -31,12 +35,16 @@ wrapper() {
 
 wrapper kubernetes "k8s.io/kubernetes@$KUBERNETES_VERSION" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 wrapper etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
 wrapper kwok "sigs.k8s.io/kwok@$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 wrapper helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 wrapper kserve "github.com/kserve/kserve@$KSERVE_VERSION" github.com/kserve/kserve/cmd/router \
   github.com/kserve/kserve/cmd/manager
+wrapper coredns "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
+wrapper kube-rbac-proxy "github.com/brancz/kube-rbac-proxy@$KUBE_RBAC_PROXY_VERSION" \
+  github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy
 # Prometheus tags v3.X.Y; its Go module publishes the same commit as v0.3XX.Y.
 prometheus_module() {
   local v=${1#v} major minor patch
