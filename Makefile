@@ -71,36 +71,22 @@ bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic b
 
 .PHONY: bench-dataplane
 
-# -- kind (needs Docker and kind; not available on every machine) ----------------------------
+# -- kind (needs Docker and kind; kind's nodes are privileged containers) --------------------
 KIND ?= kind
 KIND_CLUSTER ?= inference-pipelines
 KIND_KUBECONFIG ?= $(CURDIR)/.kind-kubeconfig
-CERT_MANAGER_VERSION ?= v1.17.2
-KSERVE_VERSION ?= $(shell sed -n 's/^KSERVE_VERSION=//p' hack/tools/versions.env)
-OPERATOR_REPO ?= ghcr.io/inference-pipelines/operator
-OPERATOR_TAG ?= dev
-TOOLS_BIN = $(shell bash hack/tools/build.sh | tail -n 1)/bin
-KUBECTL_KIND = $(TOOLS_BIN)/kubectl --kubeconfig $(KIND_KUBECONFIG)
-HELM_KIND = $(TOOLS_BIN)/helm --kubeconfig $(KIND_KUBECONFIG)
+KIND_IMAGES = $(shell bash hack/images/build.sh --list)
 
 manifests: tools ## Render manifests/install.yaml from the chart (default values)
 	bash hack/render-manifests.sh
 
-kind-up: tools ## kind cluster (kind-config.yaml) + cert-manager + KServe (Standard mode) + this chart
+kind-up: demo-venv tools images ## kind cluster (kind-config.yaml) + the images + KServe (its chart, Standard mode) + this chart
 	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml --kubeconfig $(KIND_KUBECONFIG)
-	$(KUBECTL_KIND) apply --server-side -f https://github.com/cert-manager/cert-manager/releases/download/$(CERT_MANAGER_VERSION)/cert-manager.yaml
-	$(KUBECTL_KIND) -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
-	$(HELM_KIND) upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version $(KSERVE_VERSION) --namespace kserve --create-namespace --wait
-	$(HELM_KIND) upgrade --install kserve oci://ghcr.io/kserve/charts/kserve --version $(KSERVE_VERSION) --namespace kserve --set kserve.controller.deploymentMode=Standard --wait --timeout 10m
-	docker build -f operator/Dockerfile -t $(OPERATOR_REPO):$(OPERATOR_TAG) .
-	$(KIND) load docker-image $(OPERATOR_REPO):$(OPERATOR_TAG) --name $(KIND_CLUSTER)
-	$(KUBECTL_KIND) create namespace pipelines-demo --dry-run=client -o yaml | $(KUBECTL_KIND) apply -f -
-	$(HELM_KIND) upgrade --install inference-pipelines charts/inference-pipelines --namespace inference-pipelines --create-namespace \
-	  --set image.repository=$(OPERATOR_REPO) --set image.tag=$(OPERATOR_TAG) --set image.pullPolicy=Never \
-	  --set-json 'watch.namespaces=["pipelines-demo"]' --set-json 'nodeSelector={"pipelines.inference.dev/pool":"cpu"}' --wait --timeout 5m
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(KIND_IMAGES)
+	KUBECONFIG=$(KIND_KUBECONFIG) $(PY) -m tests.harness install
 
 kind-e2e: venv tools ## Run the cluster-agnostic e2e suite against the kind cluster
-	PIPELINE_TEST_CLUSTER=external KUBECONFIG=$(KIND_KUBECONFIG) $(PY) -m pytest tests/cluster tests/operator tests/delivery tests/cli
+	PIPELINE_TEST_CLUSTER=external KUBECONFIG=$(KIND_KUBECONFIG) $(PY) -m pytest tests/cluster tests/operator tests/delivery tests/cli tests/e2e
 
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

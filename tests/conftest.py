@@ -9,6 +9,7 @@ from the pinned tool set and torn down at the end, even when tests fail. With
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.harness import Cluster, LocalCluster, ToolSet, Topology
-from tests.harness.cluster import CRD_DIR
+from tests.harness.cluster import CRD_DIR, claim_path
 
 # Property tests share 2 cores with a control plane and servers: time is not what they test.
 settings.register_profile(
@@ -74,3 +75,4 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
     cluster.kubectl("delete", "persistentvolume", f"models-{name}", "--wait=false", check=False)
+    shutil.rmtree(claim_path(name), ignore_errors=True)

@@ -10,17 +10,26 @@ from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, PLURAL
 
 __all__ = ["PLURAL"]
 from tests.harness import Cluster
+from tests.harness.topology import FAKE_TOLERATION
 from tests.support import kubectl_json, wait_for
 
+# The control-plane scenarios' pools are kwok's fake nodes (type=kwok, tolerating kwok's
+# taint): their stages run images that exist nowhere, and many GPUs. The real nodes, which
+# run containers, serve the examples (tests/e2e).
 GPU_POOL = {
     "name": "gpu-h100",
-    "nodeSelector": {"pipelines.inference.dev/pool": "gpu-h100"},
+    "nodeSelector": {"pipelines.inference.dev/pool": "gpu-h100", "type": "kwok"},
     "tolerations": [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"},
+        FAKE_TOLERATION,
     ],
     "gpusPerNode": 8,
 }
-CPU_POOL = {"name": "cpu", "nodeSelector": {"pipelines.inference.dev/pool": "cpu"}}
+CPU_POOL = {
+    "name": "cpu",
+    "nodeSelector": {"pipelines.inference.dev/pool": "cpu", "type": "kwok"},
+    "tolerations": [FAKE_TOLERATION],
+}
 
 
 def classifier(

@@ -2,6 +2,7 @@
 # Build every image the chart, the examples and the docs name, and print each one's size.
 #
 #   hack/images/build.sh [IMAGE...]     (no argument: all of them; `make images` runs this)
+#   hack/images/build.sh --list         (the image names, one line; builds nothing)
 #
 # The kit's own images (operator, predictors with torch and with ONNX Runtime only,
 # transformer) build from their Dockerfiles on the base hack/images/base.sh gives. KServe's
@@ -19,10 +20,8 @@ registry=${IMAGE_REGISTRY:-ghcr.io/inference-pipelines}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-tools=$(bash "$root/hack/tools/build.sh" | tail -n 1)
 # shellcheck source=../tools/versions.env
-source "$tools/versions.env"
-base=$(bash "$here/base.sh" | tail -n 1)
+source "$root/hack/tools/versions.env"
 
 declare -A images=(
   [operator]="$registry/operator:$version"
@@ -35,8 +34,13 @@ declare -A images=(
   [pause]="registry.k8s.io/pause:3.10"
 )
 order=(operator predictors-onnx transformer predictors kserve-controller router kube-rbac-proxy pause)
+if [[ ${1:-} == --list ]]; then
+  for image in "${order[@]}"; do printf '%s ' "${images[$image]}"; done; echo; exit 0
+fi
 wanted=("$@")
 [[ ${#wanted[@]} -gt 0 ]] || wanted=("${order[@]}")
+tools=$(bash "$root/hack/tools/build.sh" | tail -n 1)
+base=$(bash "$here/base.sh" | tail -n 1)
 
 # An image of one static binary and nothing else (KServe's manager and router, the pod
 # sandbox), run as non-root: what upstream ships on distroless/static, without the base.

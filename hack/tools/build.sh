@@ -57,8 +57,9 @@ declare -A packages=(
   [coredns]="github.com/coredns/coredns"
   [kube-rbac-proxy]="github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy"
 )
-# Build tags: Prometheus without its cloud service discoveries (static and file SD remain).
-declare -A tags=([prometheus]="remove_all_sd")
+# Build tags: Prometheus without its cloud service discoveries (static, file and Kubernetes SD
+# remain: the local cluster's Prometheus finds the stage pods the way a user's would).
+declare -A tags=([prometheus]="remove_all_sd,enable_kubernetes_sd")
 # go build names a binary after its package; some are renamed (old name:new name).
 declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager")
 order=(kubernetes etcd kwok helm kserve prometheus coredns kube-rbac-proxy)

@@ -20,9 +20,9 @@ from typing import Any
 
 from pipeline_operator.api.v1alpha1 import KIND
 from pipeline_operator.naming import LABEL_PIPELINE, fit_name, graph_name
-from pipeline_operator.pods import COMPONENT_LABEL, SERVICE_LABEL
+from pipeline_operator.pods import COMPONENT_LABEL, GRAPH_LABEL, SERVICE_LABEL
 
-ROUTER_LABEL = "serving.kserve.io/inferencegraph"  # on the router Deployment KServe creates
+ROUTER_LABEL = GRAPH_LABEL  # on the router Deployment KServe creates
 POD_CONDITIONS = ("Ready", "PodScheduled")
 
 Key = tuple[str, str]
@@ -167,12 +167,14 @@ def trim_revision(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A stage's pod: its InferenceService and component, phase, Ready and PodScheduled."""
+    """A stage's or router's pod: its InferenceService and component (or graph), phase, Ready
+    and PodScheduled, and whether it is being deleted."""
     labels = body.get("metadata", {}).get("labels") or {}
     status = body.get("status") or {}
+    kept = (SERVICE_LABEL, COMPONENT_LABEL, GRAPH_LABEL)
     return {
         "metadata": {
-            "labels": {k: labels[k] for k in (SERVICE_LABEL, COMPONENT_LABEL) if k in labels},
+            "labels": {k: labels[k] for k in kept if k in labels},
             **_meta(body, "deletionTimestamp"),
         },
         "status": {

@@ -11,7 +11,7 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus
 from pipeline_operator.naming import service_name
 from pipeline_operator.objects import condition
 from pipeline_operator.planner.graph import TRAFFIC_ANNOTATION, parse_traffic
-from pipeline_operator.pods import Pods
+from pipeline_operator.pods import Pods, draining_routers
 
 
 @dataclass(frozen=True)
@@ -150,24 +150,32 @@ def _graph_json(deployment: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def served_traffic(
-    graph: Mapping[str, Any] | None, deployment: Mapping[str, Any] | None
+    graph: Mapping[str, Any] | None,
+    deployment: Mapping[str, Any] | None,
+    pods: Iterable[dict[str, Any]] = (),
 ) -> tuple[dict[str, int] | None, RouterRollout | None]:
     """The split a graph's router serves on every replica (None while it rolls out), and the
-    state of its rollout (None without a graph)."""
+    state of its rollout (None without a graph); ``pods`` are the pipeline's pods."""
     if graph is None:
         return None, None
-    rollout = router_rollout(graph, deployment)
+    rollout = router_rollout(graph, deployment, pods)
     annotation = (graph["metadata"].get("annotations") or {}).get(TRAFFIC_ANNOTATION, "")
     return (parse_traffic(annotation) if rollout.rolled_out else None), rollout
 
 
-def router_rollout(graph: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> RouterRollout:
+def router_rollout(
+    graph: Mapping[str, Any],
+    deployment: Mapping[str, Any] | None,
+    pods: Iterable[dict[str, Any]] = (),
+) -> RouterRollout:
     """Has KServe rolled the graph's current routes out to all of its router's replicas?
 
     KServe marks an InferenceGraph Ready as soon as its router Deployment has an Available
     condition of any status, and rolls the router out anew on every graph change; so this
     looks at the Deployment itself: the routes in its pod template, the generation its
-    controller observed, and updated and available replicas with no old ones left.
+    controller observed, and updated and available replicas with no old ones left. The
+    Deployment no longer counts an old pod once it is being deleted, but that pod still
+    serves its open connections with the old routes: rolled out means none is left.
     """
     if deployment is None:
         return RouterRollout(False, "router Deployment not created yet")
@@ -187,4 +195,9 @@ def router_rollout(graph: Mapping[str, Any], deployment: Mapping[str, Any] | Non
         return RouterRollout(False, f"router rolling out: {total - updated} old replicas left")
     if available < want:
         return RouterRollout(False, f"router rolling out: {available} of {want} available")
+    draining = draining_routers(pods, graph["metadata"]["name"])
+    if draining:
+        return RouterRollout(
+            False, f"router rolling out: {draining} old pods still serving their connections"
+        )
     return RouterRollout(True, f"router serves the current routes ({available}/{want} ready)")

@@ -13,6 +13,8 @@ from pipeline_operator.objects import condition
 
 SERVICE_LABEL = "serving.kserve.io/inferenceservice"  # on every pod of an InferenceService
 COMPONENT_LABEL = "component"  # predictor or transformer
+GRAPH_LABEL = "serving.kserve.io/inferencegraph"  # on a graph's router Deployment and pods
+FINISHED_PHASES = ("Succeeded", "Failed")
 REASON = "Unschedulable"
 
 
@@ -23,6 +25,22 @@ class Pods:
     ready: int = 0
     pending: int = 0
     unschedulable: str = ""
+
+
+def draining_routers(pods: Iterable[dict[str, Any]], graph: str) -> int:
+    """How many of ``graph``'s router pods are being deleted but still run.
+
+    Such a pod has left its Service's endpoints, so no new connection reaches it, but it goes
+    on serving the connections it has (KServe's router waits 30 s after SIGTERM before it
+    shuts its server down): a client's keep-alive connection still gets its old routes.
+    """
+    return sum(
+        1
+        for pod in pods
+        if (pod["metadata"].get("labels") or {}).get(GRAPH_LABEL) == graph
+        and pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase") not in FINISHED_PHASES
+    )
 
 
 def by_component(pods: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Pods]:

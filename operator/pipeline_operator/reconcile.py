@@ -375,7 +375,9 @@ class Reconciler:
         main, preview = graph_name(name), graph_name(name, preview=True)
         wanted = [g for g in (main, preview) if g in graphs]
         return Routing.observe(
-            {g: served_traffic(graphs[g], world.routers.get(g)) for g in wanted}, main, preview
+            {g: served_traffic(graphs[g], world.routers.get(g), world.pods) for g in wanted},
+            main,
+            preview,
         )
 
     def _snapshot(

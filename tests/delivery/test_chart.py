@@ -13,7 +13,6 @@ the rendered CRD).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pipeline_operator.leader import identity
 from pipeline_operator.planner import Owner, plan
 from pipeline_operator.settings import OperatorSettings
 from tests.harness import Cluster, Topology
+from tests.harness import helm as harness_helm
 from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -76,29 +76,8 @@ USER_READ_RULES: set[Rule] = {
 }
 
 
-class Helm:
-    """The pinned helm binary, with its caches in a scratch directory, against the cluster."""
-
-    def __init__(self, cluster: Cluster, home: Path) -> None:
-        self.binary = str(cluster.tools.binary("helm"))
-        self.kubeconfig = str(cluster.kubeconfig)
-        self.env = {
-            **os.environ,
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-        }
-
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [self.binary, *args, "--kubeconfig", self.kubeconfig]
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, env=self.env, timeout=timeout, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr.strip()}")
-        return result
+class Helm(harness_helm.Helm):
+    """The pinned helm binary against the test cluster, with the chart's variants."""
 
     def template(self, variant: str, *extra: str, namespace: str = "operators") -> list[dict]:
         """The rendered chart of a ci variant, as a list of objects."""
@@ -160,7 +139,7 @@ def container(objects: list[dict]) -> dict:
 
 @pytest.fixture(scope="module")
 def helm(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(cluster, tmp_path_factory.mktemp("helm"))
+    return Helm(cluster.tools, cluster.kubeconfig, tmp_path_factory.mktemp("helm"))
 
 
 # -- helm lint, the schema, the plain manifests ---------------------------------------------

@@ -1,18 +1,72 @@
-"""``python -m tests.harness up|down|kubeconfig``: manage the local cluster."""
+"""``python -m tests.harness up|down|kubeconfig|install``: manage the local cluster, or install
+KServe and the kit on the cluster KUBECONFIG names (a kind cluster, say)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
-from tests.harness.cluster import CRD_DIR, LocalCluster
-from tests.harness.tools import ToolSet
+from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, Cluster, LocalCluster
+from tests.harness.helm import Helm
+from tests.harness.kserve import KServe
+from tests.harness.processes import ClusterError, log
+from tests.harness.tools import REPO_ROOT, ToolSet
 from tests.harness.topology import DEFAULT_TOPOLOGY, Topology
+
+CHART = REPO_ROOT / "charts" / "inference-pipelines"
+
+
+def install(tools: ToolSet, gpus: int) -> None:
+    """KServe's CRDs and chart, the kit's CRD and chart, on the cluster KUBECONFIG names; GPU
+    nodes (labelled ``nvidia.com/gpu.present``) advertise ``gpus`` GPUs where no device
+    plugin does."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        raise ClusterError("install needs KUBECONFIG to name the cluster")
+    cluster = Cluster(tools, Path(kubeconfig))
+    cluster.apply_crds([*tools.kserve_crds, *sorted(CRD_DIR.glob("*.yaml"))])
+    if gpus:
+        nodes = json.loads(
+            cluster.kubectl("get", "nodes", "-l", "nvidia.com/gpu.present", "-o", "json").stdout
+        )
+        for node in nodes["items"]:
+            patch = {"status": {"capacity": {"nvidia.com/gpu": str(gpus)}}}
+            cluster.kubectl(
+                "patch",
+                "node",
+                node["metadata"]["name"],
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps(patch),
+            )
+    KServe(cluster, DEFAULT_HOME / "external.kserve").start()
+    helm = Helm(tools, cluster.kubeconfig, DEFAULT_HOME / "external.helm")
+    helm.run(
+        "upgrade",
+        "--install",
+        "inference-pipelines",
+        str(CHART),
+        "--namespace",
+        "inference-pipelines",
+        "--create-namespace",
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        "replicas=2",
+        "--wait",
+        "--timeout",
+        "300s",
+        timeout=360,
+    )
+    log("KServe and the operator are installed")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.harness")
-    parser.add_argument("command", choices=["up", "down", "kubeconfig"])
+    parser.add_argument("command", choices=["up", "down", "kubeconfig", "install"])
     parser.add_argument("--name", default="pipelines", help="cluster name (default: pipelines)")
     parser.add_argument(
         "--topology",
@@ -20,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_TOPOLOGY,
         help="node pools YAML (default: the bundled topology.yaml)",
     )
+    parser.add_argument(
+        "--gpus", type=int, default=8, help="install: GPUs each GPU node advertises (0: none)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "install":
+        install(ToolSet.ensure(), args.gpus)
+        return
     cluster = LocalCluster(ToolSet.ensure(), name=args.name)
     if args.command == "up":
         cluster.up(Topology.load(args.topology), sorted(CRD_DIR.glob("*.yaml")))

@@ -2,14 +2,16 @@
 
 ``kwokctl create cluster --runtime binary`` starts etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok-controller as local processes from the pinned
-tool set, so nothing is downloaded and no container runtime is needed. Node pools are fake
-kwok Nodes (see ``topology.yaml``): the real scheduler binds pods to them and kwok marks the
-bound pods Running.
+tool set, so nothing is downloaded. Node pools are fake kwok Nodes (see ``topology.yaml``):
+the real scheduler binds pods to them and kwok marks the bound pods Running. Beside them, the
+real nodes of the topology (``node.py``) are kubelets on this machine that run containers;
+kwok manages only its own nodes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -22,11 +24,13 @@ from typing import Any
 import yaml
 
 from tests.harness.kserve import KServe
+from tests.harness.node import NODE_IP, SERVICE_RANGE, RealNodes
 from tests.harness.processes import ClusterError, log, process_running, wait_until
 from tests.harness.tools import ToolSet
 from tests.harness.topology import Topology
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "manifests" / "crds"
+MODELS_ROOT = Path("/var/lib/models")
 DEFAULT_HOME = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inference-pipelines"
 )
@@ -66,7 +70,7 @@ class Cluster:
                     "accessModes": ["ReadOnlyMany", "ReadWriteOnce"],
                     "persistentVolumeReclaimPolicy": "Retain",
                     "storageClassName": "",
-                    "hostPath": {"path": f"/var/lib/models/{volume}"},
+                    "hostPath": {"path": str(claim_path(namespace, claim))},
                     "claimRef": {"namespace": namespace, "name": claim},
                 },
             },
@@ -120,6 +124,8 @@ class LocalCluster(Cluster):
         self.home = home
         self._kwok_workdir = home / "kwok"
         self.kserve = KServe(self, home / f"{name}.kserve") if with_kserve else None
+        self.pool_label = "pipelines.inference.dev/pool"
+        self.nodes = RealNodes(self, [], home)
 
     def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, *args]
@@ -132,6 +138,11 @@ class LocalCluster(Cluster):
     @property
     def _cluster_dir(self) -> Path:
         return self._kwok_workdir / "clusters" / self.name
+
+    @property
+    def pki_dir(self) -> Path:
+        """The cluster's CA and admin certificate, as kwokctl made them."""
+        return self._cluster_dir / "pki"
 
     def pids(self) -> list[int]:
         """PIDs of the cluster's component processes, read from kwokctl's pid files."""
@@ -158,6 +169,9 @@ class LocalCluster(Cluster):
         """Start the cluster (or reuse a healthy one), then install CRDs and node pools."""
         self.home.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        if topology is not None:
+            self.pool_label = topology.pool_label
+            self.nodes = RealNodes(self, topology.real_nodes, self.home)
         if self.exists() and not self.healthy():
             log(f"cluster {self.name!r} exists but is not healthy: recreating it")
             self.down()
@@ -188,6 +202,11 @@ class LocalCluster(Cluster):
         self.apply_crds([*self.tools.kserve_crds, *crds])
         if topology is not None:
             self.apply_nodes(topology)
+        try:
+            self.nodes.start()
+        except (ClusterError, TimeoutError) as err:
+            self.down()
+            raise ClusterError(f"the real nodes did not start: {err}") from None
         if self.kserve is not None:
             try:
                 self.kserve.start()
@@ -200,9 +219,9 @@ class LocalCluster(Cluster):
         )
 
     def down(self) -> None:
-        """Stop KServe, delete the cluster, and make sure none of its processes outlive it."""
-        if self.kserve is not None:
-            self.kserve.stop()
+        """Stop the real nodes (KServe's pods with them), delete the cluster, and make sure
+        none of its processes outlive it."""
+        self.nodes.stop()
         pids = self.pids()
         if self.exists():
             log(f"deleting cluster {self.name!r}")
@@ -218,6 +237,7 @@ class LocalCluster(Cluster):
 
     def _kwokctl_config(self) -> list[dict[str, Any]]:
         binary = self.tools.binary
+        pki = self.pki_dir
         versions = self.tools.versions()
         return [
             {
@@ -236,7 +256,39 @@ class LocalCluster(Cluster):
                     "kubeAuthorization": True,
                     "kubeAdmission": True,
                     "disableQPSLimits": True,
+                    # Pods reach the apiserver through the `kubernetes` Service, real nodes'
+                    # kubelets through the node address: both must be in its certificate.
+                    "kubeApiserverCertSANs": [_first_address(SERVICE_RANGE), NODE_IP],
                 },
+                "componentsPatches": [
+                    {
+                        "name": "kube-apiserver",
+                        "extraArgs": [
+                            {"key": "service-cluster-ip-range", "value": SERVICE_RANGE},
+                            # `kubectl logs` and `exec` on real nodes: the apiserver
+                            # authenticates to kubelets with the cluster's admin certificate.
+                            {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt")},
+                            {"key": "kubelet-client-key", "value": str(pki / "admin.key")},
+                        ],
+                    },
+                    {
+                        "name": "kube-controller-manager",
+                        "extraArgs": [
+                            {"key": "service-cluster-ip-range", "value": SERVICE_RANGE},
+                        ],
+                    },
+                    {
+                        # kwok runs the pods of its own nodes only, never a real node's.
+                        "name": "kwok-controller",
+                        "extraArgs": [
+                            {"key": "manage-all-nodes", "value": "false"},
+                            {
+                                "key": "manage-nodes-with-annotation-selector",
+                                "value": "kwok.x-k8s.io/node=fake",
+                            },
+                        ],
+                    },
+                ],
             }
         ]
 
@@ -278,6 +330,16 @@ class LocalCluster(Cluster):
             self.kubectl("get", "serviceaccount", "default", check=False, timeout=10).returncode
             == 0
         )
+
+
+def claim_path(namespace: str, claim: str = "models") -> Path:
+    """The machine directory behind a namespace's claim (the real nodes mount it)."""
+    return MODELS_ROOT / f"{claim}-{namespace}"
+
+
+def _first_address(cidr: str) -> str:
+    """The first address of a range: the `kubernetes` Service's ClusterIP in the Service range."""
+    return str(next(ipaddress.ip_network(cidr).hosts()))
 
 
 def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:

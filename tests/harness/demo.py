@@ -1,12 +1,14 @@
 """The demo (``make demo``): pipeline-atomic canaries on the local cluster, decided by metrics.
 
-Starts the local control plane with its GPU node pools and KServe's own controller manager
-and webhooks, runs the operator (with the chart's RBAC), applies the text-classifier example
-with an analysis step, and serves it: every stage runs from the Deployment KServe made for
-it (as a local process, kwok runs no containers) behind KServe's router, and a steady stream
-of requests flows through it while Prometheus scrapes the stages. The classifiers are ONNX
-exports, which the kit's classifier serves on ONNX Runtime: the demo needs no torch. Then two
-rollouts:
+Starts the local control plane with its real nodes (kubelets that run the kit's images) and
+kwok's GPU pools, KServe installed by its chart, and the operator by ``helm install`` of the
+kit's chart; applies the text-classifier example with an analysis step, and serves it: the
+kubelets start the transformer and predictor pods from the images ``make images`` built,
+KServe's router pod routes the revisions, a steady stream of requests flows through the
+InferenceGraph's Service, and a Prometheus that finds the stage pods through Kubernetes
+service discovery scrapes them. The classifiers are ONNX exports, served on ONNX Runtime by
+the predictor image built without torch: the demo's own process needs no torch either. Then
+two rollouts:
 
 1. a new model as a canary: 20% -> pause -> 50% -> analysis of its error rate -> promoted;
 2. a broken model (it refuses texts over 16 tokens): analysis aborts it on its own.
@@ -21,25 +23,26 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline_operator.api.v1alpha1 import PLURAL
-from tests.harness.chart_identity import ChartIdentity
 from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
+from tests.harness.helm import Helm
 from tests.harness.models import CORPUS, build_demo_models
-from tests.harness.operator_process import OperatorProcess
+from tests.harness.node import NODE_IP
+from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
 from tests.harness.prometheus import Prometheus
-from tests.harness.serving import LocalServing
 from tests.harness.tools import REPO_ROOT, ToolSet
 from tests.harness.topology import Topology
 from tests.harness.traffic import Traffic
 
 EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
+CHART = REPO_ROOT / "charts" / "inference-pipelines"
 NAMESPACE = "demo"
-DRAIN_SECONDS = 5.0
+RELEASE = "demo-operator"
+DRAIN_SECONDS = 5
 WORKDIR = DEFAULT_HOME / "demo"
 TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
 ERROR_RATE = (
@@ -68,10 +71,12 @@ class Demo:
 
     def pipeline(self, model: str) -> dict[str, Any]:
         """The example, with its model at ``model`` and an analysis of the canary."""
-        body = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+        body = fit_to_machine(yaml.safe_load(EXAMPLE.read_text(encoding="utf-8")))
         body["metadata"]["namespace"] = NAMESPACE
         stage = body["spec"]["stages"][0]
         stage["transformer"]["storageUri"] = stage["predictor"]["container"]["storageUri"] = model
+        # The ONNX exports need no torch: the predictor image built without it serves them.
+        stage["predictor"]["container"]["image"] += "-onnx"
         analysis = {
             "address": self.prometheus.address,
             "metrics": [
@@ -152,66 +157,81 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="leave the cluster running at the end (make cluster-down stops it)",
     )
+    parser.add_argument(
+        "--cluster",
+        help="run on this running local cluster (left up; the demo removes what it added)",
+    )
     args = parser.parse_args(argv)
 
-    cluster = LocalCluster(ToolSet.ensure(), name="demo")
+    cluster = LocalCluster(ToolSet.ensure(), name=args.cluster or "demo")
     say(
-        "Starting the local cluster (kube-apiserver, etcd, scheduler, controller-manager, "
-        "kwok node pools, KServe's controller manager and webhooks)"
+        "Starting the local cluster (kube-apiserver, etcd, scheduler, controller-manager; "
+        "real nodes: kubelets, containerd, kube-proxy, CoreDNS; kwok GPU pools; KServe by "
+        "its Helm chart)"
     )
     cluster.up(Topology.load(), sorted(CRD_DIR.glob("*.yaml")))
-    operator: OperatorProcess | None = None
-    prometheus = Prometheus(cluster.tools, WORKDIR / "prometheus")
+    helm = Helm(cluster.tools, cluster.kubeconfig, WORKDIR / "helm")
+    prometheus = Prometheus(
+        cluster.tools, WORKDIR / "prometheus", kubeconfig=cluster.kubeconfig, host=NODE_IP
+    )
     try:
         cluster.kubectl("create", "namespace", NAMESPACE, check=False)
         cluster.provide_claim(NAMESPACE)
-        say("Building the example's models locally (a tokenizer and small ONNX classifiers)")
-        models = build_demo_models(WORKDIR / "models")
+        say("Building the example's models (a tokenizer and small ONNX classifiers) on its claim")
+        install_models(NAMESPACE, build_demo_models(WORKDIR / "models"))
         prometheus.start()
-        say("Starting the operator, watching namespace demo, as the chart's ServiceAccount")
-        identity = ChartIdentity(cluster, NAMESPACE, WORKDIR)
-        operator = OperatorProcess(
-            cluster,
+        say("helm install of the operator chart, watching namespace demo")
+        installed = helm.run(
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART),
+            "--namespace",
             NAMESPACE,
-            WORKDIR / "operator.log",
-            drain_seconds=DRAIN_SECONDS,
-            kubeconfig=identity.create(),
+            "--set",
+            "crds.enabled=false",
+            "--set",
+            "replicas=2",
+            "--set-json",
+            f'watch.namespaces=["{NAMESPACE}"]',
+            "--set",
+            f"settings.drainSeconds={DRAIN_SECONDS}",
+            "--wait",
+            "--timeout",
+            "180s",
+            timeout=240,
         )
-        operator.start()
-        print(f"operator log: {operator.log_path}")
-        walk(Demo(cluster, prometheus), cluster, models, prometheus)
+        print(installed.stdout.rstrip(), flush=True)
+        walk(Demo(cluster, prometheus), cluster)
     finally:
-        if operator is not None:
-            operator.stop()
         prometheus.stop()
-        if args.keep:
+        if args.cluster:
+            helm.run("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
+            cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        elif args.keep:
             print(f"\nThe cluster is still up: export KUBECONFIG={cluster.kubeconfig}")
         else:
             say("Stopping the local cluster")
             cluster.down()
 
 
-def walk(
-    demo: Demo, cluster: LocalCluster, models: dict[str, Path], prometheus: Prometheus
-) -> None:
+def walk(demo: Demo, cluster: LocalCluster) -> None:
     body = demo.pipeline("pvc://models/sentiment-v1")
     name = body["metadata"]["name"]
     say(f"Applying {EXAMPLE.relative_to(REPO_ROOT)}: tokenizer -> classifier on gpu-h100")
     demo.apply(body)
     stable = demo.watch(
-        name, None, lambda s: s.get("phase") == "Healthy", 120, "the first revision"
+        name, None, lambda s: s.get("phase") == "Healthy", 600, "the first revision"
     )
     demo.run("get", "inferencepipelines,inferenceservices,inferencegraphs", "-n", NAMESPACE)
     demo.run("get", "pods", "-n", NAMESPACE, "-o", "wide")
 
+    url = graph_url(cluster, NAMESPACE, name)
     say(
-        "Serving it: each stage from the Deployment KServe made, KServe's router in front, "
-        "requests flowing, Prometheus scraping the stages"
+        f"Serving it: requests to the InferenceGraph's Service ({url}), KServe's router pod, "
+        "the transformer and predictor pods; Prometheus scraping the pods it discovered"
     )
-    serving = LocalServing(
-        cluster, NAMESPACE, models, WORKDIR / "serving", name, on_change=prometheus.scrape
-    )
-    with serving, Traffic(serving, TEXTS) as traffic:
+    with Traffic(url, TEXTS) as traffic:
         say(
             "Rollout 1: a new model (sentiment-v2) as a canary: 20% -> pause 20s -> 50% -> "
             "analysis of its error rate (Prometheus, every 20s) -> promoted"
@@ -222,7 +242,7 @@ def walk(
             promoted = st.get("stableRevision") != stable["stableRevision"]
             return st.get("phase") == "Aborted" or (st.get("phase") == "Healthy" and promoted)
 
-        first = demo.watch(name, traffic, ended, 300, "the first rollout to end")
+        first = demo.watch(name, traffic, ended, 600, "the first rollout to end")
         say(f"Rollout 1 ended: {first.get('phase')}: {first.get('message')}")
 
         say(
@@ -231,14 +251,14 @@ def walk(
         )
         demo.apply(demo.pipeline("pvc://models/sentiment-short"))
         second = demo.watch(
-            name, traffic, lambda s: s.get("phase") == "Aborted", 300, "the broken canary's abort"
+            name, traffic, lambda s: s.get("phase") == "Aborted", 600, "the broken canary's abort"
         )
         say(f"Rollout 2 ended: Aborted: {second.get('abortReason')}")
         demo.watch(
             name,
             traffic,
             lambda s: all(r.get("rolledOut") for r in s.get("routers", [])),
-            60,
+            120,
             "the router to serve stable alone",
         )
         settle = time.monotonic() + 10

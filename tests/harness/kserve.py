@@ -1,25 +1,21 @@
-"""KServe's own control plane on a local cluster: its controller manager and admission webhooks.
+"""KServe's own control plane on a local cluster: its controller manager and webhooks, as pods.
 
-Installed the way a cluster admin installs KServe in Standard (raw Deployment) mode, minus the
-images: the ``kserve`` namespace and its ``inferenceservice-config`` ConfigMap (KServe's own
-file at the pinned version, switched to Standard mode), the default ClusterStorageContainer,
-KServe's ClusterServingRuntimes, and the controller manager (built from KServe's Go module)
-as a local process whose webhooks the apiserver calls over loopback TLS. InferenceServices
-then become Ready the way they do on a real cluster: KServe creates their Deployments, the
-scheduler binds the pods to the kwok node pools and kwok runs them.
-
-Order matters on the way down: KServe's webhooks fail closed and its finalizers need the
-manager, so the webhook configurations go before the manager stops (see :meth:`stop`).
+Installed the way KServe documents for its version: its CRDs from its module's manifests, then
+``helm install`` of its ``kserve-resources`` chart in Standard (raw Deployment) mode, with the
+images replaced by the local builds (``make images`` builds KServe's manager, router and the
+chart's metrics proxy from the pinned module). The chart's webhook certificate comes from
+cert-manager, which the local cluster does not run: a post-renderer (:mod:`cert_stand_in`)
+does its part. KServe's ClusterServingRuntimes are applied from its module with their images
+pinned. The controller manager then runs on the real CPU node, its webhooks are called by the
+apiserver through their Service, and InferenceServices become Ready the way they do on any
+cluster: KServe creates their Deployments, and kubelets (or kwok, on the fake nodes) run them.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import ipaddress
 import json
-import os
-import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,28 +26,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.harness.processes import (
-    ClusterError,
-    ProcessFigures,
-    answers_ok,
-    free_port,
-    log,
-    process_running,
-    terminate,
-    wait_until,
-)
+from tests.harness.helm import Helm
+from tests.harness.processes import ProcessFigures, log, wait_until
+from tests.harness.tools import REPO_ROOT
 
 if TYPE_CHECKING:
     from tests.harness.cluster import Cluster
 
 NAMESPACE = "kserve"
-CONFIG_MAP = "inferenceservice-config"
+RELEASE = "kserve"
 FIELD_MANAGER = "local-kserve"
-# Labels KServe's own install puts on its namespace; the pod mutator skips that namespace.
-NAMESPACE_LABELS = {"control-plane": "kserve-controller-manager"}
-# Headers the InferenceGraph router passes from a request to every hop it makes: regular
-# expressions over canonical header names ("Traceparent"), as KServe's router reads them.
-PROPAGATED_HEADERS = ["(?i)^traceparent$", "(?i)^tracestate$", "(?i)^x-request-id$"]
+WEBHOOK_SERVICE = f"kserve-webhook-server-service.{NAMESPACE}.svc"
 
 
 def pinned_image(image: str, version: str, mapping: dict[str, str]) -> str:
@@ -79,60 +64,10 @@ def kustomize_images(path: Path) -> dict[str, str]:
     }
 
 
-def standard_mode_config(upstream: dict[str, Any], version: str) -> dict[str, Any]:
-    """KServe's ``inferenceservice-config`` for Standard mode, from its own file.
-
-    Every key of the upstream file is kept (the manager and its pod mutator parse all of
-    them); the changes: Standard deployment mode, no Ingress objects and no Istio virtual
-    hosts (neither exists here), images pinned to ``version``, and the router propagating
-    the trace and auth headers.
-    """
-    data: dict[str, str] = dict(upstream["data"])
-    settings = {k: json.loads(v) for k, v in data.items() if not k.startswith("_")}
-    settings["deploy"]["defaultDeploymentMode"] = "Standard"
-    settings["ingress"].update(disableIngressCreation=True, disableIstioVirtualHost=True)
-    for key in ("storageInitializer", "logger", "batcher", "agent", "router"):
-        settings[key]["image"] = pinned_image(settings[key]["image"], version, {})
-    settings["localModel"]["defaultJobImage"] = pinned_image(
-        settings["localModel"]["defaultJobImage"], version, {}
-    )
-    for explainer in settings["explainers"].values():
-        explainer["defaultImageVersion"] = version
-    settings["router"]["headers"] = {"propagate": PROPAGATED_HEADERS}
-    data.update({k: json.dumps(v, indent=2) for k, v in settings.items()})
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE},
-        "data": data,
-    }
-
-
-def webhook_configurations(
-    upstream: list[dict[str, Any]], port: int, ca_bundle: bytes
-) -> list[dict[str, Any]]:
-    """KServe's webhook configurations, calling the local manager instead of a Service.
-
-    Everything else (rules, selectors, failure policies, review versions) is upstream's.
-    """
-    out = []
-    for doc in upstream:
-        doc = json.loads(json.dumps(doc))
-        doc["metadata"] = {"name": doc["metadata"]["name"], "labels": {"app": FIELD_MANAGER}}
-        for hook in doc["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]
-            hook["clientConfig"] = {
-                "url": f"https://127.0.0.1:{port}{path}",
-                "caBundle": base64.b64encode(ca_bundle).decode(),
-            }
-        out.append(doc)
-    return out
-
-
-def self_signed_certificate() -> tuple[bytes, bytes]:
-    """A self-signed serving certificate for 127.0.0.1 (PEM cert, PEM key); it is its own CA."""
+def self_signed_certificate(dns_name: str) -> tuple[bytes, bytes]:
+    """A self-signed serving certificate for ``dns_name`` (PEM cert, PEM key); its own CA."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kserve-webhook-local")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -143,9 +78,7 @@ def self_signed_certificate() -> tuple[bytes, bytes]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName(dns_name)]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -160,38 +93,50 @@ def self_signed_certificate() -> tuple[bytes, bytes]:
 
 
 class KServe:
-    """KServe's controller manager and webhooks for one cluster, as a local process.
-
-    The process outlives the Python object that started it (``make cluster-up`` returns while
-    the cluster runs): its pid and ports are kept in ``workdir``, so any later ``KServe`` on the
-    same cluster and directory finds, reuses or stops it.
-    """
+    """KServe's chart, installed (or upgraded) on one cluster with Helm."""
 
     def __init__(self, cluster: Cluster, workdir: Path) -> None:
         self.cluster = cluster
         self.workdir = workdir
         self.config_dir = cluster.tools.root / "kserve-config"
         self.version = cluster.tools.versions()["KSERVE_VERSION"]
+        # The post-renderer is a module of this harness.
+        self.helm = Helm(
+            cluster.tools, cluster.kubeconfig, workdir / "helm", PYTHONPATH=str(REPO_ROOT)
+        )
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "manager.log"
-
-    @property
-    def _state_path(self) -> Path:
-        return self.workdir / "manager.json"
-
-    def _state(self) -> dict[str, int]:
-        try:
-            state = json.loads(self._state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return {k: int(v) for k, v in state.items()}
+    def values(self) -> dict[str, Any]:
+        """The chart values: Standard mode, the local images (never pulled), no Ingress
+        objects or Istio virtual hosts (neither exists here), small requests for a 2-core
+        machine."""
+        small = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+        return {
+            "kserve": {
+                "version": self.version,
+                "controller": {
+                    "deploymentMode": "Standard",
+                    "imagePullPolicy": "IfNotPresent",
+                    "resources": small,
+                    "rbacProxy": {"resources": small},
+                    "gateway": {"disableIngressCreation": True, "disableIstioVirtualHost": True},
+                },
+                "router": {"imagePullPolicy": "IfNotPresent"},
+            }
+        }
 
     @property
     def pid(self) -> int | None:
-        pid = self._state().get("pid")
-        return pid if pid and process_running(pid) else None
+        """The controller manager's process on this machine (a container of a real node is a
+        process here too); None while none runs."""
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    argv = (proc / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if argv[0] == b"/manager" and any(a.startswith(b"--metrics-addr") for a in argv):
+                    return int(proc.name)
+        return None
 
     def figures(self) -> ProcessFigures | None:
         """Peak RSS and CPU time of the running manager so far."""
@@ -200,131 +145,72 @@ class KServe:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, timeout: float = 120) -> None:
-        """Install KServe's configuration, start the manager, register its webhooks.
-
-        A manager already running for this cluster and answering is reused.
-        """
+    def start(self, timeout: float = 300) -> None:
+        """Install or upgrade the chart, wait for the manager, then apply the runtimes."""
         started = time.monotonic()
-        if self.pid is not None and self._ready():
-            log(f"KServe's controller manager is already running (pid {self.pid})")
-            return
-        self.stop()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._apply(self._namespace(), self._config_map())
-        cert = self._write_certificate()
-        ports = {"webhook": free_port(), "probe": free_port()}
-        pid = self._start_manager(ports)
-        self._state_path.write_text(json.dumps({"pid": pid, **ports}), encoding="utf-8")
-        wait_until(self._ready, timeout, "KServe's controller manager to report /readyz ok")
-        hooks = webhook_configurations(self._upstream_webhooks(), ports["webhook"], cert)
-        self._apply(*hooks)
-        # The webhooks answer once the apiserver has loaded their configurations: KServe's own
-        # validator admitting its runtimes is the proof.
+        certs = self._write_certificate()
+        values = self.workdir / "values.yaml"
+        values.write_text(yaml.safe_dump(self.values()), encoding="utf-8")
+        self.helm.run(
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(self.config_dir / "charts" / "kserve-resources"),
+            "--namespace",
+            NAMESPACE,
+            "--create-namespace",
+            "--values",
+            str(values),
+            "--post-renderer",
+            sys.executable,
+            "--post-renderer-args",
+            "-m",
+            "--post-renderer-args",
+            "tests.harness.cert_stand_in",
+            "--post-renderer-args",
+            str(certs),
+            "--wait",
+            "--timeout",
+            f"{int(timeout)}s",
+            timeout=timeout + 60,
+        )
+        # The webhooks answer once the manager serves them: KServe's own validator admitting
+        # its runtimes is the proof.
         wait_until(
             lambda: self._apply(*self._runtimes(), check=False),
             timeout,
             "KServe's webhooks to admit its ClusterServingRuntimes",
         )
-        log(
-            f"KServe {self.version} controller manager ready in "
-            f"{time.monotonic() - started:.1f}s (webhooks on 127.0.0.1:{ports['webhook']})"
-        )
-
-    def stop(self) -> None:
-        """Unregister the webhooks (they fail closed), then stop the manager."""
-        if self.cluster.kubeconfig.exists():
-            self.cluster.kubectl(
-                "delete",
-                "mutatingwebhookconfigurations,validatingwebhookconfigurations",
-                "-l",
-                f"app={FIELD_MANAGER}",
-                "--ignore-not-found",
-                check=False,
-                timeout=30,
-            )
-        pid = self.pid
-        if pid is not None:
-            figures = ProcessFigures.of(pid)
-            terminate(pid, grace=20)
-            if figures:
-                log(
-                    f"KServe's controller manager stopped: peak RSS {figures.peak_rss_mib:.0f} "
-                    f"MiB, CPU {figures.cpu_seconds:.1f}s"
-                )
-        self._state_path.unlink(missing_ok=True)
+        log(f"KServe {self.version} installed by Helm in {time.monotonic() - started:.1f}s")
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _namespace(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": NAMESPACE, "labels": NAMESPACE_LABELS},
-        }
-
-    def _config_map(self) -> dict[str, Any]:
-        path = self.config_dir / "configmap" / "inferenceservice.yaml"
-        return standard_mode_config(yaml.safe_load(path.read_text(encoding="utf-8")), self.version)
-
-    def _upstream_webhooks(self) -> list[dict[str, Any]]:
-        text = (self.config_dir / "webhook" / "manifests.yaml").read_text(encoding="utf-8")
-        return [d for d in yaml.safe_load_all(text) if d]
-
     def _runtimes(self) -> list[dict[str, Any]]:
-        """KServe's ClusterServingRuntimes and default ClusterStorageContainer, images pinned."""
+        """KServe's ClusterServingRuntimes, images pinned to the version."""
+        directory = self.config_dir / "runtimes"
+        images = kustomize_images(directory / "kustomization.yaml")
         out: list[dict[str, Any]] = []
-        for folder, field in (("runtimes", "containers"), ("storagecontainers", "container")):
-            directory = self.config_dir / folder
-            images = kustomize_images(directory / "kustomization.yaml")
-            for path in sorted(directory.glob("*.yaml")):
-                if path.name in ("kustomization.yaml", "configuration.yaml"):
-                    continue
-                for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-                    if not doc:
-                        continue
-                    containers = doc["spec"][field]
-                    for container in containers if isinstance(containers, list) else [containers]:
+        for path in sorted(directory.glob("*.yaml")):
+            if path.name in ("kustomization.yaml", "configuration.yaml"):
+                continue
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if doc:
+                    for container in doc["spec"]["containers"]:
                         container["image"] = pinned_image(container["image"], self.version, images)
                     out.append(doc)
         return out
 
-    def _write_certificate(self) -> bytes:
-        # controller-runtime reads $TMPDIR/k8s-webhook-server/serving-certs/tls.{crt,key}.
-        cert, key = self_signed_certificate()
-        certs = self.workdir / "tmp" / "k8s-webhook-server" / "serving-certs"
-        certs.mkdir(parents=True, exist_ok=True)
-        (certs / "tls.crt").write_bytes(cert)
-        (certs / "tls.key").write_bytes(key)
-        (certs / "tls.key").chmod(0o600)
-        return cert
-
-    def _start_manager(self, ports: dict[str, int]) -> int:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.cluster.kubeconfig),
-            "POD_NAMESPACE": NAMESPACE,
-            "TMPDIR": str(self.workdir / "tmp"),
-        }
-        args = [
-            str(self.cluster.tools.binary("kserve-manager")),
-            "--metrics-addr=0",
-            f"--health-probe-addr=127.0.0.1:{ports['probe']}",
-            f"--webhook-port={ports['webhook']}",
-            f"--kubeconfig={self.cluster.kubeconfig}",
-        ]
-        with self.log_path.open("ab") as out:
-            process = subprocess.Popen(
-                args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        return process.pid
-
-    def _ready(self) -> bool:
-        if self.pid is None:
-            tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise ClusterError(f"KServe's controller manager is not running:\n{tail}")
-        url = f"http://127.0.0.1:{self._state().get('probe')}/readyz"
-        return answers_ok(url)
+    def _write_certificate(self) -> Path:
+        """The webhook Service's certificate, made once per cluster (its own CA)."""
+        certs = self.workdir / "webhook-certs"
+        if not (certs / "tls.crt").exists():
+            cert, key = self_signed_certificate(WEBHOOK_SERVICE)
+            certs.mkdir(parents=True, exist_ok=True)
+            (certs / "tls.key").write_bytes(key)
+            (certs / "tls.key").chmod(0o600)
+            (certs / "tls.crt").write_bytes(cert)
+        return certs
 
     def _apply(self, *objects: dict[str, Any], check: bool = True) -> bool:
         stdin = "\n---\n".join(json.dumps(o) for o in objects)

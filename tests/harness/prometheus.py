@@ -1,8 +1,10 @@
 """The pinned Prometheus server as a local process, scraping the data-plane stages.
 
-Targets come from a file (``file_sd``), so stage processes started and stopped during a run
-are picked up within a second; every target carries the labels it is given (for example the
-pipeline, stage and revision the stage serves, as KServe's pod labels would give them).
+On a cluster (``kubeconfig``) it finds the stage pods the way a user's Prometheus does:
+Kubernetes service discovery of pods, kept when they carry the ``prometheus.io/scrape``
+annotation the planner gives every stage, scraped at their pod address and the annotated port
+and path. Local stage processes (benchmarks) come from a file instead (``file_sd``), picked up
+within a second, each target with the labels it is given.
 """
 
 from __future__ import annotations
@@ -31,11 +33,62 @@ class Target:
     labels: Mapping[str, str]
 
 
+def pod_discovery(kubeconfig: Path) -> dict[str, Any]:
+    """A scrape job over the cluster's annotated pods: the common ``prometheus.io/*``
+    convention, with the pod's namespace, name and node as labels. Only pods of real nodes
+    are kept: kwok's pods have addresses that nothing answers."""
+    annotation = "__meta_kubernetes_pod_annotation_prometheus_io_"
+    return {
+        "job_name": "kubernetes-pods",
+        "kubernetes_sd_configs": [
+            {"role": "pod", "kubeconfig_file": str(kubeconfig), "attach_metadata": {"node": True}}
+        ],
+        "relabel_configs": [
+            {
+                "source_labels": ["__meta_kubernetes_node_label_type"],
+                "action": "keep",
+                "regex": "real",
+            },
+            {"source_labels": [f"{annotation}scrape"], "action": "keep", "regex": "true"},
+            {
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "action": "keep",
+                "regex": "Running",
+            },
+            {
+                "source_labels": [f"{annotation}path"],
+                "target_label": "__metrics_path__",
+                "regex": "(.+)",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_ip", f"{annotation}port"],
+                "regex": "(.+);(\\d+)",
+                "replacement": "$1:$2",
+                "target_label": "__address__",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+        ],
+    }
+
+
 class Prometheus:
     """``prometheus`` from the tool set, on a free loopback port, scraping every second."""
 
-    def __init__(self, tools: ToolSet, workdir: Path, interval: str = "1s") -> None:
+    def __init__(
+        self,
+        tools: ToolSet,
+        workdir: Path,
+        interval: str = "1s",
+        kubeconfig: Path | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """``kubeconfig`` adds the cluster's pods to the targets; ``host`` is the address it
+        listens on (the real nodes' address, for an operator in a pod to query it)."""
         self.tools = tools
+        self.kubeconfig = kubeconfig
+        self.host = host
         self.workdir = workdir
         self.interval = interval
         self.port = 0
@@ -43,7 +96,7 @@ class Prometheus:
 
     @property
     def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def _targets_file(self) -> Path:
@@ -52,16 +105,17 @@ class Prometheus:
     def start(self, timeout: float = 60) -> Prometheus:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.scrape([])
+        jobs: list[dict[str, Any]] = [
+            {
+                "job_name": "stages",
+                "file_sd_configs": [{"files": [str(self._targets_file)], "refresh_interval": "1s"}],
+            }
+        ]
+        if self.kubeconfig is not None:
+            jobs.append(pod_discovery(self.kubeconfig))
         config = {
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
-            "scrape_configs": [
-                {
-                    "job_name": "stages",
-                    "file_sd_configs": [
-                        {"files": [str(self._targets_file)], "refresh_interval": "1s"}
-                    ],
-                }
-            ],
+            "scrape_configs": jobs,
         }
         config_file = self.workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -70,7 +124,7 @@ class Prometheus:
             str(self.tools.binary("prometheus")),
             f"--config.file={config_file}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--web.listen-address={self.host}:{self.port}",
             "--log.level=warn",
         ]
         with (self.workdir / "prometheus.log").open("ab") as out:

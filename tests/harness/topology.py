@@ -1,4 +1,5 @@
-"""Node pools of the local cluster, read from YAML, rendered as fake kwok Nodes (pure)."""
+"""Node pools of the local cluster, read from YAML: fake kwok Nodes (rendered here, pure) and
+the real nodes whose kubelets run containers (started by ``node.py``)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,32 @@ class NodePool(BaseModel):
     capacity: dict[str, str]
 
 
+# Fake nodes carry kwok's own taint: only pods that tolerate it (the capacity scenarios' pools)
+# land there, and every other pod goes to a real node.
+FAKE_TAINT = Taint(key="kwok.x-k8s.io/node", value="fake", effect="NoSchedule")
+FAKE_TOLERATION = {"key": FAKE_TAINT.key, "operator": "Exists", "effect": FAKE_TAINT.effect}
+
+
+class RealNode(BaseModel):
+    """A node whose kubelet runs containers on this machine, in one pool: its pods run on
+    the machine's CPU, and the extended resources it advertises (GPUs) are what they are
+    scheduled and counted against."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=11)
+    pool: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    extended_resources: dict[str, str] = Field(default_factory=dict, alias="extendedResources")
+    # The images imported into the node's container runtime (there is no registry to pull).
+    images: list[str] = Field(default_factory=list)
+
+
 class Topology(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     pool_label: str = Field(alias="poolLabel")
     pools: list[NodePool]
+    real_nodes: list[RealNode] = Field(default_factory=list, alias="realNodes")
 
     @classmethod
     def load(cls, path: Path = DEFAULT_TOPOLOGY) -> Topology:
@@ -58,7 +81,7 @@ def _node(pool_label: str, pool: NodePool, index: int) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
-        "spec": {"taints": [t.model_dump() for t in pool.taints]},
+        "spec": {"taints": [t.model_dump() for t in [*pool.taints, FAKE_TAINT]]},
         "status": {
             "capacity": dict(pool.capacity),
             "allocatable": dict(pool.capacity),

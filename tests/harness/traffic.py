@@ -1,4 +1,4 @@
-"""A steady stream of requests through a pipeline's router, and who answered each one.
+"""A steady stream of requests through a pipeline's Service, and who answered each one.
 
 Each response of the kit's stages carries ``revisions`` (which revision of every stage served
 it), so the share of requests each revision answered is measured from the responses, not
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.harness.serving import LocalServing
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -29,10 +27,10 @@ class Answer:
 
 
 class Traffic:
-    """Sends ``texts`` round-robin through ``serving``'s router until stopped."""
+    """Sends ``texts`` round-robin to ``url`` (an InferenceGraph's Service) until stopped."""
 
-    def __init__(self, serving: LocalServing, texts: Sequence[str], pause: float = 0.1) -> None:
-        self.serving = serving
+    def __init__(self, url: str, texts: Sequence[str], pause: float = 0.1) -> None:
+        self.url = url
         self.texts = list(texts)
         self.pause = pause
         self.answers: list[Answer] = []
@@ -52,13 +50,7 @@ class Traffic:
             for text in itertools.cycle(self.texts):
                 if self._stop.is_set():
                     return
-                with self.serving.gate.request():
-                    try:
-                        response = http.post(self.serving.url, json={"instances": [text]})
-                        status, body = response.status_code, response.json()
-                    except (httpx.HTTPError, ValueError):
-                        status, body = 0, {}
-                self.answers.append(Answer(time.monotonic(), status, served_by(body)))
+                self.answers.append(ask(self.url, text, http))
                 time.sleep(self.pause)
 
     def since(self, moment: float) -> list[Answer]:
@@ -70,6 +62,19 @@ class Traffic:
         ok = [a for a in answers if a.status == 200]
         counts = Counter(revision for a in ok for revision in a.revisions)
         return {revision: count / len(ok) for revision, count in counts.items()} if ok else {}
+
+
+def ask(url: str, text: str, http: httpx.Client | None = None) -> Answer:
+    """One request of one text; a connection failure is status 0."""
+    try:
+        if http is None:
+            response = httpx.post(url, json={"instances": [text]}, timeout=30)
+        else:
+            response = http.post(url, json={"instances": [text]})
+        status, body = response.status_code, response.json()
+    except (httpx.HTTPError, ValueError):
+        status, body = 0, {}
+    return Answer(time.monotonic(), status, served_by(body))
 
 
 def served_by(body: object) -> frozenset[str]:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.local_only]
 L4_POOL = {
     **p.GPU_POOL,
     "name": "gpu-l4",
-    "nodeSelector": {"pipelines.inference.dev/pool": "gpu-l4"},
+    "nodeSelector": {"pipelines.inference.dev/pool": "gpu-l4", "type": "kwok"},
     "gpusPerNode": 4,
 }
 NO_GPU = "Insufficient nvidia.com/gpu"

@@ -36,7 +36,17 @@ NODES = {
 
 
 def graph(nodes: dict[str, Any] = NODES, traffic: str = "r1=80,r2=20") -> dict[str, Any]:
-    return {"metadata": {"annotations": {TRAFFIC_ANNOTATION: traffic}}, "spec": {"nodes": nodes}}
+    return {
+        "metadata": {"name": "clf", "annotations": {TRAFFIC_ANNOTATION: traffic}},
+        "spec": {"nodes": nodes},
+    }
+
+
+def router_pod(graph_name: str = "clf", deleting: bool = False, phase: str = "Running") -> dict:
+    meta: dict[str, Any] = {"labels": {"serving.kserve.io/inferencegraph": graph_name}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-02T01:00:00Z"
+    return {"metadata": meta, "status": {"phase": phase}}
 
 
 def with_urls(nodes: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +112,31 @@ def test_a_router_started_with_other_weights_has_not_picked_the_change_up() -> N
     rollout = router_rollout(graph(), deployment(nodes=old))
     assert not rollout.rolled_out
     assert "not yet updated" in rollout.message
+
+
+def test_an_old_router_pod_still_draining_its_connections_holds_the_rollout() -> None:
+    """The Deployment no longer counts a pod being deleted, but KServe's router serves its
+    open (keep-alive) connections for 30 s more, with the old routes."""
+    served, rollout = served_traffic(
+        graph(), deployment(), [router_pod(), router_pod(deleting=True)]
+    )
+    assert served is None
+    assert rollout is not None and "1 old pods still serving" in rollout.message
+
+
+@pytest.mark.parametrize(
+    "pods",
+    [
+        [router_pod(), router_pod(deleting=True, phase="Succeeded")],
+        [router_pod(), router_pod(graph_name="clf-preview", deleting=True)],
+        [router_pod()],
+    ],
+    ids=["old-pod-exited", "another-graphs-pod", "none-old"],
+)
+def test_pods_that_serve_nothing_of_the_graph_do_not_hold_it(pods: list[dict]) -> None:
+    served, rollout = served_traffic(graph(), deployment(), pods)
+    assert served == {"r1": 80, "r2": 20}
+    assert rollout is not None and rollout.rolled_out
 
 
 def test_no_graph_means_no_router_to_wait_for() -> None:

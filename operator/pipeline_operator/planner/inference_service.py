@@ -23,6 +23,13 @@ from pipeline_operator.serving_revisions import replicas
 
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 ISVC_KIND = "InferenceService"
+# Every stage serves its metrics on KServe's HTTP port: the pod annotations a Prometheus with
+# the common `kubernetes_sd` pod relabelling (prometheus.io/*) discovers them by.
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": "8080",
+    "prometheus.io/path": "/metrics",
+}
 
 
 def build_replicas(stage: Stage, scale: int) -> dict[str, int]:
@@ -68,6 +75,7 @@ def build_predictor_spec(
     resources = build_stage_resources(spec, stage)
     out: dict[str, Any] = {**build_scaling(stage, scale), **build_batcher(stage)}
     out["labels"] = dict(pod_labels)
+    out["annotations"] = dict(SCRAPE_ANNOTATIONS)
     out.update(build_predictor_placement(spec, stage))
     if stage.predictor.model is not None:
         out["model"] = build_model(stage.predictor.model, resources, identity)
@@ -91,7 +99,11 @@ def build_transformer_spec(
     if transformer is None:
         return None
     resources = build_resources(Resources(gpus=0, cpu=transformer.cpu, memory=transformer.memory))
-    out: dict[str, Any] = {**build_replicas(stage, scale), "labels": dict(pod_labels)}
+    out: dict[str, Any] = {
+        **build_replicas(stage, scale),
+        "labels": dict(pod_labels),
+        "annotations": dict(SCRAPE_ANNOTATIONS),
+    }
     out.update(build_transformer_placement(spec, stage))
     out["containers"] = [build_container(transformer, resources, identity)]
     return out

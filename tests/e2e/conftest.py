@@ -1,0 +1,77 @@
+"""Fixtures for the real-container tier: the operator installed by ``helm install`` of the
+chart (two replicas electing a leader, from the image ``make images`` built), and the
+examples' models on the claims the pods mount."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Cluster, LocalCluster
+from tests.harness.helm import Helm
+from tests.harness.models import build_example_models
+from tests.support import kubectl_json, wait_for
+
+CHART = Path(__file__).parents[2] / "charts" / "inference-pipelines"
+RELEASE = "inference-pipelines"
+OPERATOR_NAMESPACE = "inference-pipelines"
+
+
+@pytest.fixture(scope="package")
+def operator_release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The chart installed for the whole cluster; uninstalled after this tier, so that the
+    control-plane tier's per-namespace operators never meet it."""
+    if not isinstance(cluster, LocalCluster):
+        pytest.skip("the chart is installed by the harness on the local cluster only")
+    helm = Helm(cluster.tools, cluster.kubeconfig, tmp_path_factory.mktemp("helm"))
+    helm.run(
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--create-namespace",
+        # The CRD is the cluster's already (the harness installs it with KServe's).
+        "--set",
+        "crds.enabled=false",
+        "--set",
+        "replicas=2",
+        "--wait",
+        "--timeout",
+        "180s",
+        timeout=240,
+    )
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+
+    def ready_pods() -> list[dict] | None:
+        pods = kubectl_json(cluster, "get", "pods", "-n", OPERATOR_NAMESPACE, "-l", selector)[
+            "items"
+        ]
+        ready = [
+            pod
+            for pod in pods
+            if all(s.get("ready") for s in pod["status"].get("containerStatuses") or [{}])
+        ]
+        return ready if len(ready) == 2 else None
+
+    wait_for(ready_pods, 180, "both operator replicas Ready")
+    yield OPERATOR_NAMESPACE
+    helm.run(
+        "uninstall",
+        RELEASE,
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--wait",
+        "--timeout",
+        "120s",
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def example_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every model the numbered examples name, built locally: storage URI -> directory."""
+    return build_example_models(tmp_path_factory.mktemp("models"))

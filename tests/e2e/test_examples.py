@@ -1,0 +1,147 @@
+"""Every numbered example and the README's snippet, served for real: the operator makes its
+KServe objects, KServe's controller its Deployments, the real nodes' kubelets start the kit's
+images, and requests go through the InferenceGraph's Service, KServe's router pod, the
+transformer pod and the predictor pods. Their answers are checked against the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests import pipelines as p
+from tests.dataplane.harness import Baseline
+from tests.harness import Cluster
+from tests.harness.models import CORPUS
+from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
+from tests.support import kubectl_json, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.local_only]
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*/pipeline.yaml"))
+README = ROOT / "README.md"
+TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
+# Pods start from images on a 2-core machine: a torch server takes tens of seconds to load.
+READY_TIMEOUT = 600
+
+
+def readme_pipeline() -> dict:
+    """The pipeline of the README's first YAML snippet."""
+    snippet = README.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    return dict(yaml.safe_load(snippet))
+
+
+def predict(url: str, instances: list) -> dict:
+    response = httpx.post(url, json={"instances": instances}, timeout=120)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def check_text_classifier(url: str, models: dict[str, Path]) -> None:
+    baseline = Baseline(models["pvc://models/sentiment-v1"])
+    answer = predict(url, TEXTS)["predictions"]
+    for prediction, (label, score) in zip(answer, baseline.top1(TEXTS), strict=True):
+        assert (prediction["label"], len(prediction["labels"])) == (label, 3)
+        assert prediction["score"] == pytest.approx(score, abs=1e-4)
+
+
+def check_ensemble(url: str, models: dict[str, Path]) -> None:
+    bert = Baseline(models["pvc://models/bert-sentiment"]).probabilities(TEXTS)
+    roberta = Baseline(models["pvc://models/roberta-sentiment"]).probabilities(TEXTS)
+    answer = predict(url, TEXTS)
+    assert answer["members"] == ["bert", "roberta"]
+    for prediction, a, b in zip(answer["predictions"], bert, roberta, strict=True):
+        mean = [(x + y) / 2 for x, y in zip(a, b, strict=True)]
+        assert prediction["probabilities"] == pytest.approx(mean, abs=1e-4)
+
+
+def check_cascade(url: str, models: dict[str, Path]) -> None:
+    small = Baseline(models["pvc://models/distilbert"])
+    large = Baseline(models["pvc://models/deberta-large"])
+    escalated = 0
+    for text, (small_label, small_score), (large_label, large_score) in zip(
+        TEXTS, small.top1(TEXTS), large.top1(TEXTS), strict=True
+    ):
+        [prediction] = predict(url, [text])["predictions"]
+        answered_by = {key.split("/")[0].split("-")[1] for key in prediction["revisions"]}
+        if small_score < 0.9:  # unsure: the large model answers, from the original text
+            escalated += 1
+            assert answered_by == {"large"}, (text, prediction)
+            assert (prediction["label"], prediction["score"]) == (
+                large_label,
+                pytest.approx(large_score, abs=1e-4),
+            )
+        else:
+            assert answered_by == {"small"}, (text, prediction)
+            assert prediction["confident"] is True and prediction["label"] == small_label
+    assert 0 < escalated < len(TEXTS), "the cascade needs both kinds of answers to test"
+
+
+def check_retrieval(url: str, models: dict[str, Path]) -> None:
+    questions = [CORPUS[3], CORPUS[7]]
+    answer = predict(url, questions)["predictions"]
+    for question, prediction in zip(questions, answer, strict=True):
+        [best, *rest] = prediction["documents"]
+        assert best["text"] == question and best["score"] == pytest.approx(1.0, abs=1e-4)
+        assert len(rest) == 2 and all(d["score"] < best["score"] for d in rest)
+
+
+CHECKS = {
+    "01-text-classifier": check_text_classifier,
+    "02-ensemble": check_ensemble,
+    "03-cascade": check_cascade,
+    "04-retrieval": check_retrieval,
+}
+
+
+def stage_pods(cluster: Cluster, namespace: str) -> list[dict]:
+    """The pods serving the namespace's InferenceServices and graphs."""
+    pods = kubectl_json(cluster, "get", "pods", "-n", namespace)["items"]
+    return [
+        pod
+        for pod in pods
+        if {"serving.kserve.io/inferenceservice", "serving.kserve.io/inferencegraph"}
+        & set(pod["metadata"].get("labels", {}))
+    ]
+
+
+@pytest.mark.parametrize(
+    "example", [*EXAMPLES, README], ids=lambda e: "README" if e == README else e.parent.name
+)
+def test_example_serves_through_pods(
+    cluster: Cluster,
+    namespace: str,
+    operator_release: str,
+    example: Path,
+    example_models: dict[str, Path],
+) -> None:
+    body = readme_pipeline() if example == README else yaml.safe_load(example.read_text())
+    body["metadata"]["namespace"] = namespace
+    install_models(namespace, example_models)
+    p.apply(cluster, fit_to_machine(body))
+    name = body["metadata"]["name"]
+    st = p.wait_status(
+        cluster, namespace, name, f"{name} Healthy", timeout=READY_TIMEOUT, phase="Healthy"
+    )
+    stages = len(body["spec"]["stages"])
+    assert st["ready"] == f"{stages}/{stages}"
+    # Every serving pod is a container the real nodes started from the kit's (or KServe's)
+    # images, none a kwok pod.
+    pods = stage_pods(cluster, namespace)
+    nodes = {pod["spec"]["nodeName"] for pod in pods}
+    real = {
+        n["metadata"]["name"]
+        for n in kubectl_json(cluster, "get", "nodes", "-l", "type=real")["items"]
+    }
+    assert pods and nodes <= real, f"pods on {nodes}, real nodes are {real}"
+    for pod in pods:
+        statuses = pod["status"].get("containerStatuses") or []
+        assert statuses and all(
+            s.get("containerID", "").startswith("containerd://") for s in statuses
+        )
+    url = wait_for(lambda: graph_url(cluster, namespace, name), 60, f"the Service of {name}")
+    check = check_text_classifier if example == README else CHECKS[example.parent.name]
+    check(url, example_models)
