@@ -18,7 +18,7 @@ from typing import Any
 import urllib3
 
 from pipeline_operator.api.v1alpha1 import AnalysisMetric, parse_duration
-from pipeline_operator.rollout import AnalysisError
+from pipeline_operator.rollout import AnalysisError, NoDataError
 from pipeline_operator.rollout.analysis import AnalysisProvider, Subject, render_query
 
 
@@ -94,6 +94,8 @@ def scalar(body: dict[str, Any], promql: str) -> float:
         value = result[1]
     elif data.get("resultType") == "vector" and isinstance(result, list) and len(result) == 1:
         value = result[0]["value"][1]
+    elif data.get("resultType") == "vector" and result == []:
+        raise NoDataError(f"query {promql!r} matched no series")
     else:
         count = len(result) if isinstance(result, list) else 0
         raise AnalysisError(f"query {promql!r} returned {count} series; expected exactly one")

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline_operator.api.v1alpha1 import AnalysisMetric
 from pipeline_operator.prometheus import Access, PrometheusProvider, providers, scalar
-from pipeline_operator.rollout import AnalysisError
+from pipeline_operator.rollout import AnalysisError, NoDataError
 from pipeline_operator.rollout.analysis import Subject
 
 
@@ -37,7 +37,6 @@ def test_one_sample_vector_and_scalar() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (vector(), "returned 0 series"),
         (vector("1", "2"), "returned 2 series"),
         (vector("NaN"), "NaN"),
         ({"status": "error", "error": "parse error"}, "parse error"),
@@ -46,6 +45,11 @@ def test_one_sample_vector_and_scalar() -> None:
 def test_unusable_answers_are_analysis_errors(body: dict, message: str) -> None:
     with pytest.raises(AnalysisError, match=message):
         scalar(body, "q")
+
+
+def test_a_query_that_matches_no_series_says_exactly_that() -> None:
+    with pytest.raises(NoDataError, match="matched no series"):
+        scalar(vector(), "q")
 
 
 @pytest.mark.parametrize("value", ["+Inf", "-Inf"])

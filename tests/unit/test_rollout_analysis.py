@@ -21,6 +21,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.rollout.analysis import (
     AnalysisError,
+    NoDataError,
     Subject,
     due_measurements,
     measure,
@@ -167,6 +168,43 @@ def test_an_error_is_retried_not_counted_until_too_many_come_in_a_row() -> None:
     failed = record(AnalysisStatus(step_index=0, revision="r2"), [patient], too_many)
     assert failed.phase == "Failed"
     assert "3 errors in a row (limit 2): no data" in failed.message
+
+
+class Silent:
+    """A provider whose query matches no series."""
+
+    def query(self, metric: AnalysisMetric, subject: Subject) -> float:
+        raise NoDataError("query 'q' matched no series")
+
+
+def no_data(second: int) -> Measurement:
+    at = datetime(2026, 1, 1, 0, 0, second, tzinfo=EPOCH.tzinfo)
+    return measure(Silent(), METRIC, SUBJECT, at)
+
+
+def test_no_series_is_neither_a_failure_nor_an_error_and_only_the_latest_is_kept() -> None:
+    strict = METRIC.model_copy(update={"consecutive_error_limit": 0, "failure_limit": 0})
+    first = no_data(10)
+    assert (first.no_data, first.error, first.success) == (True, False, False)
+    status = AnalysisStatus(step_index=0, revision="r2")
+    for second in (10, 20, 30, 40):
+        status = record(status, [strict], [no_data(second)])
+    # Four intervals without data: not an abort (no error limit, no failure), one entry kept.
+    assert status.phase == "Running"
+    assert [m.at[-3:] for m in status.measurements] == ["40Z"]
+    assert status.message == "success-rate 0/2 (no series yet: query 'q' matched no series)"
+    # Data then arrives: counted as usual, the no-data entry stays as history.
+    status = record(status, [strict], [sample("success-rate", True, 50)])
+    assert (status.phase, status.message) == ("Running", "success-rate 1/2")
+    # A no-data result does not break a run of errors either.
+    failed = record(status, [strict], [error("success-rate", 55), no_data(58)])
+    assert failed.phase == "Failed" and "1 errors in a row (limit 0)" in failed.message
+    lenient = strict.model_copy(update={"consecutive_error_limit": 1})
+    ok = AnalysisStatus(step_index=0, revision="r2")
+    ok = record(ok, [lenient], [no_data(10), sample("success-rate", True, 20)])
+    ok = record(ok, [lenient], [error("success-rate", 30), no_data(40)])
+    ok = record(ok, [lenient], [sample("success-rate", True, 50)])
+    assert ok.phase == "Successful"
 
 
 def test_a_provider_error_is_an_error_a_bad_value_a_failure() -> None:

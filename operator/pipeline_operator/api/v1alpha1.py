@@ -651,8 +651,14 @@ class Measurement(StatusModel):
     success: bool
     error: bool = Field(
         default=False,
-        description="The provider produced no value (no data yet, unreachable, timeout): not "
+        description="The provider produced no value (unreachable, timeout, a bad query): not "
         "a measurement of the canary, unless consecutiveErrorLimit is exceeded.",
+    )
+    no_data: bool = Field(
+        default=False,
+        description="The query matched no series (the canary's pods not scraped yet, or "
+        "labels they do not carry): neither a failure nor an error; measured again an "
+        "interval later, within the rollout's progress deadline. Only the latest is kept.",
     )
     message: str = ""
     at: str

@@ -21,6 +21,7 @@ from pipeline_operator.api.v1alpha1 import (
     CanaryStep,
     InferencePipelineSpec,
     InferencePipelineStatus,
+    Measurement,
     Phase,
     StageStatus,
 )
@@ -182,11 +183,18 @@ def analysis_lines(status: InferencePipelineStatus) -> list[str]:
     summary = f"{INDENT}step {a.step_index + 1}, revision {a.revision}: {a.phase}"
     lines = ["Analysis:", summary + (f" ({a.message})" if a.message else "")]
     lines += [
-        f"{INDENT}{INDENT}{m.metric}: {m.value} "
-        f"{'ok' if m.success else 'failed'}{' ' + m.message if m.message else ''}"
+        f"{INDENT}{INDENT}{m.metric}: {m.value} {_outcome(m)}{' ' + m.message if m.message else ''}"
         for m in a.measurements[-5:]
     ]
     return lines
+
+
+def _outcome(measurement: Measurement) -> str:
+    if measurement.no_data:
+        return "no series"
+    if measurement.error:
+        return "error"
+    return "ok" if measurement.success else "failed"
 
 
 def condition_lines(status: InferencePipelineStatus, now: datetime) -> list[str]:

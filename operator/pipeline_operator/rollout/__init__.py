@@ -1,7 +1,12 @@
 """The rollout engine (pure): canary and blue-green rollouts of a pipeline, decided from
 spec, status and observations. See :func:`pipeline_operator.rollout.engine.step`."""
 
-from pipeline_operator.rollout.analysis import AnalysisError, AnalysisProvider, measure
+from pipeline_operator.rollout.analysis import (
+    AnalysisError,
+    AnalysisProvider,
+    NoDataError,
+    measure,
+)
 from pipeline_operator.rollout.engine import (
     Command,
     Decision,
@@ -17,6 +22,7 @@ __all__ = [
     "Command",
     "Decision",
     "Event",
+    "NoDataError",
     "Observations",
     "due_measurements",
     "measure",

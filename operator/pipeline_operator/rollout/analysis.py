@@ -3,10 +3,12 @@ provider call that :func:`measure` makes).
 
 Each metric of an analysis step is measured ``count`` times, one ``interval`` apart, the first
 one interval after the step began (so the canary has served traffic at its new weight). A
-query that produces no value (no data yet, the provider unreachable) is an error, retried an
-interval later and not counted, unless more than ``consecutive_error_limit`` come in a row. A
-metric fails as soon as more than ``failure_limit`` measurements failed and succeeds once all
-``count`` are taken; the step fails when any metric fails and succeeds when all succeed.
+query that matches no series is exactly that (``noData``): not counted, not an error, measured
+again an interval later (the progress deadline bounds the wait). A query that produces no
+value otherwise (the provider unreachable, a bad query) is an error, retried an interval later
+and not counted, unless more than ``consecutive_error_limit`` come in a row. A metric fails as
+soon as more than ``failure_limit`` measurements failed and succeeds once all ``count`` are
+taken; the step fails when any metric fails and succeeds when all succeed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ Verdict = Literal["Running", "Successful", "Failed"]
 
 
 class AnalysisError(Exception):
-    """A provider could not produce a value (unreachable, bad query, empty result)."""
+    """A provider could not produce a value (unreachable, bad query)."""
+
+
+class NoDataError(AnalysisError):
+    """The query matched no series."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,10 @@ def measure(
     at = stamp(now)
     try:
         value = provider.query(metric, subject)
+    except NoDataError as error:
+        return Measurement(
+            metric=metric.name, success=False, no_data=True, message=str(error), at=at
+        )
     except AnalysisError as error:
         return Measurement(metric=metric.name, success=False, error=True, message=str(error), at=at)
     try:
@@ -97,20 +107,33 @@ def metric_verdict(metric: AnalysisMetric, measurements: Sequence[Measurement]) 
     mine = [m for m in measurements if m.metric == metric.name]
     if consecutive_errors(mine) > metric.consecutive_error_limit:
         return "Failed"
-    if sum(not m.success and not m.error for m in mine) > metric.failure_limit:
+    if len(failures(mine)) > metric.failure_limit:
         return "Failed"
     return "Successful" if taken(mine) >= metric.count else "Running"
 
 
+def counted(measurement: Measurement) -> bool:
+    """Whether a measurement produced a value (errors and no-data are retried, not counted)."""
+    return not measurement.error and not measurement.no_data
+
+
 def taken(measurements: Sequence[Measurement]) -> int:
-    """Measurements that produced a value (errors are retried, not counted)."""
-    return sum(not m.error for m in measurements)
+    """Measurements that produced a value."""
+    return sum(counted(m) for m in measurements)
+
+
+def failures(measurements: Sequence[Measurement]) -> list[Measurement]:
+    """Measurements whose value failed the success condition (or could not be judged)."""
+    return [m for m in measurements if counted(m) and not m.success]
 
 
 def consecutive_errors(measurements: Sequence[Measurement]) -> int:
-    """Errors in a row at the end of ``measurements``."""
+    """Errors in a row at the end of ``measurements`` (no-data results neither add to nor
+    break the run)."""
     count = 0
     for m in reversed(measurements):
+        if m.no_data:
+            continue
         if not m.error:
             break
         count += 1
@@ -128,8 +151,12 @@ def record(
         metric = by_name.get(one.metric)
         if metric is None or any((m.metric, m.at) == (one.metric, one.at) for m in measurements):
             continue
-        if taken([m for m in measurements if m.metric == one.metric]) < metric.count:
-            measurements.append(one)
+        mine = [m for m in measurements if m.metric == one.metric]
+        if taken(mine) >= metric.count:
+            continue
+        if one.no_data and mine and mine[-1].no_data:
+            measurements.remove(mine[-1])  # the latest no-data result stands for the run
+        measurements.append(one)
     verdicts = {m.name: metric_verdict(m, measurements) for m in metrics}
     failed = [name for name, v in verdicts.items() if v == "Failed"]
     if failed:
@@ -139,13 +166,16 @@ def record(
         phase, message = "Successful", "all metrics passed"
     else:
         phase = "Running"
-        message = ", ".join(
-            f"{m.name} {taken([x for x in measurements if x.metric == m.name])}/{m.count}"
-            for m in metrics
-        )
+        message = ", ".join(_progress(m, measurements) for m in metrics)
     return analysis.model_copy(
         update={"measurements": measurements, "phase": phase, "message": message}
     )
+
+
+def _progress(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
+    mine = [m for m in measurements if m.metric == metric.name]
+    out = f"{metric.name} {taken(mine)}/{metric.count}"
+    return f"{out} (no series yet: {mine[-1].message})" if mine and mine[-1].no_data else out
 
 
 def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
@@ -156,10 +186,10 @@ def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str
             f"metric {metric.name}: {errors} errors in a row (limit "
             f"{metric.consecutive_error_limit}): {mine[-1].message}"
         )
-    failures = [m for m in mine if not m.success and not m.error]
+    failed = failures(mine)
     return (
-        f"metric {metric.name} failed {len(failures)} of {metric.count} measurements "
-        f"(failure limit {metric.failure_limit}): {failures[-1].message or 'unsuccessful'}"
+        f"metric {metric.name} failed {len(failed)} of {metric.count} measurements "
+        f"(failure limit {metric.failure_limit}): {failed[-1].message or 'unsuccessful'}"
     )
 
 
