@@ -39,6 +39,7 @@ from tests.harness import LocalCluster, ToolSet, Topology
 from tests.harness.cluster import CRD_DIR
 from tests.harness.operator_process import OperatorProcess
 from tests.harness.processes import ProcessFigures
+from tests.harness.topology import FAKE_TOLERATION
 
 RESULTS = Path("bench-results")
 TOPOLOGY = Path(__file__).with_name("topology.yaml")
@@ -55,13 +56,22 @@ TARGETS = {
 }
 
 
+# Thousands of pipelines' pods, routers included, go to kwok's fake nodes; the real node runs
+# KServe's controller manager alone.
+FAKE_CPU = {"nodeSelector": {POOL: "cpu", "type": "kwok"}, "tolerations": [FAKE_TOLERATION]}
+ROUTER_PLACEMENT = {
+    "PIPELINE_OPERATOR_ROUTER_NODE_SELECTOR": json.dumps(FAKE_CPU["nodeSelector"]),
+    "PIPELINE_OPERATOR_ROUTER_TOLERATIONS": json.dumps(FAKE_CPU["tolerations"]),
+}
+
+
 def pipeline(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     """Tokenizer (CPU) -> classifier (one GPU) -> post-processing (CPU)."""
     taint = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}
     gpu = {
         "name": "gpu",
-        "nodeSelector": {POOL: "gpu-h100"},
-        "tolerations": [{**taint, "effect": "NoSchedule"}],
+        "nodeSelector": {POOL: "gpu-h100", "type": "kwok"},
+        "tolerations": [{**taint, "effect": "NoSchedule"}, FAKE_TOLERATION],
     }
     model = {"modelFormat": {"name": "huggingface"}, "storageUri": f"pvc://models/{name}"}
     stages = [
@@ -75,7 +85,7 @@ def pipeline(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
         "kind": "InferencePipeline",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "nodePools": [gpu, {"name": "cpu", "nodeSelector": {POOL: "cpu"}}],
+            "nodePools": [gpu, {"name": "cpu", **FAKE_CPU}],
             "stages": stages,
         },
     }
@@ -400,6 +410,7 @@ def main() -> None:
     parser.add_argument("--latency-pipelines", type=int, default=50)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
+    os.environ.update(ROUTER_PLACEMENT)
     cluster = LocalCluster(ToolSet.ensure(), name="bench")
     cluster.down()
     results: dict[str, Any] = {"load_before": load()}

@@ -12,7 +12,7 @@
 # so the configuration that names them needs no change. Docker's layer cache makes a rebuild
 # with nothing changed take seconds.
 #
-# The last lines on stdout are "IMAGE SIZE_MB" pairs; progress goes to stderr.
+# Each image's size is printed on stdout, beside its target; progress goes to stderr.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/hack/images
@@ -90,7 +90,12 @@ kube_source() {
 }
 
 for image in "${wanted[@]}"; do build "$image"; done
+# Sizes, beside the targets on a slim base (the torch image carries CUDA's libraries).
+declare -A targets=([operator]=250 [predictors-onnx]=600 [transformer]=600)
+printf '%-52s %9s %s\n' IMAGE "SIZE (MB)" TARGET
 for image in "${wanted[@]}"; do
-  docker image inspect --format '{{.Size}}' "${images[$image]}" \
-    | awk -v name="${images[$image]}" '{printf "%s %.0f\n", name, $1 / 1e6}'
+  size=$(docker image inspect --format '{{.Size}}' "${images[$image]}" | awk '{printf "%.0f", $1 / 1e6}')
+  target=${targets[$image]:-}
+  verdict=${target:+$( ((size < target)) && echo "< $target ok" || echo "< $target MISSED")}
+  printf '%-52s %9s %s\n' "${images[$image]}" "$size" "$verdict"
 done

@@ -104,6 +104,11 @@ class NodePaths:
         return self.root / "containerd"
 
     @property
+    def content_dir(self) -> Path:
+        """containerd's content store (the images' blobs)."""
+        return self.containerd_root / "io.containerd.content.v1.content"
+
+    @property
     def run(self) -> Path:
         return RUN_DIR / self.name
 
@@ -369,6 +374,7 @@ class RealNodes:
             "pids": pids,
             "ports": ports,
         }
+        self._share_content()
         for index, node in enumerate(self.nodes):
             pids[f"containerd-{node.name}"] = self._start_containerd(self.paths(node), index)
             self._save(state)
@@ -443,6 +449,29 @@ class RealNodes:
                     os.kill(int(proc.name), signal.SIGKILL)
 
     # -- containerd ------------------------------------------------------------------------
+
+    def _share_content(self) -> None:
+        """Nodes that hold the same images share one content store: the torch image's blobs
+        (6 GB) are then on disk once for both GPU nodes, not once each.
+
+        Safe as the harness uses it: imports run one node at a time, and a containerd only
+        ever collects blobs its own database references, which no node gives up (images are
+        never removed from a node).
+        """
+        first: dict[tuple[str, ...], NodePaths] = {}
+        for node in self.nodes:
+            paths = self.paths(node)
+            owner = first.setdefault(tuple(sorted(node.images)), paths)
+            if owner is paths:
+                continue
+            owner.content_dir.mkdir(parents=True, exist_ok=True)
+            paths.containerd_root.mkdir(parents=True, exist_ok=True)
+            if paths.content_dir.is_symlink() or not paths.content_dir.exists():
+                paths.content_dir.unlink(missing_ok=True)
+                paths.content_dir.symlink_to(owner.content_dir, target_is_directory=True)
+            elif paths.content_dir.resolve() != owner.content_dir.resolve():
+                shutil.rmtree(paths.content_dir)
+                paths.content_dir.symlink_to(owner.content_dir, target_is_directory=True)
 
     def _start_containerd(self, paths: NodePaths, index: int) -> int:
         paths.run.mkdir(parents=True, exist_ok=True)
