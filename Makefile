@@ -69,7 +69,10 @@ bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic b
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
 	PYTHONUNBUFFERED=1 $(PY) bench/cascade.py --out bench-results
 
-.PHONY: bench-dataplane
+bench-pods: venv tools images ## The example through pods on the real nodes against the same servers as local processes
+	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/pods.py
+
+.PHONY: bench-dataplane bench-pods
 
 # -- kind (needs Docker and kind; kind's nodes are privileged containers) --------------------
 KIND ?= kind

@@ -56,13 +56,9 @@ TARGETS = {
 }
 
 
-# Thousands of pipelines' pods, routers included, go to kwok's fake nodes; the real node runs
-# KServe's controller manager alone.
+# Thousands of pipelines' pods go to kwok's fake nodes (their routers too: OperatorProcess
+# places them there); the real node runs KServe's controller manager alone.
 FAKE_CPU = {"nodeSelector": {POOL: "cpu", "type": "kwok"}, "tolerations": [FAKE_TOLERATION]}
-ROUTER_PLACEMENT = {
-    "PIPELINE_OPERATOR_ROUTER_NODE_SELECTOR": json.dumps(FAKE_CPU["nodeSelector"]),
-    "PIPELINE_OPERATOR_ROUTER_TOLERATIONS": json.dumps(FAKE_CPU["tolerations"]),
-}
 
 
 def pipeline(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
@@ -410,7 +406,6 @@ def main() -> None:
     parser.add_argument("--latency-pipelines", type=int, default=50)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    os.environ.update(ROUTER_PLACEMENT)
     cluster = LocalCluster(ToolSet.ensure(), name="bench")
     cluster.down()
     results: dict[str, Any] = {"load_before": load()}

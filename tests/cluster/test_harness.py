@@ -9,6 +9,7 @@ import pytest
 from pipeline_operator.api import v1alpha1 as api
 from tests.harness import Cluster, LocalCluster, Topology, running_cluster
 from tests.harness.cluster import process_running
+from tests.harness.topology import FAKE_TAINT, FAKE_TOLERATION
 from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -22,9 +23,18 @@ def test_kubectl_reaches_the_pinned_apiserver(cluster: Cluster) -> None:
 
 
 @pytest.mark.local_only
+def _taints(node: dict) -> list[dict]:
+    return [{k: t[k] for k in ("key", "value", "effect")} for t in node["spec"].get("taints", [])]
+
+
+def _ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+@pytest.mark.local_only
 def test_node_pools_come_from_the_topology_file(cluster: Cluster) -> None:
     topology = Topology.load()
-    nodes = kubectl_json(cluster, "get", "nodes")["items"]
+    nodes = kubectl_json(cluster, "get", "nodes", "-l", "type=kwok")["items"]
     pools: dict[str, list[dict]] = {}
     for node in nodes:
         pools.setdefault(node["metadata"]["labels"].get(topology.pool_label, ""), []).append(node)
@@ -32,14 +42,30 @@ def test_node_pools_come_from_the_topology_file(cluster: Cluster) -> None:
         assert len(pools[pool.name]) == pool.count
         for node in pools[pool.name]:
             assert node["status"]["allocatable"] == pool.capacity
-            taints = [
-                {k: t[k] for k in ("key", "value", "effect")}
-                for t in node["spec"].get("taints", [])
-            ]
-            assert taints == [t.model_dump() for t in pool.taints]
-            ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-            assert ready
-            assert ready[0]["status"] == "True"
+            # kwok's own taint keeps every pod that does not ask for a fake node off it.
+            assert _taints(node) == [t.model_dump() for t in [*pool.taints, FAKE_TAINT]]
+            assert _ready(node)
+
+
+@pytest.mark.local_only
+def test_real_nodes_are_kubelets_with_the_topologys_pools_taints_and_gpus(
+    cluster: Cluster,
+) -> None:
+    topology = Topology.load()
+    nodes = {
+        n["metadata"]["name"]: n
+        for n in kubectl_json(cluster, "get", "nodes", "-l", "type=real")["items"]
+    }
+    assert sorted(nodes) == sorted(n.name for n in topology.real_nodes)
+    for real in topology.real_nodes:
+        node = nodes[real.name]
+        assert node["metadata"]["labels"][topology.pool_label] == real.pool
+        assert node["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.")
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert _taints(node) == [t.model_dump() for t in real.taints]
+        for resource, amount in real.extended_resources.items():
+            assert node["status"]["allocatable"][resource] == amount
+        assert _ready(node)
 
 
 def test_crd_schema_rejects_an_invalid_pipeline_with_the_field_named(
@@ -93,19 +119,25 @@ def test_garbage_collector_deletes_owned_objects(cluster: Cluster, namespace: st
 
 
 def _deployment(name: str, namespace: str, replicas: int, gpus: int, tolerate: bool) -> dict:
+    """Pods for kwok's fake nodes (an image that exists nowhere), GPU ones tolerating the GPU
+    taint when ``tolerate``."""
     container: dict = {"name": "main", "image": "example/server:1"}
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
-    pod_spec: dict = {"containers": [container]}
+    pod_spec: dict = {
+        "containers": [container],
+        "nodeSelector": {"type": "kwok"},
+        "tolerations": [FAKE_TOLERATION],
+    }
     if tolerate:
-        pod_spec["tolerations"] = [
+        pod_spec["tolerations"].append(
             {
                 "key": "nvidia.com/gpu",
                 "operator": "Equal",
                 "value": "present",
                 "effect": "NoSchedule",
             }
-        ]
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

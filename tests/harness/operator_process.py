@@ -1,7 +1,13 @@
-"""The operator as a local process against a cluster (tests, the demo, the benchmark)."""
+"""The operator as a local process against a cluster (the control-plane tests, the benchmark).
+
+Its InferenceGraph routers go to kwok's fake CPU nodes, as these tests' stages do: the control
+plane is what they test, and a real router pod drains for 30 s on every graph change. The
+real-container tier (tests/e2e) runs the operator from its chart, routers on real nodes.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +19,14 @@ from pathlib import Path
 
 from tests.harness.cluster import Cluster
 from tests.harness.processes import ProcessFigures, free_port
+from tests.harness.topology import FAKE_TOLERATION
+
+FAKE_ROUTERS = {
+    "PIPELINE_OPERATOR_ROUTER_NODE_SELECTOR": json.dumps(
+        {"pipelines.inference.dev/pool": "cpu", "type": "kwok"}
+    ),
+    "PIPELINE_OPERATOR_ROUTER_TOLERATIONS": json.dumps([FAKE_TOLERATION]),
+}
 
 
 class OperatorProcess:
@@ -39,7 +53,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**FAKE_ROUTERS, **os.environ, "KUBECONFIG": str(self.kubeconfig)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             args = [
