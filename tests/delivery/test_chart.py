@@ -596,13 +596,19 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
     fullname = f"{release}-inference-pipelines"
     selector = f"app.kubernetes.io/instance={release}"
 
-    def scheduled_pod() -> dict | None:
-        # Scheduled, not Running: kwok runs it, a real cluster may not pull the image.
+    def ready_pod() -> dict | None:
+        # Ready: a real node's kubelet runs the image `make images` built, and its probes
+        # pass with the chart's securityContext (non-root, read-only root filesystem).
         pods = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", selector)["items"]
-        bound = [p for p in pods if p["spec"].get("nodeName")]
-        return bound[0] if len(pods) == 1 and bound else None
+        ready = [
+            p
+            for p in pods
+            if p["status"].get("containerStatuses")
+            and all(c.get("ready") for c in p["status"]["containerStatuses"])
+        ]
+        return ready[0] if len(pods) == 1 and ready else None
 
-    pod = wait_for(scheduled_pod, 90, "the operator pod to be scheduled")
+    pod = wait_for(ready_pod, 120, "the operator pod to be Ready")
     node = kubectl_json(cluster, "get", "node", pod["spec"]["nodeName"])
     assert node["metadata"]["labels"][Topology.load().pool_label] == "cpu"
     assert not node["spec"].get("taints")
