@@ -108,6 +108,35 @@ def stage_pods(cluster: Cluster, namespace: str) -> list[dict]:
     ]
 
 
+def check_placement(cluster: Cluster, body: dict, pods: list[dict]) -> None:
+    """Each predictor on its stage's pool, each transformer on a CPU node off the GPU pools."""
+    pool_label = "pipelines.inference.dev/pool"
+    pool_of_node = {
+        n["metadata"]["name"]: n["metadata"]["labels"].get(pool_label)
+        for n in kubectl_json(cluster, "get", "nodes")["items"]
+    }
+    selectors = {
+        pool["name"]: pool.get("nodeSelector", {}).get(pool_label)
+        for pool in body["spec"].get("nodePools", [])
+    }
+    gpu_pools = {
+        selectors[s["nodePool"]]
+        for s in body["spec"]["stages"]
+        if s.get("resources", {}).get("gpus") and s.get("nodePool")
+    }
+    stages = {s["name"]: s for s in body["spec"]["stages"]}
+    for pod in pods:
+        labels = pod["metadata"]["labels"]
+        stage = stages.get(labels.get("pipelines.inference.dev/stage", ""))
+        if stage is None:
+            continue  # the router
+        where = pool_of_node[pod["spec"]["nodeName"]]
+        if labels.get("component") == "transformer":
+            assert where not in gpu_pools, (pod["metadata"]["name"], where)
+        elif stage.get("nodePool"):
+            assert where == selectors[stage["nodePool"]], (pod["metadata"]["name"], where)
+
+
 @pytest.mark.parametrize(
     "example", [*EXAMPLES, README], ids=lambda e: "README" if e == README else e.parent.name
 )
@@ -142,6 +171,7 @@ def test_example_serves_through_pods(
         assert statuses and all(
             s.get("containerID", "").startswith("containerd://") for s in statuses
         )
+    check_placement(cluster, body, pods)
     url = wait_for(lambda: graph_url(cluster, namespace, name), 60, f"the Service of {name}")
     check = check_text_classifier if example == README else CHECKS[example.parent.name]
     check(url, example_models)
