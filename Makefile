@@ -40,6 +40,7 @@ images: prerequisites ## Build every image the chart and the examples name (and 
 	@bash hack/images/build.sh
 
 test: venv tools images ## Run the test suite (builds the tools and images on first use; starts a local cluster)
+	$(PY) -m tests.harness node-images
 	$(PY) -m pytest
 
 lint: venv ## ruff + mypy + import contracts

@@ -1,5 +1,6 @@
-"""``python -m tests.harness up|down|kubeconfig|install``: manage the local cluster, or install
-KServe and the kit on the cluster KUBECONFIG names (a kind cluster, say)."""
+"""``python -m tests.harness up|down|kubeconfig|install|node-images``: manage the local
+cluster, install KServe and the kit on the cluster KUBECONFIG names (a kind cluster, say), or
+put the built images into the real nodes' container runtimes ahead of a cluster."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, Cluster, LocalCluster
 from tests.harness.helm import Helm
 from tests.harness.kserve import KServe
+from tests.harness.node import RealNodes
 from tests.harness.processes import ClusterError, log
 from tests.harness.tools import REPO_ROOT, ToolSet
 from tests.harness.topology import DEFAULT_TOPOLOGY, Topology
@@ -66,7 +68,7 @@ def install(tools: ToolSet, gpus: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.harness")
-    parser.add_argument("command", choices=["up", "down", "kubeconfig", "install"])
+    parser.add_argument("command", choices=["up", "down", "kubeconfig", "install", "node-images"])
     parser.add_argument("--name", default="pipelines", help="cluster name (default: pipelines)")
     parser.add_argument(
         "--topology",
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         install(ToolSet.ensure(), args.gpus)
         return
     cluster = LocalCluster(ToolSet.ensure(), name=args.name)
-    if args.command == "up":
+    if args.command == "node-images":
+        topology = Topology.load(args.topology)
+        RealNodes(cluster, topology.real_nodes, cluster.home).prepare_images()
+    elif args.command == "up":
         cluster.up(Topology.load(args.topology), sorted(CRD_DIR.glob("*.yaml")))
         print(f"export KUBECONFIG={cluster.kubeconfig}")
     elif args.command == "down":

@@ -400,6 +400,26 @@ class RealNodes:
             f"{time.monotonic() - started:.1f}s (node address {NODE_IP})"
         )
 
+    def prepare_images(self, timeout: float = 120) -> None:
+        """Import each node's images into its containerd ahead of any cluster (``make test``
+        does, before the tests: the torch image takes minutes per node the first time).
+
+        Nothing is done while a cluster owns the nodes: its start imported them."""
+        if not self.nodes or self._state().get("owner"):
+            return
+        check_prerequisites()
+        self._share_content()
+        for index, node in enumerate(self.nodes):
+            paths = self.paths(node)
+            pid = self._start_containerd(paths, index)
+            try:
+                self._wait_containerd(paths, timeout)
+                self.import_images(node)
+            finally:
+                terminate(pid, grace=10)
+                shutil.rmtree(paths.run, ignore_errors=True)
+        log(f"images of {', '.join(n.name for n in self.nodes)} are in place")
+
     def stop(self) -> None:
         """Stop the kubelets, CoreDNS, kube-proxy and containerd; kill what containers are
         left; remove the bridges. The images stay in each node's containerd root."""
