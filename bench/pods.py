@@ -31,7 +31,6 @@ from tests.harness.tools import REPO_ROOT, ToolSet
 from tests.harness.topology import Topology
 
 EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
-CHART = REPO_ROOT / "charts" / "inference-pipelines"
 NAMESPACE = "bench-pods"
 WORKDIR = DEFAULT_HOME / "bench-pods"
 RESULTS = REPO_ROOT / "bench-results"
@@ -91,11 +90,9 @@ def main() -> None:
     models = build_demo_models(WORKDIR / "models")
     install_models(NAMESPACE, models)
     helm = Helm(tools, cluster.kubeconfig, WORKDIR / "helm")
-    helm.run(
-        "upgrade", "--install", "bench-operator", str(CHART), "--namespace", NAMESPACE,
-        "--set", "crds.enabled=false", "--set-json", f'watch.namespaces=["{NAMESPACE}"]',
-        "--wait", "--timeout", "180s", timeout=240,
-    )  # fmt: skip
+    helm.install_operator(
+        "bench-operator", NAMESPACE, "--set-json", f'watch.namespaces=["{NAMESPACE}"]', replicas=1
+    )
     body = fit_to_machine(yaml.safe_load(EXAMPLE.read_text()))
     body["metadata"]["namespace"] = NAMESPACE
     body["spec"]["stages"][0]["predictor"]["container"]["image"] += "-onnx"

@@ -14,7 +14,6 @@ from tests.harness.helm import Helm
 from tests.harness.models import build_example_models
 from tests.support import kubectl_json, wait_for
 
-CHART = Path(__file__).parents[2] / "charts" / "inference-pipelines"
 RELEASE = "inference-pipelines"
 OPERATOR_NAMESPACE = "inference-pipelines"
 
@@ -26,24 +25,7 @@ def operator_release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     if not isinstance(cluster, LocalCluster):
         pytest.skip("the chart is installed by the harness on the local cluster only")
     helm = Helm(cluster.tools, cluster.kubeconfig, tmp_path_factory.mktemp("helm"))
-    helm.run(
-        "upgrade",
-        "--install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        # The CRD is the cluster's already (the harness installs it with KServe's).
-        "--set",
-        "crds.enabled=false",
-        "--set",
-        "replicas=2",
-        "--wait",
-        "--timeout",
-        "180s",
-        timeout=240,
-    )
+    helm.install_operator(RELEASE, OPERATOR_NAMESPACE)
     selector = f"app.kubernetes.io/instance={RELEASE}"
 
     def ready_pods() -> list[dict] | None:

@@ -14,10 +14,8 @@ from tests.harness.helm import Helm
 from tests.harness.kserve import KServe
 from tests.harness.node import RealNodes
 from tests.harness.processes import ClusterError, log
-from tests.harness.tools import REPO_ROOT, ToolSet
+from tests.harness.tools import ToolSet
 from tests.harness.topology import DEFAULT_TOPOLOGY, Topology
-
-CHART = REPO_ROOT / "charts" / "inference-pipelines"
 
 
 def install(tools: ToolSet, gpus: int) -> None:
@@ -34,35 +32,12 @@ def install(tools: ToolSet, gpus: int) -> None:
             cluster.kubectl("get", "nodes", "-l", "nvidia.com/gpu.present", "-o", "json").stdout
         )
         for node in nodes["items"]:
-            patch = {"status": {"capacity": {"nvidia.com/gpu": str(gpus)}}}
-            cluster.kubectl(
-                "patch",
-                "node",
-                node["metadata"]["name"],
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps(patch),
+            cluster.patch_node_status(
+                node["metadata"]["name"], {"capacity": {"nvidia.com/gpu": str(gpus)}}
             )
     KServe(cluster, DEFAULT_HOME / "external.kserve").start()
     helm = Helm(tools, cluster.kubeconfig, DEFAULT_HOME / "external.helm")
-    helm.run(
-        "upgrade",
-        "--install",
-        "inference-pipelines",
-        str(CHART),
-        "--namespace",
-        "inference-pipelines",
-        "--create-namespace",
-        "--set",
-        "crds.enabled=false",
-        "--set",
-        "replicas=2",
-        "--wait",
-        "--timeout",
-        "300s",
-        timeout=360,
-    )
+    helm.install_operator("inference-pipelines", "inference-pipelines", timeout=300)
     log("KServe and the operator are installed")
 
 

@@ -53,6 +53,13 @@ class Cluster:
             raise ClusterError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
         return result
 
+    def patch_node_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into a Node's status (fake nodes' conditions, advertised GPUs)."""
+        self.kubectl(
+            "patch", "node", name, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": status}),
+        )  # fmt: skip
+
     def provide_claim(self, namespace: str, claim: str = "models") -> None:
         """A bound PersistentVolumeClaim for ``pvc://<claim>/...`` storage URIs.
 
@@ -308,15 +315,7 @@ class LocalCluster(Cluster):
                 "-",
                 stdin=json.dumps(node),
             )
-            self.kubectl(
-                "patch",
-                "node",
-                node["metadata"]["name"],
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps({"status": status}),
-            )
+            self.patch_node_status(node["metadata"]["name"], status)
         self.kubectl(
             "wait",
             "--for=condition=Ready",

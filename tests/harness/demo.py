@@ -39,7 +39,6 @@ from tests.harness.topology import Topology
 from tests.harness.traffic import Traffic
 
 EXAMPLE = REPO_ROOT / "manifests" / "examples" / "01-text-classifier" / "pipeline.yaml"
-CHART = REPO_ROOT / "charts" / "inference-pipelines"
 NAMESPACE = "demo"
 RELEASE = "demo-operator"
 DRAIN_SECONDS = 5
@@ -181,25 +180,13 @@ def main(argv: list[str] | None = None) -> None:
         install_models(NAMESPACE, build_demo_models(WORKDIR / "models"))
         prometheus.start()
         say("helm install of the operator chart, watching namespace demo")
-        installed = helm.run(
-            "upgrade",
-            "--install",
+        installed = helm.install_operator(
             RELEASE,
-            str(CHART),
-            "--namespace",
             NAMESPACE,
-            "--set",
-            "crds.enabled=false",
-            "--set",
-            "replicas=2",
             "--set-json",
             f'watch.namespaces=["{NAMESPACE}"]',
             "--set",
             f"settings.drainSeconds={DRAIN_SECONDS}",
-            "--wait",
-            "--timeout",
-            "180s",
-            timeout=240,
         )
         print(installed.stdout.rstrip(), flush=True)
         walk(Demo(cluster, prometheus), cluster)

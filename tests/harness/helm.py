@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 
 from tests.harness.processes import ClusterError
-from tests.harness.tools import ToolSet
+from tests.harness.tools import REPO_ROOT, ToolSet
+
+CHART = REPO_ROOT / "charts" / "inference-pipelines"
 
 
 class Helm:
@@ -33,3 +35,21 @@ class Helm:
         if check and result.returncode != 0:
             raise ClusterError(f"helm {' '.join(args)} failed:\n{result.stderr.strip()}")
         return result
+
+    def install_operator(
+        self,
+        release: str,
+        namespace: str,
+        *values: str,
+        replicas: int = 2,
+        timeout: float = 180,
+    ) -> subprocess.CompletedProcess[str]:
+        """``helm upgrade --install`` of the kit's chart, waiting for its pods; the CRD is the
+        cluster's already (the harness installs it with KServe's). ``values``: more helm flags
+        (``--set-json watch.namespaces=[...]``)."""
+        return self.run(
+            "upgrade", "--install", release, str(CHART), "--namespace", namespace,
+            "--create-namespace", "--set", "crds.enabled=false", "--set", f"replicas={replicas}",
+            *values, "--wait", "--timeout", f"{int(timeout)}s",
+            timeout=timeout + 60,
+        )  # fmt: skip

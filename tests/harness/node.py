@@ -608,16 +608,7 @@ class RealNodes:
     def _advertise(self, node: RealNode) -> None:
         """Extended resources (GPUs) the node's pods are scheduled and counted against."""
         if node.extended_resources:
-            patch = {"status": {"capacity": dict(node.extended_resources)}}
-            self.cluster.kubectl(
-                "patch",
-                "node",
-                node.name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps(patch),
-            )
+            self.cluster.patch_node_status(node.name, {"capacity": dict(node.extended_resources)})
 
     def healthy(self) -> bool:
         ports = self._state().get("ports", {})
