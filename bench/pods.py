@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--cluster", default="bench-pods", help="local cluster to use or start")
     parser.add_argument("--requests", type=int, default=200, help="requests per turn")
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="leave the cluster up at the end")
     args = parser.parse_args()
     tools = ToolSet.ensure()
     cluster = LocalCluster(tools, name=args.cluster)
@@ -159,6 +160,8 @@ def main() -> None:
     print(f"pods / local processes: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x")
     helm.run("uninstall", "bench-operator", "--namespace", NAMESPACE, check=False)
     cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    if not args.keep:
+        cluster.down()
 
 
 if __name__ == "__main__":
