@@ -358,7 +358,7 @@ class RealNodes:
         node is Ready."""
         if not self.nodes:
             return
-        if self.running():
+        if self.running() and self.healthy():
             log(f"real nodes {', '.join(n.name for n in self.nodes)} are already up")
             return
         check_prerequisites()
@@ -611,5 +611,6 @@ class RealNodes:
             self.cluster.patch_node_status(node.name, {"capacity": dict(node.extended_resources)})
 
     def healthy(self) -> bool:
+        """Every kubelet answers its health check."""
         ports = self._state().get("ports", {})
         return all(answers_ok(f"http://127.0.0.1:{p['healthz']}/healthz") for p in ports.values())
