@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.harness.helm import Helm
-from tests.harness.processes import ProcessFigures, log, wait_until
+from tests.harness.processes import ProcessFigures, find_processes, log, wait_until
 from tests.harness.tools import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -128,15 +128,12 @@ class KServe:
     def pid(self) -> int | None:
         """The controller manager's process on this machine (a container of a real node is a
         process here too); None while none runs."""
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    argv = (proc / "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if argv[0] == b"/manager" and any(a.startswith(b"--metrics-addr") for a in argv):
-                    return int(proc.name)
-        return None
+        found = find_processes(
+            lambda argv: (
+                argv[0] == b"/manager" and any(a.startswith(b"--metrics-addr") for a in argv)
+            )
+        )
+        return found[0] if found else None
 
     def figures(self) -> ProcessFigures | None:
         """Peak RSS and CPU time of the running manager so far."""

@@ -40,6 +40,7 @@ import yaml
 from tests.harness.processes import (
     ClusterError,
     answers_ok,
+    find_processes,
     free_port,
     log,
     process_running,
@@ -460,13 +461,10 @@ class RealNodes:
 
     @staticmethod
     def _kill_shims(paths: NodePaths) -> None:
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-                if b"containerd-shim" in cmdline[0] and str(paths.socket).encode() in cmdline:
-                    os.kill(int(proc.name), signal.SIGKILL)
+        socket = str(paths.socket).encode()
+        for pid in find_processes(lambda argv: b"containerd-shim" in argv[0] and socket in argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     # -- containerd ------------------------------------------------------------------------
 

@@ -41,6 +41,20 @@ def process_running(pid: int) -> bool:
         return False
 
 
+def find_processes(match: Callable[[list[bytes]], bool]) -> list[int]:
+    """PIDs of this machine's processes whose argv (from /proc) ``match`` accepts."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and match(argv):
+                found.append(int(proc.name))
+    return found
+
+
 def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``ready`` every 0.5 s; raise TimeoutError naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
