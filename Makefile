@@ -43,6 +43,14 @@ test: venv tools images ## Run the test suite (builds the tools and images on fi
 	$(PY) -m tests.harness node-images
 	$(PY) -m pytest
 
+# The oldest KServe the kit supports (KSERVE_FLOOR in hack/tools/versions.env): its CRDs, chart,
+# manager, webhooks and router, with the examples and a canary served through pods.
+test-kserve-floor: export PIPELINE_KSERVE = floor
+# (The variable reaches the prerequisites too: `tools` and `images` build KServe at the floor.)
+test-kserve-floor: venv tools images ## The e2e examples and rollouts against the oldest KServe the kit supports
+	$(PY) -m tests.harness node-images
+	$(PY) -m pytest tests/e2e/test_examples.py tests/e2e/test_rollouts.py
+
 lint: venv ## ruff + mypy + import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -64,7 +72,7 @@ bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, re
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
 
-.PHONY: help venv demo-venv tools prerequisites images test lint cluster-up cluster-down demo bench bench-cluster
+.PHONY: help venv demo-venv tools prerequisites images test test-kserve-floor lint cluster-up cluster-down demo bench bench-cluster
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results

@@ -22,6 +22,9 @@ log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # shellcheck source=../tools/versions.env
 source "$root/hack/tools/versions.env"
+# PIPELINE_KSERVE=floor: KServe's images at the oldest version the kit supports, from the tool
+# set hack/tools/build.sh assembles for it.
+[[ ${PIPELINE_KSERVE:-newest} == floor ]] && KSERVE_VERSION=$KSERVE_FLOOR
 
 declare -A images=(
   [operator]="$registry/operator:$version"
@@ -76,20 +79,16 @@ build() {
     router) static_image "${images[$image]}" "$tools/bin/router" router ;;
     kube-rbac-proxy) static_image "${images[$image]}" "$tools/bin/kube-rbac-proxy" kube-rbac-proxy ;;
     # Kubernetes' own pause container, from the pinned module's source.
-    pause) static_image "${images[$image]}" "$(kube_source)/build/pause/linux/pause.c" pause ;;
+    pause) static_image "${images[$image]}" "$tools/pause/pause.c" pause ;;
     *) log "unknown image $image (one of: ${order[*]})"; return 1 ;;
   esac
   log "built ${images[$image]} in $((SECONDS - started))s"
 }
 
-kube_source() {
-  (cd "$root/hack/tools/kubernetes" \
-    && GOFLAGS=-mod=mod GOTOOLCHAIN=local GOMODCACHE=${PIPELINE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-pipeline-tools}/go/mod \
-      go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-}
-
 for image in "${wanted[@]}"; do build "$image"; done
+# Images a rebuild superseded (untagged, no child) go: one copy of each image stays on disk.
+# (Every Dockerfile is one stage, so the layer cache is the tagged images' own parents.)
+docker image prune --force >/dev/null
 # Sizes, beside the targets on a slim base (the torch image carries CUDA's libraries).
 declare -A targets=([operator]=250 [predictors-onnx]=600 [transformer]=600)
 printf '%-52s %9s %s\n' IMAGE "SIZE (MB)" TARGET

@@ -16,6 +16,13 @@ cache=${PIPELINE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inference-pipeline
 export GOTOOLCHAIN=local GOFLAGS="-mod=mod -trimpath -buildvcs=false" CGO_ENABLED=0
 export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build
 mkdir -p "$cache/store" "$cache/sets" "$GOMODCACHE" "$GOCACHE"
+# PIPELINE_KSERVE=floor assembles the set with the oldest KServe the kit supports (its own
+# smaller test job); the default is the newest.
+case ${PIPELINE_KSERVE:-newest} in
+  newest) kserve=kserve ;;
+  floor) kserve=kserve-floor KSERVE_VERSION=$KSERVE_FLOOR ;;
+  *) echo "PIPELINE_KSERVE is newest or floor, not ${PIPELINE_KSERVE}" >&2; exit 2 ;;
+esac
 
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A tool's cache key: its wrapper module and how it is built.
@@ -43,6 +50,7 @@ declare -A ldflags=(
   [kwok]="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
   [helm]="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   [kserve]="-s -w"
+  [kserve-floor]="-s -w"
   [prometheus]="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
   [coredns]="-s -w"
   [kube-rbac-proxy]="-s -w"
@@ -53,6 +61,7 @@ declare -A packages=(
   [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
   [helm]="helm.sh/helm/v3/cmd/helm"
   [kserve]="github.com/kserve/kserve/cmd/router github.com/kserve/kserve/cmd/manager"
+  [kserve-floor]="github.com/kserve/kserve/cmd/router github.com/kserve/kserve/cmd/manager"
   [prometheus]="github.com/prometheus/prometheus/cmd/prometheus"
   [coredns]="github.com/coredns/coredns"
   [kube-rbac-proxy]="github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy"
@@ -61,8 +70,8 @@ declare -A packages=(
 # remain: the local cluster's Prometheus finds the stage pods the way a user's would).
 declare -A tags=([prometheus]="remove_all_sd,enable_kubernetes_sd")
 # go build names a binary after its package; some are renamed (old name:new name).
-declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager")
-order=(kubernetes etcd kwok helm kserve prometheus coredns kube-rbac-proxy)
+declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager" [kserve-floor]="manager:kserve-manager")
+order=(kubernetes etcd kwok helm "$kserve" prometheus coredns kube-rbac-proxy)
 
 build_tool() {
   local tool=$1 dir
@@ -84,7 +93,7 @@ build_tool() {
 }
 
 # The set's key: its tools' keys and the layout version of what is assembled beside them.
-set_layout=3
+set_layout=4
 set_key=$({ echo "$set_layout"; for t in "${order[@]}"; do key_of "$t"; done; } | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
 # A set is reusable when complete and none of its links dangles (a store entry was removed).
@@ -98,7 +107,7 @@ if ! set_ok; then
   # KServe's CRDs and install manifests, used as they are, from the same pinned module the
   # router and manager are built from: the CRDs the manager watches, its configuration file,
   # webhook configurations, ClusterServingRuntimes and the default ClusterStorageContainer.
-  kserve_dir=$(cd "$here/kserve" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
+  kserve_dir=$(cd "$here/$kserve" && go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   full=$kserve_dir/config/crd/full
   cp "$full"/serving.kserve.io_{inferenceservices,inferencegraphs,servingruntimes,clusterservingruntimes,trainedmodels}.yaml \
@@ -107,8 +116,18 @@ if ! set_ok; then
   cp -R "$kserve_dir/config/configmap" "$kserve_dir/config/webhook" "$kserve_dir/config/runtimes" \
     "$kserve_dir/config/storagecontainers" "$kserve_dir/charts" "$set_dir/kserve-config/"
   chmod -R u+w "$set_dir/kserve-config"
-  grep -E '^[A-Z_]+=' "$here/versions.env" > "$set_dir/versions.env"
+  # Kubernetes' pod sandbox (pause), built into an image by hack/images/build.sh.
+  kube_dir=$(cd "$here/kubernetes" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$set_dir/pause"
+  cp "$kube_dir/build/pause/linux/pause.c" "$set_dir/pause/"
+  { grep -E '^[A-Z_]+=' "$here/versions.env" | grep -v '^KSERVE_VERSION='
+    echo "KSERVE_VERSION=$KSERVE_VERSION"; } > "$set_dir/versions.env"
   touch "$set_dir/.complete"
   log "tool set ready: $set_dir ($(du -shL "$set_dir/bin" | cut -f1) of binaries)"
+  # The set holds all it needs: the Go module and build caches (GBs) are not kept; a version
+  # bump downloads again what it builds.
+  go clean -modcache -cache
+  rm -rf "$cache/go"
 fi
 echo "$set_dir"

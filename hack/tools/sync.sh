@@ -42,6 +42,9 @@ wrapper kwok "sigs.k8s.io/kwok@$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s
 wrapper helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
 wrapper kserve "github.com/kserve/kserve@$KSERVE_VERSION" github.com/kserve/kserve/cmd/router \
   github.com/kserve/kserve/cmd/manager
+# The oldest KServe the kit supports, built for its own smaller job (PIPELINE_KSERVE=floor).
+wrapper kserve-floor "github.com/kserve/kserve@$KSERVE_FLOOR" github.com/kserve/kserve/cmd/router \
+  github.com/kserve/kserve/cmd/manager
 wrapper coredns "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
 wrapper kube-rbac-proxy "github.com/brancz/kube-rbac-proxy@$KUBE_RBAC_PROXY_VERSION" \
   github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     cluster = LocalCluster(ToolSet.ensure(), name=args.name)
     if args.command == "node-images":
         topology = Topology.load(args.topology)
-        RealNodes(cluster, topology.real_nodes, cluster.home).prepare_images()
+        RealNodes(cluster, topology.real_nodes).prepare_images()
     elif args.command == "up":
         cluster.up(Topology.load(args.topology), sorted(CRD_DIR.glob("*.yaml")))
         print(f"export KUBECONFIG={cluster.kubeconfig}")

@@ -132,7 +132,7 @@ class LocalCluster(Cluster):
         self._kwok_workdir = home / "kwok"
         self.kserve = KServe(self, home / f"{name}.kserve") if with_kserve else None
         self.pool_label = "pipelines.inference.dev/pool"
-        self.nodes = RealNodes(self, [], home)
+        self.nodes = RealNodes(self, [])
 
     def _kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, *args]
@@ -178,7 +178,7 @@ class LocalCluster(Cluster):
         started = time.monotonic()
         if topology is not None:
             self.pool_label = topology.pool_label
-            self.nodes = RealNodes(self, topology.real_nodes, self.home)
+            self.nodes = RealNodes(self, topology.real_nodes)
         if self.exists() and not self.healthy():
             log(f"cluster {self.name!r} exists but is not healthy: recreating it")
             self.down()

@@ -64,6 +64,9 @@ CLUSTER_DOMAIN = "cluster.local"
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 CNI_PLUGINS = Path("/usr/lib/cni")
 RUN_DIR = Path("/run/inference-pipelines")
+# Each node's containerd root (its images): beside Docker's, which they are imported from, and
+# out of the home directory's caches (a torch image's layers unpacked per GPU node are GBs).
+NODE_STORE = Path(os.environ.get("INFERENCE_PIPELINES_NODE_STORE", "/var/lib/inference-pipelines"))
 # What the real nodes need of the machine, and the Debian package each comes from.
 PREREQUISITES = {
     "containerd": "containerd",
@@ -94,20 +97,14 @@ class NodePaths:
     """Where one node keeps its files: images persist across clusters, state does not."""
 
     name: str
-    cache: Path
 
     @property
     def root(self) -> Path:
-        return self.cache / "nodes" / self.name
+        return NODE_STORE / "nodes" / self.name
 
     @property
     def containerd_root(self) -> Path:
         return self.root / "containerd"
-
-    @property
-    def content_dir(self) -> Path:
-        """containerd's content store (the images' blobs)."""
-        return self.containerd_root / "io.containerd.content.v1.content"
 
     @property
     def run(self) -> Path:
@@ -324,15 +321,15 @@ class RealNodes:
     control plane, stopped before it; the processes outlive the Python object (their pids
     are in ``state``)."""
 
-    def __init__(self, cluster: LocalCluster, nodes: list[RealNode], cache: Path) -> None:
+    def __init__(self, cluster: LocalCluster, nodes: list[RealNode]) -> None:
         self.cluster = cluster
-        self.nodes = nodes
-        self.cache = cache
+        versions = cluster.tools.versions() if nodes else {}
+        self.nodes = [node.pinned(versions) for node in nodes]
         self.state_path = RUN_DIR / "nodes.json"
         self.workdir = cluster.home / f"{cluster.name}.nodes"
 
     def paths(self, node: RealNode) -> NodePaths:
-        return NodePaths(node.name, self.cache)
+        return NodePaths(node.name)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -375,7 +372,6 @@ class RealNodes:
             "pids": pids,
             "ports": ports,
         }
-        self._share_content()
         for index, node in enumerate(self.nodes):
             pids[f"containerd-{node.name}"] = self._start_containerd(self.paths(node), index)
             self._save(state)
@@ -409,7 +405,6 @@ class RealNodes:
         if not self.nodes or self._state().get("owner"):
             return
         check_prerequisites()
-        self._share_content()
         for index, node in enumerate(self.nodes):
             paths = self.paths(node)
             pid = self._start_containerd(paths, index)
@@ -451,7 +446,7 @@ class RealNodes:
             if process_running(pids[name]):
                 terminate(pids[name], grace=10)
         for name in state.get("nodes", []) or [n.name for n in self.nodes]:
-            paths = NodePaths(name, self.cache)
+            paths = NodePaths(name)
             self._kill_shims(paths)
             kill_cgroup(paths.bridge)
             unmount_under(paths.run)
@@ -467,29 +462,6 @@ class RealNodes:
                 os.kill(pid, signal.SIGKILL)
 
     # -- containerd ------------------------------------------------------------------------
-
-    def _share_content(self) -> None:
-        """Nodes that hold the same images share one content store: the torch image's blobs
-        (6 GB) are then on disk once for both GPU nodes, not once each.
-
-        Safe as the harness uses it: imports run one node at a time, and a containerd only
-        ever collects blobs its own database references, which no node gives up (images are
-        never removed from a node).
-        """
-        first: dict[tuple[str, ...], NodePaths] = {}
-        for node in self.nodes:
-            paths = self.paths(node)
-            owner = first.setdefault(tuple(sorted(node.images)), paths)
-            if owner is paths:
-                continue
-            owner.content_dir.mkdir(parents=True, exist_ok=True)
-            paths.containerd_root.mkdir(parents=True, exist_ok=True)
-            if paths.content_dir.is_symlink() or not paths.content_dir.exists():
-                paths.content_dir.unlink(missing_ok=True)
-                paths.content_dir.symlink_to(owner.content_dir, target_is_directory=True)
-            elif paths.content_dir.resolve() != owner.content_dir.resolve():
-                shutil.rmtree(paths.content_dir)
-                paths.content_dir.symlink_to(owner.content_dir, target_is_directory=True)
 
     def _start_containerd(self, paths: NodePaths, index: int) -> int:
         paths.run.mkdir(parents=True, exist_ok=True)
@@ -538,9 +510,21 @@ class RealNodes:
             self.ctr(paths, "images", "import", "-", stdin=save.stdout)
             if save.wait() != 0:
                 raise ClusterError(f"docker save {image} failed")
+            self._discard_layers(paths, image)
             stamps[image] = image_id
             stamps_path.write_text(json.dumps(stamps, indent=2), encoding="utf-8")
             log(f"{node.name}: imported {image} in {time.monotonic() - began:.0f}s")
+
+    def _discard_layers(self, paths: NodePaths, image: str) -> None:
+        """Drop an imported image's layer blobs once unpacked (what containerd's
+        ``discard_unpacked_layers`` does for pulls): containers start from the snapshots, so
+        a node keeps one copy of each image, not two. ``docker save`` writes layers
+        uncompressed, so each blob's digest is the layer's diff ID."""
+        layers = run("docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}", image)
+        stored = set(self.ctr(paths, "content", "list", "--quiet").stdout.split())
+        blobs = [digest for digest in json.loads(layers.stdout) if digest in stored]
+        if blobs:
+            self.ctr(paths, "content", "remove", *blobs)
 
     # -- kubelet, kube-proxy, CoreDNS -------------------------------------------------------
 

@@ -3,6 +3,8 @@ the real nodes whose kubelets run containers (started by ``node.py``)."""
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,8 +47,14 @@ class RealNode(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
     extended_resources: dict[str, str] = Field(default_factory=dict, alias="extendedResources")
-    # The images imported into the node's container runtime (there is no registry to pull).
+    # The images imported into the node's container runtime (there is no registry to pull);
+    # ``${KSERVE_VERSION}`` and the tool set's other versions are substituted (``pinned``).
     images: list[str] = Field(default_factory=list)
+
+    def pinned(self, versions: Mapping[str, str]) -> RealNode:
+        """This node with the tool set's versions in its image names."""
+        images = [string.Template(image).substitute(versions) for image in self.images]
+        return self.model_copy(update={"images": images})
 
 
 class Topology(BaseModel):
