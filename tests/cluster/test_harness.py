@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
 from pipeline_operator.api import v1alpha1 as api
 from tests.harness import Cluster, LocalCluster, Topology, running_cluster
+from tests.harness import cluster as harness_cluster
 from tests.harness.cluster import process_running
+from tests.harness.processes import ClusterError
 from tests.harness.topology import FAKE_TAINT, FAKE_TOLERATION
 from tests.support import kubectl_json, wait_for
 
@@ -272,6 +275,32 @@ def test_teardown_leaves_no_process_behind_even_when_the_block_fails(cluster: Cl
     alive = [pid for pid in pids if process_running(pid)]
     assert alive == []
     assert not scratch.exists()
+
+
+def test_a_component_that_cannot_start_fails_the_start_at_once_with_its_log(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two clusters started at once must not wait out a timeout when one loses a port: the
+    harness gives each component a port free at start, and a component that exits while the
+    cluster starts fails the start with the end of its log."""
+    if not isinstance(cluster, LocalCluster):
+        pytest.skip("only a local cluster is started by the harness")
+    scratch = LocalCluster(
+        cluster.tools, name=f"{cluster.name}-taken", home=cluster.home, with_kserve=False
+    )
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # Every component is handed the one port already in use, as a second cluster's
+        # would be were both to pick the same.
+        monkeypatch.setattr(harness_cluster, "free_port", lambda: port)
+        with pytest.raises(ClusterError, match="exited while cluster") as failed:
+            scratch.up(timeout=240)
+    assert "address already in use" in str(failed.value)
+    assert not scratch.exists()
+    assert [pid for pid in scratch.pids() if process_running(pid)] == []
 
 
 @pytest.mark.local_only

@@ -25,7 +25,7 @@ import yaml
 
 from tests.harness.kserve import KServe
 from tests.harness.node import NODE_IP, SERVICE_RANGE, RealNodes
-from tests.harness.processes import ClusterError, log, process_running, wait_until
+from tests.harness.processes import ClusterError, free_port, log, process_running, wait_until
 from tests.harness.tools import ToolSet
 from tests.harness.topology import Topology
 
@@ -153,11 +153,49 @@ class LocalCluster(Cluster):
 
     def pids(self) -> list[int]:
         """PIDs of the cluster's component processes, read from kwokctl's pid files."""
-        pids = []
+        return list(self._component_pids().values())
+
+    def _component_pids(self) -> dict[str, int]:
+        pids = {}
         for pid_file in self._cluster_dir.glob("pids/*.pid"):
             with contextlib.suppress(ValueError, OSError):
-                pids.append(int(pid_file.read_text().strip()))
+                pids[pid_file.stem] = int(pid_file.read_text().strip())
         return pids
+
+    def _create(self, config: Path, timeout: float) -> None:
+        """``kwokctl create cluster``, watched: a component that exits while the cluster
+        starts (a port taken, a bad flag) fails the start at once, with its log's last lines,
+        instead of leaving kwokctl to wait out its timeout."""
+        cmd = [str(self.tools.binary("kwokctl")), "--name", self.name, "create", "cluster"]
+        cmd += ["--config", str(config), "--kubeconfig", str(self.kubeconfig)]
+        cmd += ["--wait", f"{int(timeout)}s", "--timeout", f"{int(timeout)}s"]
+        env = {**os.environ, "KWOK_WORKDIR": str(self._kwok_workdir)}
+        output_path = self.home / f"{self.name}.kwokctl.log"
+        with (
+            output_path.open("w", encoding="utf-8") as output,
+            subprocess.Popen(cmd, env=env, stdout=output, stderr=subprocess.STDOUT) as create,
+        ):
+            started: dict[str, int] = {}
+            while create.poll() is None:
+                started.update(self._component_pids())
+                exited = [name for name, pid in started.items() if not process_running(pid)]
+                if exited:
+                    create.kill()
+                    create.wait()
+                    raise ClusterError(
+                        f"{exited[0]} exited while cluster {self.name!r} started; the end of "
+                        f"its log:\n{self._log_tail(exited[0])}"
+                    )
+                time.sleep(0.5)
+        if create.returncode != 0:
+            raise ClusterError(f"kwokctl create cluster failed: {output_path.read_text().strip()}")
+
+    def _log_tail(self, component: str, lines: int = 15) -> str:
+        try:
+            text = (self._cluster_dir / "logs" / f"{component}.log").read_text(errors="replace")
+        except OSError as err:
+            return f"(no log: {err})"
+        return "\n".join(text.splitlines()[-lines:])
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,18 +227,7 @@ class LocalCluster(Cluster):
             config = self.home / f"{self.name}.kwokctl.yaml"
             config.write_text(yaml.safe_dump_all(self._kwokctl_config()), encoding="utf-8")
             try:
-                self._kwokctl(
-                    "create",
-                    "cluster",
-                    "--config",
-                    str(config),
-                    "--kubeconfig",
-                    str(self.kubeconfig),
-                    "--wait",
-                    f"{int(timeout)}s",
-                    "--timeout",
-                    f"{int(timeout)}s",
-                )
+                self._create(config, timeout)
             except ClusterError:
                 self.down()
                 raise
@@ -260,6 +287,14 @@ class LocalCluster(Cluster):
                     "kubectlBinary": str(binary("kubectl")),
                     "etcdBinary": str(binary("etcd")),
                     "kwokControllerBinary": str(binary("kwok")),
+                    # Ports the system has free now (kwokctl's own picks are the same for
+                    # two clusters created at once: the second's apiserver fails to bind).
+                    "kubeApiserverPort": free_port(),
+                    "etcdPort": free_port(),
+                    "etcdPeerPort": free_port(),
+                    "kubeControllerManagerPort": free_port(),
+                    "kubeSchedulerPort": free_port(),
+                    "kwokControllerPort": free_port(),
                     "kubeAuthorization": True,
                     "kubeAdmission": True,
                     "disableQPSLimits": True,
