@@ -32,9 +32,9 @@ from kubernetes import client, config
 from bench.progress import Progress
 from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION, InferencePipelineSpec
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus as Status
-from pipeline_operator.kube import Kube
-from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner, plan
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.planner import Owner, plan
+from pipeline_operator.k8s.client import Kube
 from tests.harness import LocalCluster, ToolSet, Topology
 from tests.harness.cluster import CRD_DIR
 from tests.harness.operator_process import OperatorProcess

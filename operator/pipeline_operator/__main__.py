@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from pipeline_operator import handlers  # noqa: F401 (registers the kopf handlers)
+from pipeline_operator.controller import handlers  # noqa: F401 (registers the kopf handlers)
 from pipeline_operator.settings import OperatorSettings
 
 

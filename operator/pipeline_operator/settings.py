@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline_operator.planner import PlanOptions
+from pipeline_operator.core.planner import PlanOptions
 
 
 class OperatorSettings(BaseSettings):

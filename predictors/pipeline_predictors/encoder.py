@@ -148,10 +148,10 @@ class EncoderModel(ObservedModel):
                     f"{model_dir} holds an ONNX export; {type(self).__name__} serves torch "
                     "models only"
                 )
-            from .runtime_onnx import OnnxRuntime
+            from .runtime.onnx import OnnxRuntime
 
             return OnnxRuntime.load(model_dir / ONNX_FILE, self.options, self.onnx_output)
-        from .runtime_torch import TorchRuntime
+        from .runtime.torch import TorchRuntime
 
         return TorchRuntime.load(model_dir, self.options, self.load_model, self.forward)
 

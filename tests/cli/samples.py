@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner
-from pipeline_operator.snapshots import build
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.observe.snapshots import build
+from pipeline_operator.core.planner import Owner
 from tests import pipelines as p
 
 NOW = "2024-05-01T12:00:00Z"

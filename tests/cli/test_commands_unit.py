@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline_operator.api.command_annotation import command_patch
 from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION
 from pipeline_operator.cli import abort, pause, promote, retry, rollout_command
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.command_annotation import command_patch
 from tests.cli import samples as s
 
 

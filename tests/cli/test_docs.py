@@ -15,8 +15,8 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
 from pipeline_operator.cli import history, listing, promote, rollout_command, status
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.planner import Owner
-from pipeline_operator.snapshots import build
+from pipeline_operator.core.observe.snapshots import build
+from pipeline_operator.core.planner import Owner
 from tests.cli import samples as s
 from tests.unit.world import World
 

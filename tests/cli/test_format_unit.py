@@ -12,7 +12,7 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Phase
 from pipeline_operator.cli import history, listing, status
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import age, as_list, dump, status_of, table
-from pipeline_operator.rollout.steps import current_step
+from pipeline_operator.core.rollout.steps import current_step
 from tests.cli import samples as s
 
 NOW = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)

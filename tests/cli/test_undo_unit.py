@@ -7,8 +7,8 @@ import pytest
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
 from pipeline_operator.cli import undo
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.naming import revision_of
-from pipeline_operator.snapshots import parse
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.observe.snapshots import parse
 from tests.cli import samples as s
 
 

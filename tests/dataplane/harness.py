@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.planner import Owner, plan
+from pipeline_operator.core import naming
+from pipeline_operator.core.planner import Owner, plan
 from tests.harness.models import (
     CORPUS,
     LABELS,

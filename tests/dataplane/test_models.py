@@ -14,8 +14,8 @@ from pipeline_predictors.batching import BatchingConfig
 from pipeline_predictors.classifier import SequenceClassifier
 from pipeline_predictors.embedding import SentenceEmbedder
 from pipeline_predictors.encoder import EncoderOptions
-from pipeline_predictors.runtime_onnx import OnnxRuntime, pick_providers
-from pipeline_predictors.runtime_torch import TorchRuntime, pick_device, pick_dtype
+from pipeline_predictors.runtime.onnx import OnnxRuntime, pick_providers
+from pipeline_predictors.runtime.torch import TorchRuntime, pick_device, pick_dtype
 from tests.harness.models import build_onnx_classifier
 
 from .conftest import Models

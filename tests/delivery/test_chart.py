@@ -24,8 +24,8 @@ import yaml
 from pipeline_operator.__main__ import parse_args
 from pipeline_operator.api import v1alpha1 as api
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.leader import identity
-from pipeline_operator.planner import Owner, plan
+from pipeline_operator.controller.leader import identity
+from pipeline_operator.core.planner import Owner, plan
 from pipeline_operator.settings import OperatorSettings
 from tests.harness import Cluster, Topology
 from tests.harness import helm as harness_helm
@@ -41,7 +41,7 @@ CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 OWNER = Owner(name="p", namespace="ml", uid="u1")
 
-# What the operator does in a namespace it watches (pipeline_operator/kube.py, and kopf's
+# What the operator does in a namespace it watches (pipeline_operator/k8s/client.py, and kopf's
 # watches that fill the operator's cache).
 NAMESPACED_RULES: set[Rule] = {
     *((api.GROUP, "inferencepipelines", v) for v in ("get", "list", "watch", "patch")),

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.validation import validate
+from pipeline_operator.api.validation import validate
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "manifests" / "examples").glob("*/pipeline.yaml"))
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner, plan
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.planner import Owner, plan
 from tests import pipelines as p
 from tests.harness import Cluster, Topology
 from tests.harness.operator_process import OperatorProcess

@@ -12,9 +12,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from pipeline_operator.cache import World
-from pipeline_operator.kube import RefusedError
-from pipeline_operator.reconcile import Reconciler
+from pipeline_operator.controller.reconcile import Reconciler
+from pipeline_operator.k8s.cache import World
+from pipeline_operator.k8s.client import RefusedError
 
 READY = {"type": "Ready", "status": "True"}
 

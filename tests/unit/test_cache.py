@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline_operator.cache import (
+from pipeline_operator.core.naming import LABEL_PIPELINE
+from pipeline_operator.k8s.cache import (
     GRAPHS,
     PIPELINES,
     ROUTER_LABEL,
@@ -21,7 +22,6 @@ from pipeline_operator.cache import (
     trim_pod,
     world,
 )
-from pipeline_operator.naming import LABEL_PIPELINE
 
 NS, NAME = "ml", "clf"
 LABEL = (NS, NAME)

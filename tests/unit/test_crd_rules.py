@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.validation import validate
+from pipeline_operator.api.validation import validate
 from tests.unit.admission import EXAMPLES, MINIMAL, admit, defaulted, stripped
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipeline_operator.drift import Drift, drift
+from pipeline_operator.core.observe.drift import Drift, drift
 
 MANAGER = "inference-pipelines"
 CONTAINER = {"name": "kserve-container", "image": "tok:1", "resources": {"limits": {"cpu": "1"}}}

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from pipeline_operator.informers import WATCHED, Change, Informer, Listed, Page, Update
+from pipeline_operator.k8s.informers import WATCHED, Change, Informer, Listed, Page, Update
 
 SERVICES = next(r for r in WATCHED if r.plural == "inferenceservices")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_operator.kube import ConflictError
-from pipeline_operator.leader import LEASE_DURATION, RENEW_DEADLINE, Leadership
+from pipeline_operator.controller.leader import LEASE_DURATION, RENEW_DEADLINE, Leadership
+from pipeline_operator.k8s.client import ConflictError
 
 
 class Leases:

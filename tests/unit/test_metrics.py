@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from pipeline_operator import metrics
+from pipeline_operator.telemetry import metrics
 
 
 def weight(revision: str) -> float | None:

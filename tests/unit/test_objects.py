@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline_operator.objects import is_subset, merge_patch
+from pipeline_operator.core.objects import is_subset, merge_patch
 from tests.unit.fake_kube import apply_merge_patch
 
 JSON = st.recursive(

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.planner import Owner, PlanOptions, plan
-from pipeline_operator.planner.graph import node_name, step_names
+from pipeline_operator.core import naming
+from pipeline_operator.core.planner import Owner, PlanOptions, plan
+from pipeline_operator.core.planner.graph import node_name, step_names
 
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 

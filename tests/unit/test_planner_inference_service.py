@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
-from pipeline_operator.naming import serving_spec
-from pipeline_operator.planner import Owner, PlanOptions
-from pipeline_operator.planner.inference_service import build_inference_service
-from pipeline_operator.planner.placement import is_gpu_pool
+from pipeline_operator.core.naming import serving_spec
+from pipeline_operator.core.planner import Owner, PlanOptions
+from pipeline_operator.core.planner.inference_service import build_inference_service
+from pipeline_operator.core.planner.placement import is_gpu_pool
 
 DEFAULT_OPTIONS = PlanOptions()
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")

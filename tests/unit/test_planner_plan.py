@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline_operator import naming
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.planner import MissingRevisionError, Owner, PlanError, plan
-from pipeline_operator.planner.graph import node_name, step_names
+from pipeline_operator.core import naming
+from pipeline_operator.core.planner import MissingRevisionError, Owner, PlanError, plan
+from pipeline_operator.core.planner.graph import node_name, step_names
 
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_operator import pods
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus, StageStatus
-from pipeline_operator.observe import readiness
+from pipeline_operator.core.observe import pods
+from pipeline_operator.core.observe.readiness import readiness
 
 WHY = "0/6 nodes are available: 2 Insufficient nvidia.com/gpu, 4 node(s) didn't match selector"
 

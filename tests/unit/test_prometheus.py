@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pipeline_operator.api.v1alpha1 import AnalysisMetric
-from pipeline_operator.prometheus import Access, PrometheusProvider, providers, scalar
-from pipeline_operator.rollout import AnalysisError, NoDataError
-from pipeline_operator.rollout.analysis import Subject
+from pipeline_operator.core.rollout import AnalysisError, NoDataError
+from pipeline_operator.core.rollout.analysis import Subject
+from pipeline_operator.providers.prometheus import Access, PrometheusProvider, providers, scalar
 
 
 def vector(*values: str) -> dict:

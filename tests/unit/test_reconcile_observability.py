@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
-from pipeline_operator.cache import World
-from pipeline_operator.reconcile import Reconciler
+from pipeline_operator.controller.reconcile import Reconciler
+from pipeline_operator.k8s.cache import World
 from pipeline_operator.settings import OperatorSettings
 
 

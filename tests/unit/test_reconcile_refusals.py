@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
-from pipeline_operator.reconcile import Reconciler
+from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.settings import OperatorSettings
 from tests.unit.fake_kube import FakeKube, reconcile
 

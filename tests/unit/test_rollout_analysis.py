@@ -19,7 +19,7 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.rollout.analysis import (
+from pipeline_operator.core.rollout.analysis import (
     AnalysisError,
     NoDataError,
     Subject,

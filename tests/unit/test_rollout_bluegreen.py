@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline_operator.api.v1alpha1 import BlueGreen, Phase, Rollout
-from pipeline_operator.serving_revisions import active_revisions, canary_active
+from pipeline_operator.core.revisions import active_revisions, canary_active
 from tests.unit.world import World, reasons, sample_spec
 
 

@@ -9,7 +9,7 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.serving_revisions import active_revisions, canary_active
+from pipeline_operator.core.revisions import active_revisions, canary_active
 from tests.unit.world import World, reasons, sample_spec
 
 
@@ -406,7 +406,7 @@ def test_transition_time_moves_only_when_a_condition_flips() -> None:
 
 
 def test_observed_generation_and_strategy_are_recorded() -> None:
-    from pipeline_operator.rollout.engine import step
+    from pipeline_operator.core.rollout.engine import step
 
     world = canary(*WALK)
     decision = step(world.spec, world.status, world.observe(), generation=7)

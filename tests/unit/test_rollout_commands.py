@@ -13,8 +13,8 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.rollout.engine import Command, step
-from pipeline_operator.rollout.model import Verb
+from pipeline_operator.core.rollout.engine import Command, step
+from pipeline_operator.core.rollout.model import Verb
 from tests.unit.world import World, reasons, sample_spec
 
 

@@ -20,11 +20,11 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.rollout.analysis import due_measurements
-from pipeline_operator.rollout.clock import stamp
-from pipeline_operator.rollout.engine import Decision, Observations, step
-from pipeline_operator.rollout.model import Verb
-from pipeline_operator.serving_revisions import active_revisions, canary_active
+from pipeline_operator.core.revisions import active_revisions, canary_active
+from pipeline_operator.core.rollout.analysis import due_measurements
+from pipeline_operator.core.rollout.clock import stamp
+from pipeline_operator.core.rollout.engine import Decision, Observations, step
+from pipeline_operator.core.rollout.model import Verb
 from tests.unit.world import World, sample_spec
 
 REVISIONS = ("r1", "r2", "r3")

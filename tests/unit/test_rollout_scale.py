@@ -16,9 +16,9 @@ from pipeline_operator.api.v1alpha1 import (
     SetCanaryScale,
     Stage,
 )
-from pipeline_operator.planner import Owner, plan
-from pipeline_operator.rollout.steps import describe
-from pipeline_operator.serving_revisions import replicas
+from pipeline_operator.core.planner import Owner, plan
+from pipeline_operator.core.revisions import replicas
+from pipeline_operator.core.rollout.steps import describe
 from tests.unit.world import World, reasons
 
 

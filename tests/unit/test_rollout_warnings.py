@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline_operator.rollout.engine import step
+from pipeline_operator.core.rollout.engine import step
 from tests.unit.world import World, sample_spec
 
 

@@ -17,9 +17,9 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.observe import router_rollout, served_traffic
-from pipeline_operator.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
-from pipeline_operator.rollout.analysis import due_measurements
+from pipeline_operator.core.observe.readiness import router_rollout, served_traffic
+from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
+from pipeline_operator.core.rollout.analysis import due_measurements
 from tests.unit.world import World, reasons, sample_spec
 
 NODES = {

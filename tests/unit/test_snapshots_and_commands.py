@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_operator import command_annotation, snapshots
+from pipeline_operator.api import command_annotation
 from pipeline_operator.api.v1alpha1 import (
     COMMAND_ANNOTATION,
     CommandAck,
     InferencePipelineSpec,
     InferencePipelineStatus,
 )
-from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.observe import snapshots
+from pipeline_operator.core.planner import Owner
 
 OWNER = Owner(name="clf", namespace="ml", uid="u-1")
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Rollout
-from pipeline_operator.validation import lint, validate
+from pipeline_operator.api.validation import lint, validate
 
 MODEL = {"model": {"modelFormat": {"name": "huggingface"}, "storageUri": "pvc://m/x"}}
 

@@ -1,5 +1,5 @@
 """Drive the rollout engine through a simulated world: a clock, revision readiness and user
-commands, fed to :func:`~pipeline_operator.rollout.engine.step` one reconcile at a time."""
+commands, fed to :func:`~pipeline_operator.core.rollout.engine.step` one reconcile at a time."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pipeline_operator.api.v1alpha1 import (
     Rollout,
     Stage,
 )
-from pipeline_operator.rollout.engine import Command, Decision, Event, Observations, step
-from pipeline_operator.rollout.model import Verb
+from pipeline_operator.core.rollout.engine import Command, Decision, Event, Observations, step
+from pipeline_operator.core.rollout.model import Verb
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -82,7 +82,7 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote
 
 {{/*
 The rules every operator needs, in each namespace it watches (a Role there) or in the whole
-cluster (the ClusterRole). Keep this in step with pipeline_operator/kube.py and kopf's needs;
+cluster (the ClusterRole). Keep this in step with pipeline_operator/k8s/client.py and kopf's needs;
 docs/operations.md has the same table and tests/delivery/test_chart.py checks it.
 */}}
 {{- define "inference-pipelines.namespacedRules" -}}

@@ -3,7 +3,7 @@
 Field names are snake_case in Python and camelCase on the wire (``by_alias``). Cross-field
 rules that the apiserver can check are CEL rules (``x-kubernetes-validations``) attached
 with :func:`cel`; the rest (graph cycles through nested nodes, GPU fit, the GJSON syntax of
-Switch conditions) is checked by :mod:`pipeline_operator.validation` and reported in status.
+Switch conditions) is checked by :mod:`pipeline_operator.api.validation` and reported in status.
 A CEL rule that reads an optional field without a schema default tests ``has()`` first: the
 apiserver refuses an object whose rule reads an absent field. Success conditions are
 compiled when a spec is read (:mod:`pipeline_operator.api.success_condition`).

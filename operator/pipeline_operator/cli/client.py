@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from pipeline_operator.api.v1alpha1 import API_VERSION, GROUP, PLURAL, SINGULAR, VERSION
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.kube import Kube, RefusedError
+from pipeline_operator.k8s.client import Kube, RefusedError
 
 FIELD_MANAGER = "kubectl-pipeline"
 DEFAULT_NAMESPACE = "default"

@@ -16,8 +16,8 @@ from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
-from pipeline_operator.naming import LABEL_REVISION, revision_of
-from pipeline_operator.snapshots import parse
+from pipeline_operator.core.naming import LABEL_REVISION, revision_of
+from pipeline_operator.core.observe.snapshots import parse
 
 HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
 

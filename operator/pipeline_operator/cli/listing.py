@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.format import NONE, age, as_list, dump, status_of, table
-from pipeline_operator.serving_revisions import weight_of
+from pipeline_operator.core.revisions import weight_of
 
 HEADERS = ("NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "READY", "AGE")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pipeline_operator.api.command_annotation import paused_patch
 from pipeline_operator.api.v1alpha1 import SINGULAR
 from pipeline_operator.cli import flags
-from pipeline_operator.command_annotation import paused_patch
 
 # -- pure ------------------------------------------------------------------------------------
 

@@ -15,14 +15,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pipeline_operator import validation
+from pipeline_operator.api import validation
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, InferencePipelineSpec
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import DEFAULT_NAMESPACE
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import as_list, dump
-from pipeline_operator.naming import revision_of
-from pipeline_operator.planner import Owner, PlanError, PlanOptions, plan_revision
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.planner import Owner, PlanError, PlanOptions, plan_revision
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 

@@ -10,11 +10,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from pipeline_operator.api.command_annotation import command_patch
 from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION, SINGULAR, CommandAck
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import status_of
-from pipeline_operator.command_annotation import command_patch
 
 # -- pure ------------------------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
-from pipeline_operator.rollout.steps import describe
-from pipeline_operator.serving_revisions import canary_active, weight_of
+from pipeline_operator.core.revisions import canary_active, weight_of
+from pipeline_operator.core.rollout.steps import describe
 
 CLEAR = "\x1b[H\x1b[2J"
 INDENT = "  "

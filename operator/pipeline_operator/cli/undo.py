@@ -14,8 +14,8 @@ from pipeline_operator.api.v1alpha1 import SINGULAR
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import spec_of, status_of
-from pipeline_operator.naming import revision_of
-from pipeline_operator.snapshots import Snapshot, parse, previous
+from pipeline_operator.core.naming import revision_of
+from pipeline_operator.core.observe.snapshots import Snapshot, parse, previous
 
 # -- pure ------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pipeline_serving.server import serve, stage_parser, str2bool
 
-from ..cli import add_encoder_args, encoder_options
+from ..flags import add_encoder_args, encoder_options
 
 
 def build_parser() -> argparse.ArgumentParser:

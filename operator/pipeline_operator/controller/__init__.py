@@ -1,0 +1,2 @@
+"""The controller: reconcile (observe -> decide -> act), the kopf handlers, the leader
+Lease."""

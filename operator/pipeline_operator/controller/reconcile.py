@@ -1,0 +1,695 @@
+"""One level-triggered reconcile of one pipeline: observe, decide (pure), act.
+
+Everything is recomputed from the pipeline's spec and status and from the live children on
+every call, so a lost event, a crash midway or a restart costs nothing but a repeat. A
+reconcile reads its pipeline's :class:`~pipeline_operator.k8s.cache.World` (what the watches
+hold, overlaid with the operator's own writes) and sends no read of its own; what each write
+returns is recorded there for the next one. The status write is the commit point: children
+are applied before it, events posted after it.
+
+``observe`` and ``decide`` only compute and run on the event loop; analysis queries run in
+one executor and API writes in another, each of an explicit size. At most as many reconciles
+as there are API workers run at once, each reading its view once it has a worker, so none
+acts on a view that aged in a queue; analysis queries are made before taking a worker, so a
+slow Prometheus never holds up the writes of other pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from pipeline_operator.api import command_annotation
+from pipeline_operator.api.v1alpha1 import (
+    GROUP,
+    AnalysisMetric,
+    ApplyError,
+    CommandAck,
+    Condition,
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Measurement,
+    Phase,
+    RouterStatus,
+)
+from pipeline_operator.api.validation import lint, validate
+from pipeline_operator.core.naming import graph_name, revision_of
+from pipeline_operator.core.objects import controller_uid, merge_patch, ref
+from pipeline_operator.core.observe import pods, refusals, snapshots
+from pipeline_operator.core.observe.drift import Drift, drift
+from pipeline_operator.core.observe.readiness import (
+    Readiness,
+    RouterRollout,
+    readiness,
+    ready_summary,
+    served_traffic,
+)
+from pipeline_operator.core.planner import Owner, PlanError, PlanOptions, plan, plan_revision
+from pipeline_operator.core.revisions import active_revisions
+from pipeline_operator.core.rollout import (
+    AnalysisError,
+    AnalysisProvider,
+    Command,
+    Decision,
+    Observations,
+    due_measurements,
+    measure,
+    step,
+)
+from pipeline_operator.core.rollout.analysis import Subject
+from pipeline_operator.core.rollout.clock import parse, stamp
+from pipeline_operator.core.rollout.steps import canary_steps
+from pipeline_operator.k8s.cache import OwnWrites, World, key_of
+from pipeline_operator.k8s.client import Kube, RefusedError
+from pipeline_operator.providers.prometheus import Access, providers
+from pipeline_operator.settings import OperatorSettings
+from pipeline_operator.telemetry import metrics
+from pipeline_operator.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+
+RETIRED_AT = f"{GROUP}/retired-at"
+T = TypeVar("T")
+
+
+def retired_at(obj: dict[str, Any]) -> datetime | None:
+    """When a child was retired (it stays a while so in-flight routing can drain)."""
+    value = (obj["metadata"].get("annotations") or {}).get(RETIRED_AT)
+    try:
+        return parse(value) if value else None
+    except ValueError:
+        return None  # unreadable: retire it afresh
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Applied:
+    """What one convergence did: refusals, graphs rewritten, and when to look again."""
+
+    errors: list[ApplyError] = field(default_factory=list)
+    graphs_changed: set[str] = field(default_factory=set)
+    requeue_after: float | None = None
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return {e.name: e.message for e in self.errors}
+
+    def wait(self, seconds: float) -> None:
+        self.requeue_after = (
+            seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+        )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What the pipeline's routers serve, as observed at the start of a reconcile."""
+
+    rollouts: dict[str, RouterRollout]
+    served: dict[str, int] | None
+    preview_served: str | None
+    waiting: str
+
+    @classmethod
+    def observe(
+        cls,
+        graphs: dict[str, tuple[dict[str, int] | None, RouterRollout | None]],
+        main: str,
+        preview: str,
+    ) -> Routing:
+        rollouts = {g: r for g, (_, r) in graphs.items() if r is not None}
+        served = graphs.get(main, (None, None))[0]
+        previewed = graphs.get(preview, (None, None))[0] or {}
+        waiting = "; ".join(f"{g}: {r.message}" for g, r in rollouts.items() if not r.rolled_out)
+        return cls(
+            rollouts=rollouts,
+            served=served if main in graphs else {},
+            preview_served=next(iter(previewed), None),
+            waiting=waiting,
+        )
+
+    def report(self, changed: set[str]) -> list[RouterStatus]:
+        """Status of each router; one whose graph this reconcile rewrote is rolling out."""
+        return [
+            RouterStatus(graph=graph, rolled_out=False, message="graph changed; rolling out")
+            if graph in changed
+            else RouterStatus(graph=graph, rolled_out=r.rolled_out, message=r.message)
+            for graph, r in sorted(self.rollouts.items())
+        ]
+
+
+# -- what each phase hands to the next ------------------------------------------------------
+
+
+@dataclass
+class Basis:
+    """What every outcome of a reconcile starts from, and the snapshots to store first."""
+
+    world: World
+    pipeline: dict[str, Any]
+    owner: Owner
+    status: InferencePipelineStatus
+    now: datetime
+    store: list[dict[str, Any]] = field(default_factory=list)
+    """ControllerRevisions to create before anything else is applied."""
+    rebuilt: list[str] = field(default_factory=list)
+    """Revisions among those whose snapshot was rebuilt from their children."""
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The pipeline cannot be reconciled: it is reported Degraded, nothing else changes."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    """The command annotation holds no known command: it is rejected, and the reconcile
+    starts over."""
+
+    value: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    basis: Basis
+    why: Invalid | BadCommand
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The pipeline and its children as the engine and the planner take them."""
+
+    basis: Basis
+    spec: InferencePipelineSpec
+    invalid: str | None
+    desired: str
+    children: list[dict[str, Any]]
+    snaps: dict[str, snapshots.Snapshot]
+    specs: dict[str, InferencePipelineSpec]
+    services: list[dict[str, Any]]
+    running: dict[tuple[str, str], pods.Pods]
+    readiness: Readiness
+    routing: Routing
+    command: Command | None
+    due: list[AnalysisMetric]
+    """Analysis metrics to measure now."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    seen: Observed
+    decision: Decision
+    serving: list[str]
+    wanted: list[dict[str, Any]]
+
+
+@dataclass
+class Reconciler:
+    """Reconciles pipelines through ``kube``; the decisions are the engine's and planner's."""
+
+    kube: Kube
+    settings: OperatorSettings
+    clock: Callable[[], datetime] = utcnow
+    providers: Callable[[str], AnalysisProvider] | None = None
+    """Analysis provider per address (default: Prometheus, with the settings' access)."""
+    writes: OwnWrites = field(default_factory=OwnWrites)
+    api_pool: Executor | None = None
+    """Where writes run (None: the event loop's default executor)."""
+    analysis_pool: Executor | None = None
+    """Where analysis queries run (None: the event loop's default executor)."""
+    options: PlanOptions = field(init=False)
+    provider_for: Callable[[str], AnalysisProvider] = field(init=False)
+    slots: asyncio.Semaphore = field(init=False)
+    """Reconciles past their analysis queries, at most one per API worker."""
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.options = settings.plan_options()
+        access = Access(
+            bearer_token_file=settings.prometheus_bearer_token_file,
+            username=settings.prometheus_username,
+            password_file=settings.prometheus_password_file,
+            ca_file=settings.prometheus_ca_file,
+        )
+        self.provider_for = self.providers or providers(settings.prometheus_address, access)
+        self.slots = asyncio.Semaphore(settings.workers)
+
+    async def reconcile(self, namespace: str, name: str, read: Callable[[], World]) -> float | None:
+        """Bring one pipeline a step closer to its spec, as ``read`` shows it; return seconds
+        until a requeue."""
+        started = time.perf_counter()
+        # The span records an escaping exception and marks itself as failed.
+        with tracer.start_as_current_span(
+            "reconcile", attributes={"k8s.namespace.name": namespace, "pipeline.name": name}
+        ):
+            try:
+                requeue = await self._reconcile(namespace, name, read)
+            except Exception as err:
+                metrics.RECONCILES.labels(result="error").inc()
+                metrics.RECONCILE_ERRORS.labels(reason=type(err).__name__).inc()
+                raise
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+            metrics.RECONCILES.labels(result="ok").inc()
+            return requeue
+
+    async def _reconcile(
+        self, namespace: str, name: str, read: Callable[[], World]
+    ) -> float | None:
+        seen = self.observe(read())
+        measured: dict[tuple[Any, ...], list[Measurement]] = {}
+        if isinstance(seen, Observed) and seen.due:
+            measured[_due(seen)] = await self._run(self.analysis_pool, self.measure, seen)
+        waited = bool(measured) or self.slots.locked()
+        async with self.slots:
+            if waited:  # the view may have changed meanwhile: read it again
+                seen = self.observe(read())
+            if seen is None:
+                metrics.forget_pipeline(namespace, name)
+                return None
+            outcome = (
+                self.decide(seen, measured.get(_due(seen), []))
+                if isinstance(seen, Observed)
+                else seen
+            )
+            return await self._run(self.api_pool, self.act, outcome)
+
+    async def _run(self, pool: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in ``pool``, within this task's context (its span)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(pool, context.run, fn, *args)
+
+    async def refresh(self, namespace: str, name: str) -> None:
+        """Read the pipeline from the API (after a conflict, or once this replica became the
+        leader): the next reconcile reads at least that version."""
+        body = await self._run(self.api_pool, self.kube.get_pipeline, namespace, name)
+        if body is not None:
+            self.writes.record(namespace, name, body)
+
+    # -- observe -----------------------------------------------------------------------------
+
+    def observe(self, world: World) -> Observed | Stop | None:
+        """What the engine and the planner take, read from ``world`` (no I/O); None when the
+        pipeline is gone or going."""
+        pipeline = world.pipeline
+        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+            return None
+        meta = pipeline["metadata"]
+        name = meta["name"]
+        owner = Owner(name=name, namespace=meta["namespace"], uid=meta["uid"])
+        status = InferencePipelineStatus.model_validate(pipeline.get("status") or {})
+        basis = Basis(world, pipeline, owner, status, self.clock())
+        try:
+            spec = InferencePipelineSpec.model_validate(pipeline["spec"])
+        except ValidationError as err:
+            return Stop(basis, Invalid("InvalidSpec", _unreadable(err)))
+
+        invalid = "; ".join(validate(spec)) or None
+        desired = revision_of(spec)
+        # Only what this pipeline controls: a same-named pipeline recreated, or another
+        # pipeline whose names hash alike, is never adopted or pruned.
+        children = [c for c in world.children if controller_uid(c) == owner.uid]
+        snaps = snapshots.parse(world.revisions)
+        if invalid is None and desired not in snaps:
+            # Nothing of a revision is stored before it is known to plan at all.
+            try:
+                plan_revision(owner, spec, desired, self.options)
+            except PlanError as err:
+                return Stop(basis, Invalid("PlanFailed", str(err)))
+            snaps |= self._snapshot(basis, desired, spec, snaps)
+        lost = [rev for rev in active_revisions(status) if rev not in snaps]
+        for revision in lost:
+            rebuilt = snapshots.recover(children, revision)
+            if rebuilt is not None:
+                snaps |= self._snapshot(basis, revision, rebuilt, snaps)
+                basis.rebuilt.append(revision)
+        missing = [rev for rev in lost if rev not in snaps]
+        if missing:
+            return Stop(basis, Invalid("SnapshotMissing", snapshots.missing(missing)))
+
+        specs = {rev: snap.spec for rev, snap in snaps.items()}
+        if invalid is None:
+            specs[desired] = spec
+        services = [c for c in children if c["kind"] == "InferenceService"]
+        running = pods.by_component(world.pods)
+        observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
+        refused = refusals.refused_services(status)
+        command_value = command_annotation.pending(meta.get("annotations"), status)
+        command = None
+        if command_value is not None:
+            try:
+                command = command_annotation.parse(command_value)
+            except command_annotation.CommandError as err:
+                return Stop(basis, BadCommand(command_value, str(err)))
+        return Observed(
+            basis=basis,
+            spec=spec,
+            invalid=invalid,
+            desired=desired,
+            children=children,
+            snaps=snaps,
+            specs=specs,
+            services=services,
+            running=running,
+            readiness=readiness(name, observed, services, running, refused),
+            routing=self._routing(name, children, world),
+            command=command,
+            due=due_measurements(spec, status, basis.now),
+        )
+
+    def _routing(self, name: str, children: list[dict[str, Any]], world: World) -> Routing:
+        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
+        main, preview = graph_name(name), graph_name(name, preview=True)
+        wanted = [g for g in (main, preview) if g in graphs]
+        return Routing.observe(
+            {g: served_traffic(graphs[g], world.routers.get(g), world.pods) for g in wanted},
+            main,
+            preview,
+        )
+
+    def _snapshot(
+        self,
+        basis: Basis,
+        revision: str,
+        spec: InferencePipelineSpec,
+        snaps: dict[str, snapshots.Snapshot],
+    ) -> dict[str, snapshots.Snapshot]:
+        """The snapshot to store for ``revision`` (next in number), as parsed."""
+        body = snapshots.build(basis.owner, revision, spec, snapshots.next_number(snaps))
+        basis.store.append(body)
+        return snapshots.parse([body])
+
+    def measure(self, seen: Observed) -> list[Measurement]:
+        """Run the analysis queries due now."""
+        status, now = seen.basis.status, seen.basis.now
+        if status.canary_revision is None or status.current_step_index is None:
+            return []
+        analysis = canary_steps(seen.spec)[status.current_step_index].analysis
+        address = (analysis.address if analysis else None) or self.settings.prometheus_address
+        if address is None:
+            message = "no Prometheus address: set the analysis step's address or the operator's"
+            return [
+                Measurement(metric=m.name, success=False, message=message, at=stamp(now))
+                for m in seen.due
+            ]
+        try:
+            provider = self.provider_for(address)
+        except AnalysisError as err:
+            return [
+                Measurement(metric=m.name, success=False, message=str(err), at=stamp(now))
+                for m in seen.due
+            ]
+        subject = Subject(
+            seen.basis.owner.name, status.canary_revision, status.stable_revision or ""
+        )
+        return [measure(provider, metric, subject, now) for metric in seen.due]
+
+    # -- decide ------------------------------------------------------------------------------
+
+    def decide(self, seen: Observed, measurements: list[Measurement]) -> Decided | Stop:
+        """The engine's next status and the objects the planner renders for it (pure)."""
+        basis = seen.basis
+        decision = step(
+            seen.spec,
+            basis.status,
+            Observations(
+                now=basis.now,
+                desired_revision=seen.desired,
+                ready=seen.readiness.ready,
+                reasons=seen.readiness.reasons,
+                command=seen.command,
+                measurements=measurements,
+                invalid=seen.invalid,
+                served=seen.routing.served,
+                preview_served=seen.routing.preview_served,
+                routing=seen.routing.waiting,
+                replicas=seen.readiness.replicas,
+                warnings=lint(seen.spec, self.options.deployment_mode),
+            ),
+            generation=basis.pipeline["metadata"].get("generation"),
+        )
+        serving = active_revisions(decision.status)
+        try:
+            wanted = plan(
+                basis.owner,
+                {rev: seen.specs[rev] for rev in serving},
+                decision.status,
+                self.options,
+            )
+        except PlanError as err:
+            return Stop(basis, Invalid("PlanFailed", str(err)))
+        return Decided(seen, decision, serving, wanted)
+
+    # -- act ---------------------------------------------------------------------------------
+
+    def act(self, outcome: Decided | Stop) -> float | None:
+        """Store new snapshots, then apply the decision (or report why there is none)."""
+        basis = outcome.seen.basis if isinstance(outcome, Decided) else outcome.basis
+        self._store_snapshots(basis)
+        if isinstance(outcome, Decided):
+            return self._apply(outcome)
+        if isinstance(outcome.why, BadCommand):
+            self._reject_command(basis, outcome.why)
+            return 0.0
+        self._report_invalid(basis, outcome.why.reason, outcome.why.message)
+        return None
+
+    def _apply(self, decided: Decided) -> float | None:
+        seen, decision, serving = decided.seen, decided.decision, decided.serving
+        basis = seen.basis
+        name = basis.owner.name
+        applied = self._converge(basis, decided.wanted, seen.children, seen.routing.served)
+        final = readiness(
+            name,
+            {rev: seen.specs[rev] for rev in serving},
+            seen.services,
+            seen.running,
+            applied.refused,
+        )
+        new_status = self._with_observed(
+            decision.status, final.revisions, serving, seen.children, name
+        )
+        new_status = new_status.model_copy(
+            update={"routers": seen.routing.report(changed=applied.graphs_changed)}
+        )
+        new_status, refusal = refusals.report(new_status, applied.errors, stamp(basis.now))
+        self._prune_snapshots(basis, seen.snaps, serving)
+        self._write_status(basis, new_status)
+        self._post(basis.pipeline, decision)
+        if refusal is not None:
+            log.warning("%s/%s: %s", basis.owner.namespace, name, refusal)
+            self.kube.post_event(basis.pipeline, "Warning", refusals.REASON, refusal)
+        unschedulable = pods.report(basis.status.revisions, new_status.revisions)
+        if unschedulable is not None:
+            log.warning("%s/%s: %s", basis.owner.namespace, name, unschedulable)
+            self.kube.post_event(basis.pipeline, "Warning", pods.REASON, unschedulable)
+        self._export(basis.owner.namespace, name, new_status)
+        waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
+        return min(waits, default=None)
+
+    def _wrote(self, basis: Basis, response: dict[str, Any] | None) -> None:
+        """Record a write's response, so that the next reconcile reads at least that."""
+        if response:
+            self.writes.record(basis.owner.namespace, basis.owner.name, response)
+
+    def _deleted(self, basis: Basis, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        after = basis.world.versions.get(key, 0)
+        self.writes.deleted(basis.owner.namespace, basis.owner.name, key, after)
+
+    def _converge(
+        self,
+        basis: Basis,
+        wanted: list[dict[str, Any]],
+        children: list[dict[str, Any]],
+        served: dict[str, int] | None,
+    ) -> Applied:
+        """Apply what differs, then retire children no longer wanted.
+
+        A child the apiserver refuses is recorded and the others are still applied. Graphs
+        no longer wanted go at once. An InferenceService the graph stopped routing to is
+        retired only once the router serves the graph without it (``served`` known, and the
+        graph unchanged by this reconcile), then deleted ``drain_seconds`` later, so requests
+        that router pods already accepted can finish. A child already being deleted is left
+        to go.
+        """
+        now = basis.now
+        live = {(c["kind"], c["metadata"]["name"]): c for c in children}
+        out = Applied()
+        for obj in wanted:
+            current = live.get((obj["kind"], obj["metadata"]["name"]))
+            try:
+                wrote = self._sync(basis, obj, current)
+            except RefusedError as err:
+                meta = obj["metadata"]
+                error = ApplyError(kind=obj["kind"], name=meta["name"], message=err.message)
+                out.errors.append(error)
+                continue
+            if wrote and obj["kind"] == "InferenceGraph":
+                out.graphs_changed.add(obj["metadata"]["name"])
+            if current is not None and retired_at(current) is not None:
+                log.info("back in service: %s", ref(current))
+                self._wrote(basis, self.kube.annotate(current, RETIRED_AT, None))
+        keep = {(o["kind"], o["metadata"]["name"]) for o in wanted}
+        settled = served is not None and not out.graphs_changed
+        drain = self.settings.drain_seconds
+        for obj in sorted(
+            (
+                c
+                for key, c in live.items()
+                if key not in keep and not c["metadata"].get("deletionTimestamp")
+            ),
+            key=lambda c: c["kind"] != "InferenceGraph",
+        ):
+            retired = retired_at(obj)
+            if obj["kind"] == "InferenceService":
+                if retired is None and not settled:
+                    continue  # still routed to until the router has rolled out
+                if retired is None and drain > 0:
+                    log.info("retiring %s (deleted in %.0fs)", ref(obj), drain)
+                    self._wrote(basis, self.kube.annotate(obj, RETIRED_AT, stamp(now)))
+                    retired = now
+                wait = (retired - now).total_seconds() + drain if retired else 0.0
+                if wait > 0:
+                    out.wait(wait)
+                    continue
+            log.info("deleting %s", ref(obj))
+            self.kube.delete(obj)
+            self._deleted(basis, obj)
+        return out
+
+    def _sync(self, basis: Basis, obj: dict[str, Any], current: dict[str, Any] | None) -> bool:
+        """Bring one child to the plan (see :mod:`~pipeline_operator.core.observe.drift`); True
+        if written."""
+        if current is None:
+            log.info("creating %s", ref(obj))
+            self._wrote(basis, self.kube.apply(obj))
+            return True
+        change = drift(obj, current, self.settings.field_manager)
+        if change.remove:
+            log.info("removing %s from %s", ", ".join(change.remove), ref(obj))
+            self._wrote(basis, self.kube.remove_fields(current, change.remove))
+        if change.reapply:
+            log.info("applying %s", ref(obj))
+            self._wrote(basis, self.kube.apply(obj))
+        return change != Drift()
+
+    def _store_snapshots(self, basis: Basis) -> None:
+        for body in basis.store:
+            # None: one of that name exists, with the same spec (names are per revision).
+            self._wrote(basis, self.kube.create_revision(body))
+        for revision in basis.rebuilt:
+            message = f"spec snapshot of revision {revision} rebuilt from its children"
+            log.warning("%s/%s: %s", basis.owner.namespace, basis.owner.name, message)
+            self.kube.post_event(basis.pipeline, "Warning", "SnapshotRebuilt", message)
+
+    def _prune_snapshots(
+        self, basis: Basis, snaps: dict[str, snapshots.Snapshot], serving: list[str]
+    ) -> None:
+        for snap in snapshots.expired(snaps, serving, self.settings.revision_history_limit):
+            self.kube.delete_revision(basis.owner.namespace, snap.name)
+            self._deleted(basis, {"kind": "ControllerRevision", "metadata": {"name": snap.name}})
+
+    def _with_observed(
+        self,
+        status: InferencePipelineStatus,
+        revisions: list[Any],
+        serving: list[str],
+        children: list[dict[str, Any]],
+        name: str,
+    ) -> InferencePipelineStatus:
+        graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
+        main = (graphs.get(graph_name(name)) or {}).get("status") or {}
+        preview = (graphs.get(graph_name(name, preview=True)) or {}).get("status") or {}
+        return status.model_copy(
+            update={
+                "revisions": revisions,
+                "ready": ready_summary(revisions, serving),
+                "url": main.get("url"),
+                "preview_url": preview.get("url") if status.canary_revision else None,
+            }
+        )
+
+    def _write_status(self, basis: Basis, new: InferencePipelineStatus) -> None:
+        body = new.model_dump(by_alias=True, mode="json", exclude_none=True)
+        patch = merge_patch(dict(basis.pipeline.get("status") or {}), body)
+        if patch:
+            meta = basis.pipeline["metadata"]
+            response = self.kube.patch_pipeline_status(
+                meta["namespace"], meta["name"], patch, meta.get("resourceVersion")
+            )
+            self._wrote(basis, response)
+
+    def _post(self, pipeline: dict[str, Any], decision: Decision) -> None:
+        for event in decision.events:
+            log.info("%s %s: %s", pipeline["metadata"]["name"], event.reason, event.message)
+            self.kube.post_event(pipeline, event.type, event.reason, event.message)
+
+    def _export(self, namespace: str, name: str, status: InferencePipelineStatus) -> None:
+        traffic = {t.revision: t.weight for t in status.traffic}
+        phase = str(status.phase) if status.phase else None
+        metrics.export_pipeline(namespace, name, status.current_step_index, traffic, phase)
+
+    # -- reports without the engine ----------------------------------------------------------
+
+    def _report_invalid(self, basis: Basis, reason: str, message: str) -> None:
+        """Degraded with a Ready=False condition and a Warning Event; a pending command is
+        rejected with the same reason. Nothing else changes."""
+        status, pipeline = basis.status, basis.pipeline
+        now = stamp(basis.now)
+        value = command_annotation.pending(pipeline["metadata"].get("annotations"), status)
+        update: dict[str, Any] = {}
+        if value is not None:
+            update["last_command"] = CommandAck(
+                command=value, result="Rejected", message=message, at=now
+            )
+        if status.message != message:
+            ready = Condition(
+                type="Ready",
+                status="False",
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+            )
+            others = [c for c in status.conditions if c.type != "Ready"]
+            update |= {"phase": Phase.DEGRADED, "message": message, "conditions": [*others, ready]}
+        if not update:
+            return
+        self._write_status(basis, status.model_copy(update=update))
+        if status.message != message:
+            self.kube.post_event(pipeline, "Warning", reason, message)
+        if value is not None:
+            self.kube.post_event(pipeline, "Warning", "CommandRejected", message)
+
+    def _reject_command(self, basis: Basis, bad: BadCommand) -> None:
+        ack = CommandAck(
+            command=bad.value, result="Rejected", message=bad.message, at=stamp(basis.now)
+        )
+        self._write_status(basis, basis.status.model_copy(update={"last_command": ack}))
+        self.kube.post_event(basis.pipeline, "Warning", "CommandRejected", bad.message)
+
+
+def _due(seen: Observed) -> tuple[Any, ...]:
+    """What a set of analysis measurements is for: the rollout, its step and the metrics."""
+    status = seen.basis.status
+    rollout = (status.canary_revision, status.current_step_index)
+    return (*rollout, *(m.name for m in seen.due))
+
+
+def _unreadable(err: ValidationError) -> str:
+    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())

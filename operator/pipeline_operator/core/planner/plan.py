@@ -1,0 +1,122 @@
+"""plan(): the desired KServe children of one InferencePipeline (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline_operator.api.v1alpha1 import (
+    InferencePipelineSpec,
+    InferencePipelineStatus,
+    Phase,
+    TrafficTarget,
+)
+from pipeline_operator.core import revisions as serving_revisions
+from pipeline_operator.core.planner.graph import build_inference_graph
+from pipeline_operator.core.planner.inference_service import build_inference_services
+from pipeline_operator.core.planner.options import (
+    MissingRevisionError,
+    Owner,
+    PlanError,
+    PlanOptions,
+)
+
+# KServe's webhooks accept InferenceService and InferenceGraph names of this form only.
+KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def traffic_weights(status: InferencePipelineStatus) -> dict[str, int]:
+    """Revision -> weight of the entries with weight > 0, in status order, summing to 100."""
+    weights: dict[str, int] = {}
+    for target in status.traffic:
+        if target.weight > 0:
+            weights[target.revision] = weights.get(target.revision, 0) + target.weight
+    total = sum(weights.values())
+    if weights and total != 100:
+        raise PlanError(f"status.traffic weights sum to {total}, not 100: {weights}")
+    return weights
+
+
+def preview_weights(status: InferencePipelineStatus) -> dict[str, int]:
+    """Blue-green: all preview traffic to the new revision while it is deployed."""
+    revision = status.canary_revision
+    if (
+        status.strategy != "BlueGreen"
+        or revision is None
+        or not serving_revisions.canary_active(status)
+    ):
+        return {}
+    return {revision: 100}
+
+
+def snapshots(
+    specs: Mapping[str, InferencePipelineSpec], revisions: list[str]
+) -> dict[str, InferencePipelineSpec]:
+    """The spec snapshot of every revision; a missing one is an error, never skipped."""
+    missing = [r for r in revisions if r not in specs]
+    if missing:
+        raise MissingRevisionError(missing[0])
+    return {r: specs[r] for r in revisions}
+
+
+def check_names(objects: list[dict[str, Any]]) -> None:
+    """Refuse names KServe would reject (they must start with a letter)."""
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if not KSERVE_NAME.match(name):
+            raise PlanError(
+                f"{obj['kind']} name {name!r} is not accepted by KServe "
+                f"(must match {KSERVE_NAME.pattern}); rename the pipeline"
+            )
+
+
+def plan(
+    owner: Owner,
+    specs: Mapping[str, InferencePipelineSpec],
+    status: InferencePipelineStatus,
+    options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
+) -> list[dict[str, Any]]:
+    """Every desired child, in apply order: InferenceServices, then InferenceGraph(s).
+
+    InferenceServices: one per stage of each active revision (stable first). The graph: a
+    Splitter over the revisions with traffic, absent while there is none. Blue-green with a
+    preview deployed adds the preview graph, routed wholly to the new revision.
+    """
+    revisions = serving_revisions.active_revisions(status)
+    weights = traffic_weights(status)
+    preview = preview_weights(status)
+    active = snapshots(specs, revisions + [r for r in (*weights, *preview) if r not in revisions])
+    objects: list[dict[str, Any]] = []
+    for revision in revisions:
+        scale = serving_revisions.scale_of(status, revision)
+        objects += build_inference_services(owner, active[revision], revision, options, scale)
+    if weights:
+        objects.append(build_inference_graph(owner, weights, active, options))
+    if preview:
+        objects.append(build_inference_graph(owner, preview, active, options, preview=True))
+    check_names(objects)
+    return objects
+
+
+def first_deploy_status(revision: str) -> InferencePipelineStatus:
+    """Rollout state of a first deploy: ``revision`` stable, serving 100%."""
+    return InferencePipelineStatus(
+        phase=Phase.HEALTHY,
+        stable_revision=revision,
+        traffic=[TrafficTarget(revision=revision, weight=100)],
+    )
+
+
+def plan_revision(
+    owner: Owner,
+    spec: InferencePipelineSpec,
+    revision: str,
+    options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
+) -> list[dict[str, Any]]:
+    """The children of ``spec`` deployed on its own, as on a first deploy.
+
+    Raises :class:`PlanError` when the revision cannot be turned into KServe objects at all
+    (e.g. a pipeline name KServe refuses), before anything of it is stored or applied.
+    """
+    return plan(owner, {revision: spec}, first_deploy_status(revision), options)

@@ -1,0 +1,69 @@
+"""What goes into the rollout engine and what comes out of it (plain values, no behaviour)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Measurement
+
+Verb = Literal["promote", "promote-full", "abort", "retry"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A user command, parsed from the resource's command annotation.
+
+    The engine acts on a command once: one whose ``raw`` value equals
+    ``status.last_command.command`` has been acknowledged already and is ignored, so each
+    issued command needs a distinct value (e.g. the verb plus a timestamp).
+    """
+
+    verb: Verb
+    raw: str
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the engine knows about the world at one reconcile."""
+
+    now: datetime
+    desired_revision: str
+    ready: Mapping[str, bool]
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    command: Command | None = None
+    measurements: Sequence[Measurement] = ()
+    invalid: str | None = None
+    warnings: Sequence[str] = ()
+    """What :func:`pipeline_operator.api.validation.lint` says of the spec: it deploys, but
+    probably not as meant."""
+    served: Mapping[str, int] | None = None
+    """Revision -> weight that the main graph's router serves on every replica; None while
+    KServe rolls the router out (it restarts it on every graph change) or when unknown."""
+    preview_served: str | None = None
+    """The revision the blue-green preview router serves on every replica, if any."""
+    routing: str = ""
+    """What the routers are doing when they do not serve the current routes yet."""
+    replicas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Revision -> stage -> ready pods (the fewest over the stage's components); a revision
+    missing here is not waited on for its replicas."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to record: one per transition."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer: the complete new status, the events, and when to run again."""
+
+    status: InferencePipelineStatus
+    events: tuple[Event, ...]
+    requeue_after: float | None

@@ -1,0 +1,296 @@
+"""The one module that writes to the Kubernetes API (synchronous client, run in threads).
+
+The operator reads what it watches (see ``informers`` and ``cache``); here are its writes,
+each returning what the apiserver answered so that the next reconcile reads at least that
+version, and the few reads it makes directly (a pipeline after a conflict or a change of
+leader).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
+from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name
+from pipeline_operator.core.rollout.clock import stamp
+from pipeline_operator.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
+GRAPH = ("serving.kserve.io", "v1alpha1", "inferencegraphs")
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
+CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
+LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
+
+
+class ConflictError(Exception):
+    """A write lost an optimistic-concurrency race (HTTP 409): re-read and try again."""
+
+
+class NotLeadingError(Exception):
+    """This replica does not hold the leader Lease (any more): it must not write."""
+
+
+class RefusedError(Exception):
+    """The apiserver or an admission webhook refused a write (a 4xx other than 409 and 429):
+    schema, webhook validation, RBAC, quota. Retrying the same object does not help."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def load_config(connections: int) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the local kubeconfig; up to
+    ``connections`` HTTP connections kept open (one per thread that calls the API)."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Typed-enough wrappers over the calls the operator makes, counting every call.
+
+    ``may_write`` is asked before every write: False (the replica lost its leader Lease)
+    raises :class:`NotLeadingError` instead of writing.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        field_manager: str,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.field_manager = field_manager
+        self.may_write = may_write
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    # -- pipelines ---------------------------------------------------------------------------
+
+    def get_pipeline(self, namespace: str, name: str) -> dict[str, Any] | None:
+        metrics.API_READS.labels(verb="get", kind=KIND).inc()
+        try:
+            return dict(
+                self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list_pipelines(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Pipelines of ``namespace``, or of every namespace when None."""
+        if namespace is None:
+            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        else:
+            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return list(listed.get("items", []))
+
+    def patch_pipeline_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Merge-patch status; with ``resource_version``, a concurrent change fails with 409."""
+        self._writing("patch", "InferencePipelineStatus")
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        body: dict[str, Any] = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self._patch(path, body, MERGE_PATCH)
+
+    def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of the pipeline itself (commands and undo from the CLI)."""
+        self._writing("patch", KIND)
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        return self._patch(path, patch, MERGE_PATCH)
+
+    def _writing(self, verb: str, kind: str) -> None:
+        """Count a write about to be sent; refuse it when this replica may not write."""
+        if not self.may_write():
+            raise NotLeadingError(f"not the leader: {verb} {kind} not sent")
+        metrics.API_WRITES.labels(verb=verb, kind=kind).inc()
+
+    def _patch(
+        self,
+        path: str,
+        body: dict[str, Any] | list[dict[str, Any]],
+        content_type: str,
+        **query: str,
+    ) -> dict[str, Any]:
+        return self._send("PATCH", path, body, content_type, query=query)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | list[dict[str, Any]] | None = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        query: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            result = self.api.call_api(
+                path,
+                method,
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                query_params=list((query or {}).items()),
+                body=body,
+                response_type="object",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=timeout,
+            )
+        except ApiException as err:
+            if err.status == 409:
+                raise ConflictError(f"{path}: {_reason(err)}") from None
+            if err.status is not None and 400 <= err.status < 500 and err.status != 429:
+                raise RefusedError(err.status, _reason(err)) from None
+            raise
+        return dict(result or {})
+
+    # -- children ----------------------------------------------------------------------------
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a child under the operator's field manager."""
+        self._writing("apply", obj["kind"])
+        path = _child_path(obj)
+        return self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
+
+    def remove_fields(self, obj: dict[str, Any], pointers: Sequence[str]) -> dict[str, Any]:
+        """Remove fields of a child (JSON pointers) with a JSON patch, e.g. ones added by hand."""
+        self._writing("patch", obj["kind"])
+        body = [{"op": "remove", "path": pointer} for pointer in pointers]
+        return self._patch(_child_path(obj), body, JSON_PATCH, fieldManager=self.field_manager)
+
+    def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> dict[str, Any]:
+        """Set (or, with None, remove) one annotation of a child with a merge patch."""
+        self._writing("patch", obj["kind"])
+        body = {"metadata": {"annotations": {key: value}}}
+        return self._patch(_child_path(obj), body, MERGE_PATCH)
+
+    def delete(self, obj: dict[str, Any]) -> None:
+        group, version, plural = CHILD_KINDS[obj["kind"]]
+        meta = obj["metadata"]
+        self._writing("delete", obj["kind"])
+        try:
+            self.custom.delete_namespaced_custom_object(
+                group,
+                version,
+                meta["namespace"],
+                plural,
+                meta["name"],
+                propagation_policy="Background",
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    # -- revision snapshots ------------------------------------------------------------------
+
+    def list_revisions(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+        """ControllerRevisions holding the spec snapshots of this pipeline's revisions."""
+        selector = f"{LABEL_PIPELINE}={fit_name(pipeline, limit=63)}"
+        listed = self.apps.list_namespaced_controller_revision(namespace, label_selector=selector)
+        return [self.apps.api_client.sanitize_for_serialization(r) for r in listed.items]
+
+    def create_revision(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a snapshot; None when one of that name exists (it holds the same spec)."""
+        self._writing("create", "ControllerRevision")
+        try:
+            created = self.apps.create_namespaced_controller_revision(
+                body["metadata"]["namespace"], body, _preload_content=False
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            return None
+        return dict(json.loads(created.data))
+
+    def delete_revision(self, namespace: str, name: str) -> None:
+        self._writing("delete", "ControllerRevision")
+        try:
+            self.apps.delete_namespaced_controller_revision(name, namespace)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._send("GET", _lease_path(namespace, name), timeout=LEASE_TIMEOUT)
+        except RefusedError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def write_lease(self, lease: dict[str, Any], create: bool) -> dict[str, Any]:
+        """Create the Lease, or replace it (a concurrent change fails with ConflictError)."""
+        meta = lease["metadata"]
+        path = _lease_path(meta["namespace"], "" if create else meta["name"])
+        return self._send("POST" if create else "PUT", path, lease, timeout=LEASE_TIMEOUT)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def post_event(self, pipeline: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the pipeline; failures are logged, never raised."""
+        meta = pipeline["metadata"]
+        now = stamp(datetime.now(UTC))
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": pipeline["apiVersion"],
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": self.field_manager},
+            "reportingComponent": self.field_manager,
+        }
+        self._writing("create", "Event")
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except ApiException as err:
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], _reason(err))
+
+
+def _lease_path(namespace: str, name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}".rstrip("/")
+
+
+def _child_path(obj: dict[str, Any]) -> str:
+    group, version, plural = CHILD_KINDS[obj["kind"]]
+    meta = obj["metadata"]
+    return f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+
+
+def _reason(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body).get("message", err.reason))
+    except (TypeError, ValueError):
+        return str(err.reason)

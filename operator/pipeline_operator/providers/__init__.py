@@ -1,0 +1,1 @@
+"""Metric providers the rollout engine's analysis steps query (Prometheus)."""

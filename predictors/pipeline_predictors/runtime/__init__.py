@@ -1,0 +1,1 @@
+"""The runtimes an encoder predictor runs its model on: ONNX Runtime or torch."""
