@@ -16,12 +16,12 @@ import json
 import statistics
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
 import yaml
 
+from pipeline_operator.core.rollout.clock import parse
 from tests.dataplane.harness import router, stage, start_all
 from tests.harness.cluster import CRD_DIR, DEFAULT_HOME, LocalCluster
 from tests.harness.helm import Helm
@@ -41,7 +41,7 @@ def log(message: str) -> None:
 
 
 def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse(value).timestamp()
 
 
 def start_to_ready(cluster: LocalCluster) -> dict[str, float]:

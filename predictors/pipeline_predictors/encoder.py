@@ -16,9 +16,8 @@ import math
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from kserve.errors import InvalidInput
@@ -33,9 +32,10 @@ from pipeline_serving.codecs import (
     pad,
 )
 from pipeline_serving.observability import ObservedModel
-from pipeline_serving.server import DEFAULT_MODEL_DIR
 
-from .batching import BatchingConfig, DynamicBatcher, length_buckets
+from .batching import DynamicBatcher, length_buckets
+from .runtime.options import EncoderOptions
+from .runtime.protocol import ModelRuntime
 
 if TYPE_CHECKING:
     import torch
@@ -45,28 +45,6 @@ log = logging.getLogger(__name__)
 
 # What marks a model directory as a Hugging Face ONNX export.
 ONNX_FILE = "model.onnx"
-
-
-class ModelRuntime(Protocol):
-    """A loaded model: padded token ids and masks in, one float32 row per instance out."""
-
-    @property
-    def config(self) -> PretrainedConfig: ...
-
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class EncoderOptions:
-    """Runtime options shared by the encoder predictors (all have command-line flags)."""
-
-    model_dir: str = DEFAULT_MODEL_DIR
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    device: str = "auto"
-    dtype: str = "auto"
-    max_length: int | None = None
-    num_threads: int | None = None
-    revision: str | None = None
 
 
 class EncoderModel(ObservedModel):

@@ -7,14 +7,11 @@ are :mod:`pipeline_serving.server`'s.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from pipeline_serving.server import DEFAULT_MODEL_DIR
 
 from .batching import BatchingConfig
-
-if TYPE_CHECKING:
-    from .encoder import EncoderOptions
+from .runtime.options import EncoderOptions
 
 
 def add_batching_args(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +55,6 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
 
 
 def encoder_options(args: argparse.Namespace) -> EncoderOptions:
-    from .encoder import EncoderOptions
-
     return EncoderOptions(
         model_dir=args.model_dir,
         batching=batching_config(args),

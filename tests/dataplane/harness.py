@@ -34,6 +34,7 @@ from tests.harness.models import (
     build_models,
     build_tokenizer,
 )
+from tests.harness.processes import free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -86,12 +87,6 @@ class Baseline:
             best = max(range(len(probs)), key=lambda i: probs[i])
             result.append((self.labels[best], probs[best]))
         return result
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_in_use(port: int) -> bool:

@@ -13,8 +13,8 @@ from kserve.errors import InvalidInput
 from pipeline_predictors.batching import BatchingConfig
 from pipeline_predictors.classifier import SequenceClassifier
 from pipeline_predictors.embedding import SentenceEmbedder
-from pipeline_predictors.encoder import EncoderOptions
 from pipeline_predictors.runtime.onnx import OnnxRuntime, pick_providers
+from pipeline_predictors.runtime.options import EncoderOptions
 from pipeline_predictors.runtime.torch import TorchRuntime, pick_device, pick_dtype
 from tests.harness.models import build_onnx_classifier
 

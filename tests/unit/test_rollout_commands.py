@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline_operator.api.command_annotation import Verb
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,
@@ -14,7 +15,6 @@ from pipeline_operator.api.v1alpha1 import (
     Rollout,
 )
 from pipeline_operator.core.rollout.engine import Command, step
-from pipeline_operator.core.rollout.model import Verb
 from tests.unit.world import World, reasons, sample_spec
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline_operator.api.command_annotation import Verb
 from pipeline_operator.api.v1alpha1 import (
     Analysis,
     AnalysisMetric,
@@ -24,7 +25,6 @@ from pipeline_operator.core.revisions import active_revisions, canary_active
 from pipeline_operator.core.rollout.analysis import due_measurements
 from pipeline_operator.core.rollout.clock import stamp
 from pipeline_operator.core.rollout.engine import Decision, Observations, step
-from pipeline_operator.core.rollout.model import Verb
 from tests.unit.world import World, sample_spec
 
 REVISIONS = ("r1", "r2", "r3")

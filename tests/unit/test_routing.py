@@ -17,7 +17,7 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.core.observe.readiness import router_rollout, served_traffic
+from pipeline_operator.core.observe.routing import router_rollout, served_traffic
 from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
 from pipeline_operator.core.rollout.analysis import due_measurements
 from tests.unit.world import World, reasons, sample_spec

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pipeline_operator.api.command_annotation import Verb
 from pipeline_operator.api.v1alpha1 import (
     ContainerSpec,
     InferencePipelineSpec,
@@ -17,7 +18,6 @@ from pipeline_operator.api.v1alpha1 import (
     Stage,
 )
 from pipeline_operator.core.rollout.engine import Command, Decision, Event, Observations, step
-from pipeline_operator.core.rollout.model import Verb
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,13 +10,26 @@ previous revision's snapshot.
 from __future__ import annotations
 
 import time
-from typing import Any, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from pipeline_operator.api.v1alpha1 import COMMAND_ANNOTATION, InferencePipelineStatus
-from pipeline_operator.core.rollout import Command
-from pipeline_operator.core.rollout.model import Verb
 
+Verb = Literal["promote", "promote-full", "abort", "retry"]
 VERBS: tuple[str, ...] = get_args(Verb)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A user command, parsed from the resource's command annotation.
+
+    The engine acts on a command once: one whose ``raw`` value equals
+    ``status.last_command.command`` has been acknowledged already and is ignored, so each
+    issued command needs a distinct value (e.g. the verb plus a timestamp).
+    """
+
+    verb: Verb
+    raw: str
 
 
 class CommandError(ValueError):

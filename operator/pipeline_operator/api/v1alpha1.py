@@ -31,6 +31,14 @@ SHORT_NAMES = ["ipl", "pipeline"]
 # Rollout commands are this annotation's value, ``<verb>:<id>``; the operator acknowledges
 # each value in status.lastCommand.
 COMMAND_ANNOTATION = f"{GROUP}/command"
+# The environment the planner gives every container, which a spec may not set: the pipeline,
+# stage and revision it serves (its metrics say so), and where KServe's storage initializer
+# finds a custom container's model.
+PIPELINE_ENV = "INFERENCE_PIPELINE"
+STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
+REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
+STORAGE_URI_ENV = "STORAGE_URI"
+RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, STORAGE_URI_ENV)
 
 MAX_STAGES = 16
 MAX_POOLS = 16
@@ -617,7 +625,6 @@ class RevisionStatus(StatusModel):
     name: str = Field(description="Content hash of the revision's serving fields.")
     stages: list[StageStatus] = Field(default_factory=list)
     ready: bool = False
-    ready_since: str | None = None
 
 
 class RouterStatus(StatusModel):

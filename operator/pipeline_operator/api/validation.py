@@ -16,8 +16,13 @@ from collections.abc import Iterator
 
 from pipeline_operator.api import gjson
 from pipeline_operator.api.success_condition import ConditionError, compile_condition
-from pipeline_operator.api.v1alpha1 import Graph, GraphNode, InferencePipelineSpec, NodeType
-from pipeline_operator.core.planner.containers import RESERVED_ENV
+from pipeline_operator.api.v1alpha1 import (
+    RESERVED_ENV,
+    Graph,
+    GraphNode,
+    InferencePipelineSpec,
+    NodeType,
+)
 
 RAW_MODES = frozenset({"RawDeployment", "Standard"})
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from kubernetes import config
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from pipeline_operator.api.v1alpha1 import API_VERSION, GROUP, PLURAL, SINGULAR, VERSION
 from pipeline_operator.cli.errors import CliError
-from pipeline_operator.k8s.client import Kube, RefusedError
+from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name
 
-FIELD_MANAGER = "kubectl-pipeline"
+MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_KUBECONFIG = "~/.kube/config"
 COMPLETION_TIMEOUT = 3.0  # seconds a shell completion waits for the cluster
@@ -96,7 +96,9 @@ class Client:
         except (config.ConfigException, OSError, ValueError) as err:
             raise CliError(f"cannot load kubeconfig {path}: {err}") from None
         self.api = api
-        self.kube = Kube(api, FIELD_MANAGER)
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
         self.host = str(api.configuration.host)
         self.namespace = target.namespace or context_namespace(contexts, active, target.context)
 
@@ -110,8 +112,6 @@ class Client:
             if err.status in (401, 403):
                 raise CliError(f"{what}: not allowed: {message}") from None
             raise CliError(f"{what}: {message}") from None
-        except RefusedError as err:  # a patch the apiserver or an admission policy refused
-            raise CliError(f"{what}: {err.message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise CliError(
                 f"cannot reach the Kubernetes API server at {self.host}: {_connection_reason(err)}"
@@ -131,11 +131,10 @@ class Client:
     def get_pipeline(self, namespace: str, name: str) -> dict[str, Any]:
         with self._errors(f"cannot get {SINGULAR} {name!r}"):
             try:
-                return dict(
-                    self.kube.custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL, name
-                    )
+                pipeline = self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name
                 )
+                return dict(pipeline)
             except ApiException as err:
                 if err.status == 404:
                     raise self._not_found(err, namespace, name) from None
@@ -145,16 +144,33 @@ class Client:
         """Pipelines of ``namespace``, or of every namespace when None."""
         with self._errors(f"cannot list {PLURAL}"):
             try:
-                return self.kube.list_pipelines(namespace)
+                if namespace is None:
+                    listed = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+                else:
+                    listed = self.custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL
+                    )
+                return list(listed.get("items", []))
             except ApiException as err:
                 if err.status == 404:
                     raise self._not_found(err, namespace or "", "") from None
                 raise
 
     def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of the pipeline: a command's annotation, ``spec.paused``, undo's spec
+        (refused by the apiserver or the command admission policy with its message)."""
         with self._errors(f"cannot patch {SINGULAR} {name!r}"):
             try:
-                return self.kube.patch_pipeline(namespace, name, patch)
+                patched = self.api.call_api(
+                    f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}",
+                    "PATCH",
+                    header_params={"Content-Type": MERGE_PATCH, "Accept": "application/json"},
+                    body=patch,
+                    response_type="object",
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                )
+                return dict(patched or {})
             except ApiException as err:
                 if err.status == 404:
                     raise self._not_found(err, namespace, name) from None
@@ -163,7 +179,7 @@ class Client:
     def pipeline_names(self, namespace: str) -> list[str]:
         """Names of the pipelines of ``namespace`` (for completion: a short timeout)."""
         with self._errors(f"cannot list {PLURAL}"):
-            listed = self.kube.custom.list_namespaced_custom_object(
+            listed = self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, _request_timeout=COMPLETION_TIMEOUT
             )
         return sorted(str(o["metadata"]["name"]) for o in listed.get("items", []))
@@ -171,12 +187,17 @@ class Client:
     def namespace_names(self) -> list[str]:
         """Names of the cluster's namespaces (for completion: a short timeout)."""
         with self._errors("cannot list namespaces"):
-            listed = self.kube.core.list_namespace(_request_timeout=COMPLETION_TIMEOUT)
+            listed = self.core.list_namespace(_request_timeout=COMPLETION_TIMEOUT)
         return sorted(str(n.metadata.name) for n in listed.items)
 
     def list_revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The ControllerRevisions holding the spec snapshots of the pipeline's revisions."""
+        selector = f"{LABEL_PIPELINE}={fit_name(name, limit=63)}"
         with self._errors(f"cannot list the revisions of {SINGULAR} {name!r}"):
-            return self.kube.list_revisions(namespace, name)
+            listed = self.apps.list_namespaced_controller_revision(
+                namespace, label_selector=selector
+            )
+        return [self.api.sanitize_for_serialization(r) for r in listed.items]
 
     def wait(
         self,

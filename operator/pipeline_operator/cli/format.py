@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.cli.errors import CliError
+from pipeline_operator.core.rollout.clock import parse
 
 NONE = "-"
 OUTPUTS = ("json", "yaml")
@@ -41,13 +42,13 @@ def as_list(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """A timestamp of the object (``creationTimestamp``, a status time), None when unreadable."""
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def age(value: str | None, now: datetime) -> str:

@@ -12,12 +12,12 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
 from pipeline_operator.core.naming import LABEL_REVISION, revision_of
 from pipeline_operator.core.observe.snapshots import parse
+from pipeline_operator.core.revisions import roles as revision_roles
 
 HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
 
@@ -25,15 +25,9 @@ HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
 
 
 def roles(obj: dict[str, Any], revision: str) -> list[str]:
-    """What ``revision`` is to the pipeline now: stable, canary, aborted, previous, desired."""
-    status = status_of(obj)
-    out = []
-    if revision == status.stable_revision:
-        out.append("stable")
-    if revision == status.canary_revision:
-        out.append("aborted" if status.phase == Phase.ABORTED else "canary")
-    if revision == status.previous_revision:
-        out.append("previous")
+    """What ``revision`` is to the pipeline now: stable, canary (preview), aborted, previous,
+    desired."""
+    out = revision_roles(status_of(obj), revision)
     spec = spec_of(obj)
     if not out and spec is not None and revision_of(spec) == revision:
         out.append("desired")

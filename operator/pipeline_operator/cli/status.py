@@ -18,7 +18,6 @@ from typing import Any, TextIO
 from pipeline_operator.api.v1alpha1 import (
     BlueGreen,
     Canary,
-    CanaryStep,
     InferencePipelineSpec,
     InferencePipelineStatus,
     Measurement,
@@ -29,25 +28,13 @@ from pipeline_operator.cli import flags
 from pipeline_operator.cli.client import Client
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
-from pipeline_operator.core.revisions import canary_active, weight_of
+from pipeline_operator.core.revisions import canary_active, roles, weight_of
 from pipeline_operator.core.rollout.steps import describe
 
 CLEAR = "\x1b[H\x1b[2J"
 INDENT = "  "
 
 # -- pure ------------------------------------------------------------------------------------
-
-
-def describe_step(step: CanaryStep) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}%"
-    if step.set_canary_scale is not None:
-        return describe(step)
-    if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
-    if step.analysis is not None:
-        return "analysis " + ", ".join(m.name for m in step.analysis.metrics)
-    return "?"
 
 
 def step_lines(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> list[str]:
@@ -60,7 +47,7 @@ def step_lines(spec: InferencePipelineSpec, status: InferencePipelineStatus) -> 
     for number, step in enumerate(steps, start=1):
         mark = "->" if number == current else "  "
         done = "  (done)" if current is not None and number < current else ""
-        lines.append(f"{INDENT}{mark} {number}  {describe_step(step)}{done}")
+        lines.append(f"{INDENT}{mark} {number}  {describe(step)}{done}")
     return lines or [f"{INDENT}   (none: the canary is promoted at once)"]
 
 
@@ -72,14 +59,7 @@ def pods_of(stage: StageStatus) -> str:
 
 
 def role_of(status: InferencePipelineStatus, revision: str) -> str:
-    canary = "preview" if status.strategy == "BlueGreen" else "canary"
-    if revision == status.stable_revision:
-        return "stable"
-    if revision == status.canary_revision:
-        return "aborted" if status.phase == Phase.ABORTED else canary
-    if revision == status.previous_revision:
-        return "previous"
-    return NONE
+    return next(iter(roles(status, revision)), NONE)
 
 
 def indent(text: str) -> list[str]:

@@ -46,13 +46,8 @@ from pipeline_operator.core.naming import graph_name, revision_of
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
-from pipeline_operator.core.observe.readiness import (
-    Readiness,
-    RouterRollout,
-    readiness,
-    ready_summary,
-    served_traffic,
-)
+from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
+from pipeline_operator.core.observe.routing import RouterRollout, served_traffic
 from pipeline_operator.core.planner import Owner, PlanError, PlanOptions, plan, plan_revision
 from pipeline_operator.core.revisions import active_revisions
 from pipeline_operator.core.rollout import (

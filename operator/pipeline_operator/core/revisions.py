@@ -1,5 +1,5 @@
-"""Reading rollout state out of status (pure): which revisions exist, who serves, and how many
-replicas each runs."""
+"""Reading rollout state out of status (pure): which revisions exist, what each is to the
+pipeline, who serves, and how many replicas each runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,24 @@ from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Phase
 def canary_active(status: InferencePipelineStatus) -> bool:
     """A canary (or blue-green preview) revision is deployed: set and not aborted."""
     return status.canary_revision is not None and status.phase != Phase.ABORTED
+
+
+def canary_role(strategy: str | None) -> str:
+    """What a rollout's new revision is called: the canary, or blue-green's preview."""
+    return "preview" if strategy == "BlueGreen" else "canary"
+
+
+def roles(status: InferencePipelineStatus, revision: str) -> list[str]:
+    """What ``revision`` is to the pipeline now: stable, canary (or preview), aborted,
+    previous; none of them for any other revision."""
+    out = []
+    if revision == status.stable_revision:
+        out.append("stable")
+    if revision == status.canary_revision:
+        out.append("aborted" if status.phase == Phase.ABORTED else canary_role(status.strategy))
+    if revision == status.previous_revision:
+        out.append("previous")
+    return out
 
 
 def weight_of(status: InferencePipelineStatus) -> str:

@@ -1,4 +1,4 @@
-"""The one module that writes to the Kubernetes API (synchronous client, run in threads).
+"""The operator's calls to the Kubernetes API (synchronous client, run in threads).
 
 The operator reads what it watches (see ``informers`` and ``cache``); here are its writes,
 each returning what the apiserver answered so that the next reconcile reads at least that
@@ -18,7 +18,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from pipeline_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name
 from pipeline_operator.core.rollout.clock import stamp
 from pipeline_operator.telemetry import metrics
 
@@ -96,14 +95,6 @@ class Kube:
                 return None
             raise
 
-    def list_pipelines(self, namespace: str | None) -> list[dict[str, Any]]:
-        """Pipelines of ``namespace``, or of every namespace when None."""
-        if namespace is None:
-            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        else:
-            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        return list(listed.get("items", []))
-
     def patch_pipeline_status(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
     ) -> dict[str, Any]:
@@ -114,12 +105,6 @@ class Kube:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         return self._patch(path, body, MERGE_PATCH)
-
-    def patch_pipeline(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """A merge patch of the pipeline itself (commands and undo from the CLI)."""
-        self._writing("patch", KIND)
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-        return self._patch(path, patch, MERGE_PATCH)
 
     def _writing(self, verb: str, kind: str) -> None:
         """Count a write about to be sent; refuse it when this replica may not write."""
@@ -203,12 +188,6 @@ class Kube:
                 raise
 
     # -- revision snapshots ------------------------------------------------------------------
-
-    def list_revisions(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-        """ControllerRevisions holding the spec snapshots of this pipeline's revisions."""
-        selector = f"{LABEL_PIPELINE}={fit_name(pipeline, limit=63)}"
-        listed = self.apps.list_namespaced_controller_revision(namespace, label_selector=selector)
-        return [self.apps.api_client.sanitize_for_serialization(r) for r in listed.items]
 
     def create_revision(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create a snapshot; None when one of that name exists (it holds the same spec)."""

@@ -23,7 +23,8 @@ from transformers import PretrainedConfig
 
 from pipeline_serving.codecs import Instance, merge_revisions, softmax, v2_response
 
-from ..encoder import EncoderModel, EncoderOptions
+from ..encoder import EncoderModel
+from ..runtime.options import EncoderOptions
 
 if TYPE_CHECKING:
     import torch

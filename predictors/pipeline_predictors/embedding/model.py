@@ -18,7 +18,8 @@ from transformers import AutoModel, PreTrainedModel
 
 from pipeline_serving.codecs import Instance, v2_response
 
-from ..encoder import EncoderModel, EncoderOptions
+from ..encoder import EncoderModel
+from ..runtime.options import EncoderOptions
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from transformers import AutoConfig
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-    from ..encoder import EncoderOptions
+    from .options import EncoderOptions
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"

@@ -13,7 +13,7 @@ import torch
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
 
-    from ..encoder import EncoderOptions
+    from .options import EncoderOptions
 
 LoadModel = Callable[[Path, torch.dtype], "PreTrainedModel"]
 Forward = Callable[["PreTrainedModel", torch.Tensor, torch.Tensor], torch.Tensor]

@@ -1,8 +1,7 @@
-"""Turn live children into what the rollout engine observes (pure)."""
+"""Readiness of every revision, from its InferenceServices and their pods (pure)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus, StageStatus
 from pipeline_operator.core.naming import service_name
 from pipeline_operator.core.objects import condition
-from pipeline_operator.core.observe.pods import Pods, draining_routers
-from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, parse_traffic
+from pipeline_operator.core.observe.pods import Pods
 
 
 @dataclass(frozen=True)
@@ -112,92 +110,3 @@ def ready_summary(revisions: Iterable[RevisionStatus], serving: Iterable[str]) -
     wanted = set(serving)
     stages = [s for r in revisions if r.name in wanted for s in r.stages]
     return f"{sum(s.ready for s in stages)}/{len(stages)}"
-
-
-@dataclass(frozen=True)
-class RouterRollout:
-    """Whether a graph's router serves the graph's current routes on every replica."""
-
-    rolled_out: bool
-    message: str
-
-
-_STEP_KEYS = ("name", "nodeName", "serviceName", "weight", "condition", "dependency", "data")
-
-
-def routes(nodes: Mapping[str, Any]) -> dict[str, Any]:
-    """What decides where a request goes: per node, its router type and its steps."""
-    return {
-        name: (
-            node.get("routerType"),
-            [tuple(step.get(k) for k in _STEP_KEYS) for step in node.get("steps") or []],
-        )
-        for name, node in nodes.items()
-    }
-
-
-def _graph_json(deployment: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The graph a router Deployment's pods are started with (KServe's ``--graph-json``)."""
-    for container in deployment["spec"]["template"]["spec"].get("containers") or []:
-        args = list(container.get("args") or [])
-        if "--graph-json" in args[:-1]:
-            try:
-                value = json.loads(args[args.index("--graph-json") + 1])
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def served_traffic(
-    graph: Mapping[str, Any] | None,
-    deployment: Mapping[str, Any] | None,
-    pods: Iterable[dict[str, Any]] = (),
-) -> tuple[dict[str, int] | None, RouterRollout | None]:
-    """The split a graph's router serves on every replica (None while it rolls out), and the
-    state of its rollout (None without a graph); ``pods`` are the pipeline's pods."""
-    if graph is None:
-        return None, None
-    rollout = router_rollout(graph, deployment, pods)
-    annotation = (graph["metadata"].get("annotations") or {}).get(TRAFFIC_ANNOTATION, "")
-    return (parse_traffic(annotation) if rollout.rolled_out else None), rollout
-
-
-def router_rollout(
-    graph: Mapping[str, Any],
-    deployment: Mapping[str, Any] | None,
-    pods: Iterable[dict[str, Any]] = (),
-) -> RouterRollout:
-    """Has KServe rolled the graph's current routes out to all of its router's replicas?
-
-    KServe marks an InferenceGraph Ready as soon as its router Deployment has an Available
-    condition of any status, and rolls the router out anew on every graph change; so this
-    looks at the Deployment itself: the routes in its pod template, the generation its
-    controller observed, and updated and available replicas with no old ones left. The
-    Deployment no longer counts an old pod once it is being deleted, but that pod still
-    serves its open connections with the old routes: rolled out means none is left.
-    """
-    if deployment is None:
-        return RouterRollout(False, "router Deployment not created yet")
-    served = _graph_json(deployment)
-    if served is None or routes(served.get("nodes") or {}) != routes(graph["spec"]["nodes"]):
-        return RouterRollout(False, "router not yet updated to the graph's routes")
-    status = deployment.get("status") or {}
-    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
-        return RouterRollout(False, "router rollout not yet observed")
-    want = int(deployment["spec"].get("replicas", 1))
-    updated = int(status.get("updatedReplicas", 0))
-    available = int(status.get("availableReplicas", 0))
-    total = int(status.get("replicas", 0))
-    if updated < want:
-        return RouterRollout(False, f"router rolling out: {updated} of {want} replicas updated")
-    if total > updated:
-        return RouterRollout(False, f"router rolling out: {total - updated} old replicas left")
-    if available < want:
-        return RouterRollout(False, f"router rolling out: {available} of {want} available")
-    draining = draining_routers(pods, graph["metadata"]["name"])
-    if draining:
-        return RouterRollout(
-            False, f"router rolling out: {draining} old pods still serving their connections"
-        )
-    return RouterRollout(True, f"router serves the current routes ({available}/{want} ready)")

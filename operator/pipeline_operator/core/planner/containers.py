@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import ContainerSpec, EnvVar, ModelSpec
+from pipeline_operator.api.v1alpha1 import (
+    PIPELINE_ENV,
+    REVISION_ENV,
+    STAGE_ENV,
+    STORAGE_URI_ENV,
+    ContainerSpec,
+    EnvVar,
+    ModelSpec,
+)
 
 # KServe finds the serving container of a component by this name.
 KSERVE_CONTAINER = "kserve-container"
-# KServe's storage initializer fills /mnt/models of a custom container from this variable.
-STORAGE_URI_ENV = "STORAGE_URI"
-# Every container learns which pipeline, stage and revision it serves (its metrics say so).
-PIPELINE_ENV = "INFERENCE_PIPELINE"
-STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
-REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
-RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, STORAGE_URI_ENV)
 MODEL_NAME_ARG = "--model_name"  # how KServe's model servers take the served model's name
 
 

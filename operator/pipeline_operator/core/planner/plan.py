@@ -12,7 +12,6 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     TrafficTarget,
 )
-from pipeline_operator.core import revisions as serving_revisions
 from pipeline_operator.core.planner.graph import build_inference_graph
 from pipeline_operator.core.planner.inference_service import build_inference_services
 from pipeline_operator.core.planner.options import (
@@ -21,6 +20,7 @@ from pipeline_operator.core.planner.options import (
     PlanError,
     PlanOptions,
 )
+from pipeline_operator.core.revisions import active_revisions, canary_active, scale_of
 
 # KServe's webhooks accept InferenceService and InferenceGraph names of this form only.
 KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -41,11 +41,7 @@ def traffic_weights(status: InferencePipelineStatus) -> dict[str, int]:
 def preview_weights(status: InferencePipelineStatus) -> dict[str, int]:
     """Blue-green: all preview traffic to the new revision while it is deployed."""
     revision = status.canary_revision
-    if (
-        status.strategy != "BlueGreen"
-        or revision is None
-        or not serving_revisions.canary_active(status)
-    ):
+    if status.strategy != "BlueGreen" or revision is None or not canary_active(status):
         return {}
     return {revision: 100}
 
@@ -83,13 +79,13 @@ def plan(
     Splitter over the revisions with traffic, absent while there is none. Blue-green with a
     preview deployed adds the preview graph, routed wholly to the new revision.
     """
-    revisions = serving_revisions.active_revisions(status)
+    revisions = active_revisions(status)
     weights = traffic_weights(status)
     preview = preview_weights(status)
     active = snapshots(specs, revisions + [r for r in (*weights, *preview) if r not in revisions])
     objects: list[dict[str, Any]] = []
     for revision in revisions:
-        scale = serving_revisions.scale_of(status, revision)
+        scale = scale_of(status, revision)
         objects += build_inference_services(owner, active[revision], revision, options, scale)
     if weights:
         objects.append(build_inference_graph(owner, weights, active, options))

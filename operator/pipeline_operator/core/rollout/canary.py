@@ -44,7 +44,7 @@ def progress(run: Run, promote_once: bool = False) -> None:
             if s.analysis is not None and s.analysis.step_index == index:
                 s.analysis = None
             where = position(index, run.spec)
-            run.normal("Promoted", f"{where} ({describe(step)}) skipped by promote")
+            run.normal("Promoted", f"{where} skipped by promote: {describe(step)}")
         elif not _routed(run):
             return
         elif step.pause is not None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pipeline_operator.api.command_annotation import Command
 from pipeline_operator.api.v1alpha1 import CommandAck, Phase
+from pipeline_operator.core.revisions import canary_role
 from pipeline_operator.core.rollout import transitions
 from pipeline_operator.core.rollout.context import Run
-from pipeline_operator.core.rollout.model import Command
 from pipeline_operator.core.rollout.steps import canary_steps
 
 HELD = "the rollout is held by spec.paused; set it to false first"
@@ -74,7 +75,7 @@ def _in_flight(run: Run, verb: str) -> str:
 
 def _ready(run: Run, revision: str) -> None:
     if not run.ready(revision):
-        role = "canary" if run.spec.rollout.strategy == "Canary" else "preview"
+        role = canary_role(run.spec.rollout.strategy)
         raise RejectedError(f"{role} revision {revision} is not ready")
     if run.spec.paused:
         raise RejectedError(HELD)

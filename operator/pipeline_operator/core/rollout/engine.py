@@ -7,6 +7,7 @@ its own output with the same observations, it changes nothing and emits no event
 
 from __future__ import annotations
 
+from pipeline_operator.api.command_annotation import Command
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus, Phase
 from pipeline_operator.core.revisions import canary_active, weight_of
 from pipeline_operator.core.rollout import (
@@ -20,7 +21,7 @@ from pipeline_operator.core.rollout import (
 from pipeline_operator.core.rollout.analysis import due_measurements
 from pipeline_operator.core.rollout.context import Run
 from pipeline_operator.core.rollout.hold import hold
-from pipeline_operator.core.rollout.model import Command, Decision, Event, Observations
+from pipeline_operator.core.rollout.model import Decision, Event, Observations
 from pipeline_operator.core.rollout.steps import current_step
 from pipeline_operator.core.rollout.summary import summarize
 from pipeline_operator.core.rollout.traffic import split

@@ -7,22 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from pipeline_operator.api.command_annotation import Command
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Measurement
-
-Verb = Literal["promote", "promote-full", "abort", "retry"]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A user command, parsed from the resource's command annotation.
-
-    The engine acts on a command once: one whose ``raw`` value equals
-    ``status.last_command.command`` has been acknowledged already and is ignored, so each
-    issued command needs a distinct value (e.g. the verb plus a timestamp).
-    """
-
-    verb: Verb
-    raw: str
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,18 @@ def scale_at(spec: InferencePipelineSpec, index: int, weight: int) -> int:
 
 
 def describe(step: CanaryStep) -> str:
-    """``setWeight 20``, ``setCanaryScale 50``, ``pause 30s``, ``pause`` or ``analysis``."""
+    """``setWeight 20%``, ``setCanaryScale 50``, ``pause 30s``, ``pause (until promote)`` or
+    ``analysis error-rate, p99``: for messages and the plugin's list of steps."""
     if step.set_weight is not None:
-        return f"setWeight {step.set_weight}"
+        return f"setWeight {step.set_weight}%"
     if step.set_canary_scale is not None:
         fixed = step.set_canary_scale.weight
         return "setCanaryScale matchTrafficWeight" if fixed is None else f"setCanaryScale {fixed}"
     if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause"
-    return "analysis"
+        return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
+    if step.analysis is not None:
+        return "analysis " + ", ".join(m.name for m in step.analysis.metrics)
+    return "?"
 
 
 def fraction(index: int, spec: InferencePipelineSpec) -> str:

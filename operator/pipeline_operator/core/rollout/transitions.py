@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pipeline_operator.api.v1alpha1 import BlueGreen, Phase
+from pipeline_operator.core.revisions import canary_role
 from pipeline_operator.core.rollout.clock import parse, stamp
 from pipeline_operator.core.rollout.context import Run
 from pipeline_operator.core.rollout.steps import scale_at
@@ -38,7 +39,7 @@ def start(run: Run, why: str = "") -> None:
     s.abort_reason = None
     s.analysis = None
     s.phase = Phase.PROGRESSING
-    role = "canary" if run.spec.rollout.strategy == "Canary" else "preview"
+    role = canary_role(run.spec.rollout.strategy)
     suffix = f" ({why})" if why else ""
     run.normal(
         "RolloutStarted",
