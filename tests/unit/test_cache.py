@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
+import kopf
+
+from pipeline_operator.controller.loop import Wakeups, wake_changed
 from pipeline_operator.core.naming import LABEL_PIPELINE
 from pipeline_operator.k8s.cache import (
     GRAPHS,
@@ -22,6 +26,7 @@ from pipeline_operator.k8s.cache import (
     trim_pod,
     world,
 )
+from pipeline_operator.k8s.informers import WATCHED, Listed
 
 NS, NAME = "ml", "clf"
 LABEL = (NS, NAME)
@@ -283,3 +288,35 @@ def test_a_listing_removes_what_it_no_longer_holds() -> None:
     # A listing of another namespace leaves this one alone.
     assert fake.store.prune(SERVICES, "elsewhere", frozenset()) == set()
     assert fake.store.size() == 1
+
+
+def test_a_relist_drops_the_own_writes_it_supersedes() -> None:
+    """A watch error, then a relist: the child written at version 11 was deleted meanwhile (no
+    DELETED event came), so the listing lacks it and the view must too; a write newer than
+    the listing stays laid over it."""
+    fake = Fake()
+    fake.show(SERVICES, service("b", 5))
+    fake.writes.record(NS, NAME, service("a", 11))
+    fake.writes.record(NS, NAME, service("c", 25))
+    assert {c["metadata"]["name"] for c in fake.view().children} == {"a", "b", "c"}
+
+    fake.show(SERVICES, service("b", 5))  # the relist, as of version 20
+    assert fake.writes.listed("InferenceService", NS, 20) == {(NS, NAME)}
+    assert {c["metadata"]["name"] for c in fake.view().children} == {"b", "c"}
+    # Other kinds' records, and other namespaces' listings, are left alone.
+    fake.writes.record(NS, NAME, pipeline(12, phase="Healthy"))
+    assert fake.writes.listed("InferenceService", "elsewhere", 30) == set()
+    assert fake.writes.listed("InferenceService", NS, 20) == set()
+    assert fake.view().pipeline["status"] == {"phase": "Healthy"}
+
+
+def test_a_relist_that_drops_an_own_write_wakes_its_pipeline() -> None:
+    fake = Fake()
+    memo = kopf.Memo(store=fake.store, wakeups=Wakeups(), reconciler=SimpleNamespace())
+    memo.reconciler.writes = fake.writes
+    woken = memo.wakeups.event(NS, NAME)
+    fake.writes.record(NS, NAME, service("a", 11))
+    services = next(r for r in WATCHED if r.kind is SERVICES)
+    wake_changed(memo, set(), Listed(services, NS, frozenset(), 20))
+    assert woken.is_set()
+    assert fake.view().children == ()

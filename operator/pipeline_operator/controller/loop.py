@@ -24,7 +24,7 @@ from pipeline_operator.core.naming import LABEL_PIPELINE
 from pipeline_operator.k8s import cache
 from pipeline_operator.k8s.cache import OWNED, Label, OwnWrites, Store
 from pipeline_operator.k8s.client import ConflictError, NotLeadingError
-from pipeline_operator.k8s.informers import Change
+from pipeline_operator.k8s.informers import Change, Listed
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +151,21 @@ async def _until(awaitable: Any, stopped: kopf.DaemonStopped, delay: float | Non
 # -- what wakes a pipeline ---------------------------------------------------------------------
 
 
-def wake_changed(memo: kopf.Memo, changed: set[Label], change: Change | None) -> None:
+def wake_changed(memo: kopf.Memo, changed: set[Label], change: Change | Listed | None) -> None:
     """Wake the pipelines whose view changed. A child or snapshot the watch saw deleted
     also wakes its owner (named by its owner reference, or by its pipeline label once that
-    was removed), and outranks an older write of the operator still in the cache's overlay."""
+    was removed), and outranks an older write of the operator still in the cache's overlay;
+    a listing drops the writes it supersedes and wakes their pipelines."""
     for namespace, label in changed:
         for name in memo.store.pipelines((namespace, label)):
             memo.wakeups.wake(namespace, name)
+    if isinstance(change, Listed):
+        writes: OwnWrites = memo.reconciler.writes
+        for namespace, name in writes.listed(
+            change.resource.kind.name, change.namespace, change.version
+        ):
+            memo.wakeups.wake(namespace, name)
+        return
     if change is None or change.type != "DELETED" or change.resource.kind not in OWNED:
         return
     meta = change.body.get("metadata", {})

@@ -389,6 +389,24 @@ class OwnWrites:
             if known is None or known.version <= written.version:
                 pending[key] = written
 
+    def listed(self, kind: str, namespace: str | None, version: int) -> set[tuple[str, str]]:
+        """A listing of ``kind`` in ``namespace`` (None: every namespace) as of ``version``:
+        drop the records of that kind it supersedes. An object the listing holds is cached at
+        that version or a newer one; one it lacks was deleted since the write (a relist after
+        a watch error sees no DELETED event), and its record must not keep it in the view.
+        Returns the pipelines whose records it dropped: their views changed."""
+        dropped: set[tuple[str, str]] = set()
+        with self._lock:
+            for (ns, pipeline), pending in self._pending.items():
+                if namespace not in (None, ns):
+                    continue
+                stale = [k for k, w in pending.items() if k[0] == kind and w.version <= version]
+                for key in stale:
+                    del pending[key]
+                if stale:
+                    dropped.add((ns, pipeline))
+        return dropped
+
     def merge(self, namespace: str, pipeline: str, objects: Iterable[Cached]) -> dict[Key, Cached]:
         """``objects`` by key with this pipeline's records laid over them."""
         out = {key_of(c.body): c for c in objects}

@@ -95,11 +95,12 @@ class Page:
 @dataclass(frozen=True)
 class Listed:
     """A listing of ``resource`` in ``namespace`` (None: every namespace) is complete: it
-    held the objects ``uids``, and no others."""
+    held the objects ``uids``, and no others, as of resourceVersion ``version``."""
 
     resource: Resource
     namespace: str | None
     uids: frozenset[str]
+    version: int
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,10 @@ class Informer:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
-        self.deliver(Listed(self.resource, self.namespace, frozenset(uids)))
-        return str((page.get("metadata") or {}).get("resourceVersion") or "")
+        listed = str((page.get("metadata") or {}).get("resourceVersion") or "")
+        version = int(listed) if listed.isdigit() else 0
+        self.deliver(Listed(self.resource, self.namespace, frozenset(uids), version))
+        return listed
 
     def _watch(self, version: str) -> str:
         """Watch from ``version`` until the apiserver ends the request; the last version."""
@@ -244,7 +247,7 @@ class Watches:
     """Every informer of the operator, feeding one store on the event loop.
 
     ``on_change`` gets, for each update, the labels of the pipelines whose view it changed,
-    and the watch event itself (None for a listing).
+    and the watch event or the end of a listing (None for a page).
     """
 
     def __init__(
@@ -252,7 +255,7 @@ class Watches:
         api: client.ApiClient,
         namespaces: list[str | None],
         store: Store,
-        on_change: Callable[[set[Label], Change | None], None],
+        on_change: Callable[[set[Label], Change | Listed | None], None],
     ) -> None:
         self.store, self.on_change = store, on_change
         self.informers = [
@@ -309,4 +312,4 @@ class Watches:
             changed = self.store.delete(str(update.body.get("metadata", {}).get("uid")))
         else:
             changed = self.store.put(kind, update.body)
-        self.on_change(changed, update if isinstance(update, Change) else None)
+        self.on_change(changed, None if isinstance(update, Page) else update)
