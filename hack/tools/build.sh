@@ -44,11 +44,24 @@ kube_ldflags() {
   echo "$flags"
 }
 
+# Helm's default Kubernetes version (`helm template`, `helm lint`, a chart's kubeVersion check)
+# is stamped at build time from the client-go it is built with, as Helm's own release does.
+helm_ldflags() {
+  local minor
+  minor=$(sed -nE 's#^\s*k8s.io/client-go v0\.([0-9]+)\..*#\1#p' "$here/helm/go.mod")
+  local flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  flags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    flags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  echo "$flags"
+}
+
 declare -A ldflags=(
   [kubernetes]="$(kube_ldflags)"
   [etcd]="-s -w"
   [kwok]="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBERNETES_VERSION#v}"
-  [helm]="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  [helm]="$(helm_ldflags)"
   [kserve]="-s -w"
   [kserve-floor]="-s -w"
   [prometheus]="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"

@@ -65,3 +65,14 @@ def test_a_malformed_or_negative_quantity_is_refused(
     assert result.returncode != 0
     assert "spec.stages[0].resources.cpu" in result.stderr
     assert "spec.stages[0].resources.memory" in result.stderr
+
+
+def test_pipelines_are_not_in_the_all_category(cluster: Cluster, namespace: str) -> None:
+    """`kubectl delete all --all` must not reach pipelines (nor, through garbage collection,
+    the InferenceServices they own); their own category lists them."""
+    body = pipeline("kept", namespace, MINIMAL)
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    listed = cluster.kubectl("get", "all", "-n", namespace, "-o", "name").stdout
+    assert "inferencepipeline" not in listed
+    own = cluster.kubectl("get", "kserve-pipelines", "-n", namespace, "-o", "name").stdout
+    assert own.split() == ["inferencepipeline.pipelines.inference.dev/kept"]

@@ -562,6 +562,24 @@ def test_crd_is_templated_and_kept_on_uninstall(helm: Helm) -> None:
     assert not [o for o in without if o["kind"] == "CustomResourceDefinition"]
 
 
+def test_the_command_policy_can_be_turned_off_alone(helm: Helm) -> None:
+    def kinds(*extra: str) -> set[str]:
+        return {o["kind"] for o in helm.template("default", *extra)}
+
+    assert {"CustomResourceDefinition", "ValidatingAdmissionPolicy"} <= kinds()
+    without = kinds("--set", "commandPolicy.enabled=false")
+    assert "CustomResourceDefinition" in without
+    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & without
+
+
+def test_the_chart_refuses_a_kubernetes_without_admission_policies(helm: Helm) -> None:
+    """ValidatingAdmissionPolicy is GA (admissionregistration.k8s.io/v1) from 1.30."""
+    old = helm.run("template", "ipl", str(CHART), "--kube-version", "1.29.0", check=False)
+    assert old.returncode != 0
+    assert "kubeVersion" in old.stderr
+    helm.run("template", "ipl", str(CHART), "--kube-version", "1.30.0")
+
+
 # -- a real helm install -------------------------------------------------------------------
 
 

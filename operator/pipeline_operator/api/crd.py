@@ -126,7 +126,9 @@ def crd() -> dict[str, Any]:
                 "plural": api.PLURAL,
                 "singular": api.SINGULAR,
                 "shortNames": api.SHORT_NAMES,
-                "categories": ["all", "kserve-pipelines"],
+                # Not in `all`: `kubectl delete all --all` must not take the pipelines, and
+                # with them (garbage collection) every InferenceService they own.
+                "categories": ["kserve-pipelines"],
             },
             "scope": "Namespaced",
             "versions": [
@@ -193,15 +195,16 @@ def render_policy_plain() -> str:
 
 
 def render_policy_chart() -> str:
-    """The chart's template of the command admission policy, behind crds.enabled with the CRD
-    (one per cluster, like the CRD)."""
+    """The chart's template of the command admission policy: with the CRD (crds.enabled; one
+    per cluster, like the CRD), unless commandPolicy.enabled turns it off on its own."""
     labels = '  labels:\n    {{- include "inference-pipelines.labels" . | nindent 4 }}\n'
     docs = []
     for body in (admission.policy(), admission.binding()):
         text = yaml.safe_dump(body, sort_keys=False, width=100)
         metadata_line = f"metadata:\n  name: {body['metadata']['name']}\n"
         docs.append(text.replace(metadata_line, metadata_line + labels))
-    return HEADER + "{{- if .Values.crds.enabled }}\n" + "---\n".join(docs) + "{{- end }}\n"
+    condition = "{{- if and .Values.crds.enabled .Values.commandPolicy.enabled }}\n"
+    return HEADER + condition + "---\n".join(docs) + "{{- end }}\n"
 
 
 def generated() -> tuple[tuple[Path, str], ...]:
