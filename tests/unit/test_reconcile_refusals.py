@@ -103,3 +103,20 @@ def test_a_refused_canary_waits_and_its_progress_deadline_aborts_naming_the_refu
     status = kube.pipeline["status"]
     assert status["phase"] == "Aborted"
     assert REFUSAL in status["abortReason"]
+
+
+def test_a_spec_the_models_refuse_reads_like_every_other_invalid_spec() -> None:
+    """One prefix and one path style (``steps[1]``) for every invalid spec, whichever check
+    finds it."""
+    body = pipeline()
+    metric = {"name": "ok", "query": "up", "successCondition": "result >"}
+    steps = [{"setWeight": 20}, {"analysis": {"metrics": [metric]}}]
+    body["spec"]["rollout"]["canary"] = {"steps": steps}
+    kube = FakeKube(body)
+    reconcile(Reconciler(kube, OperatorSettings()), kube)  # type: ignore[arg-type]
+    status = kube.pipeline["status"]
+    assert status["phase"] == "Degraded"
+    assert status["message"].startswith(
+        "invalid spec: spec.rollout.canary.steps[1].analysis.metrics[0].successCondition: "
+    )
+    assert ready_condition(kube)["reason"] == "InvalidSpec"

@@ -134,6 +134,25 @@ def test_walk_setweight_timed_pause_setweight_pause_to_full() -> None:
     assert condition(world, "Ready") == ("True", "Ready")
 
 
+def test_a_pause_under_way_stays_paused_while_the_router_rolls_out_again() -> None:
+    """A hand edit of the graph, reverted mid-pause, restarts the router: until it serves the
+    weight again the phase says Paused, as the message does."""
+    world = healthy(canary(*WALK))
+    world.desired = "r2"
+    world.tick()
+    world.ready["r2"] = True
+    world.tick()
+    world.advance(30)
+    world.tick()
+    assert world.status.message == "canary r2 at 50%, step 4/5: paused until promote"
+    world.router_follows, world.served = False, {"r1": 100}
+    world.advance(5)
+    world.tick()
+    assert world.status.phase == Phase.PAUSED
+    assert world.status.message == "canary r2 at 50%, step 4/5: paused until promote"
+    assert condition(world, "Progressing") == ("True", "RolloutPaused")
+
+
 def test_rerun_on_own_output_changes_nothing() -> None:
     world = healthy(canary(*WALK))
     world.desired = "r2"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pydantic import ValidationError
+
 from pipeline_operator.api import gjson
 from pipeline_operator.api.success_condition import ConditionError, compile_condition
 from pipeline_operator.api.v1alpha1 import (
@@ -158,6 +160,18 @@ def check_reachability(graph: Graph) -> Iterator[str]:
     for i, node in enumerate(graph.nodes):
         if node.name not in seen:
             yield f"{node_path(i, node)}: not reachable from root node {graph.root}"
+
+
+def unreadable(err: ValidationError) -> list[str]:
+    """A spec the models refuse, one problem per field, each named the way :func:`validate`
+    names them (``spec.rollout.canary.steps[1].pause``)."""
+    problems = []
+    for error in err.errors():
+        path = "spec" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        )
+        problems.append(f"{path}: {error['msg']}")
+    return problems
 
 
 def validate(spec: InferencePipelineSpec) -> list[str]:

@@ -52,20 +52,13 @@ def load_documents(text: str, source: str) -> list[dict[str, Any]]:
     return pipelines
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = "spec"
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def parse_spec(doc: dict[str, Any], source: str) -> InferencePipelineSpec:
     """The spec, or one error line naming every invalid field (as the apiserver would)."""
     name = (doc.get("metadata") or {}).get("name", "?")
     try:
         spec = InferencePipelineSpec.model_validate(doc.get("spec") or {})
     except ValidationError as err:
-        problems = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(validation.unreadable(err))
         raise CliError(f"{source}: {KIND} {name}: {problems}") from None
     problems_list = validation.validate(spec)
     if problems_list:

@@ -41,7 +41,7 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     RouterStatus,
 )
-from pipeline_operator.api.validation import lint, validate
+from pipeline_operator.api.validation import lint, unreadable, validate
 from pipeline_operator.core.naming import graph_name, revision_of
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
@@ -312,7 +312,8 @@ class Reconciler:
         try:
             spec = InferencePipelineSpec.model_validate(pipeline["spec"])
         except ValidationError as err:
-            return Stop(basis, Invalid("InvalidSpec", _unreadable(err)))
+            problems = "; ".join(unreadable(err))
+            return Stop(basis, Invalid("InvalidSpec", f"invalid spec: {problems}"))
 
         invalid = "; ".join(validate(spec)) or None
         desired = revision_of(spec)
@@ -684,7 +685,3 @@ def _due(seen: Observed) -> tuple[Any, ...]:
     status = seen.basis.status
     rollout = (status.canary_revision, status.current_step_index)
     return (*rollout, *(m.name for m in seen.due))
-
-
-def _unreadable(err: ValidationError) -> str:
-    return "; ".join(f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())

@@ -84,7 +84,9 @@ def _routed(run: Run) -> bool:
         return True
     if s.paused_at is None and s.analysis is None:
         s.step_started_at = run.stamp
-    s.phase = Phase.PROGRESSING
+    # A pause already under way stays one (its clock runs on) while the router rolls out
+    # again, e.g. after a hand edit of the graph was reverted: phase and message agree.
+    s.phase = Phase.PAUSED if s.paused_at is not None else Phase.PROGRESSING
     run.wake_at(run.now + transitions.ROUTER_POLL)
     return False
 
