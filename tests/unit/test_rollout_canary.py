@@ -153,6 +153,36 @@ def test_a_pause_under_way_stays_paused_while_the_router_rolls_out_again() -> No
     assert condition(world, "Progressing") == ("True", "RolloutPaused")
 
 
+def test_a_fix_for_a_first_deployment_that_never_came_up_replaces_it_at_once() -> None:
+    """Nothing of r1 ever served: a canary of r2 would send 80% of requests to it and wait
+    for a promote. r2 becomes the stable revision at once."""
+    world = canary(CanaryStep(set_weight=20), CanaryStep(pause=Pause()), deadline=60)
+    world.tick()
+    world.advance(61)
+    world.tick()
+    assert world.status.phase == Phase.DEGRADED
+    world.desired, world.ready["r2"] = "r2", True
+    fixed = world.tick()
+    assert reasons(fixed) == ["Deploying"]
+    assert "in place of r1, which never became Ready" in fixed.events[0].message
+    assert world.status.canary_revision is None
+    assert weights(world) == [("r2", 100)]
+    assert active_revisions(world.status) == ["r2"]
+    assert world.status.phase == Phase.HEALTHY
+    assert world.status.stable_ready_at is not None
+
+
+def test_a_stable_revision_that_served_once_is_still_rolled_out_over() -> None:
+    """A revision that was Ready and is not now (a node lost) keeps the canary's protection."""
+    world = healthy(canary(CanaryStep(set_weight=20), CanaryStep(pause=Pause())))
+    world.ready["r1"] = False
+    world.tick()
+    world.desired, world.ready["r2"] = "r2", True
+    world.tick()
+    assert world.status.canary_revision == "r2"
+    assert weights(world) == [("r1", 80), ("r2", 20)]
+
+
 def test_rerun_on_own_output_changes_nothing() -> None:
     world = healthy(canary(*WALK))
     world.desired = "r2"

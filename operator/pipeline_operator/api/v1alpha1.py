@@ -686,6 +686,12 @@ class InferencePipelineStatus(StatusModel):
     phase: Phase | None = None
     message: str = ""
     stable_revision: str | None = None
+    stable_ready_at: str | None = Field(
+        default=None,
+        description="When the stable revision was first seen Ready. None: it never was (a "
+        "first deployment that did not come up), and a new revision then replaces it at once, "
+        "without a rollout.",
+    )
     canary_revision: str | None = Field(
         default=None, description="The revision being rolled out (blue-green: the preview)."
     )

@@ -115,11 +115,27 @@ def _follow_spec(run: Run) -> None:
         if s.canary_revision is not None:
             transitions.revert(run)
         return
+    if _never_served(run):
+        transitions.replace_stable(run)
+        return
     if s.canary_revision != desired:
         replaced = s.canary_revision if canary_active(s) else None
         transitions.start(run, why=f"replaces {replaced}" if replaced else "")
     elif canary_active(s) and run.before.strategy not in (None, run.spec.rollout.strategy):
         transitions.start(run, why=f"strategy changed to {run.spec.rollout.strategy}")
+
+
+def _never_served(run: Run) -> bool:
+    """Whether the stable revision is a first deployment that has never been Ready (and is
+    not now), with no rollout under way: nothing of it serves, so a fix replaces it at once
+    rather than through a canary that would send most requests to it."""
+    s = run.status
+    return (
+        s.stable_ready_at is None
+        and s.canary_revision is None
+        and s.phase != Phase.HEALTHY
+        and not run.ready(s.stable_revision)
+    )
 
 
 def _settle(run: Run) -> None:
@@ -130,6 +146,7 @@ def _settle(run: Run) -> None:
     if run.ready(s.stable_revision):
         s.phase = Phase.HEALTHY if s.pending_revision is None else Phase.PAUSED
         s.waiting_since = None
+        s.stable_ready_at = s.stable_ready_at or run.stamp
     elif s.phase == Phase.PROGRESSING:
         _first_deployment_deadline(run)
     else:

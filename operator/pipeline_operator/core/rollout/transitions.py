@@ -47,6 +47,20 @@ def start(run: Run, why: str = "") -> None:
     )
 
 
+def replace_stable(run: Run) -> None:
+    """The stable revision never came up: the desired one takes its place at once (its
+    objects are removed with it; nothing of it served)."""
+    s = run.status
+    old, desired = s.stable_revision, run.obs.desired_revision
+    _reset(run)
+    s.stable_revision = desired
+    s.abort_reason = None
+    s.phase = Phase.PROGRESSING
+    run.normal(
+        "Deploying", f"deploying revision {desired} in place of {old}, which never became Ready"
+    )
+
+
 def revert(run: Run) -> None:
     """The spec is back at the stable revision: drop the canary (in flight or aborted)."""
     s = run.status
@@ -114,6 +128,7 @@ def promote(run: Run) -> None:
     old, new = s.stable_revision, s.canary_revision
     _reset(run)
     s.stable_revision = new
+    s.stable_ready_at = run.stamp if run.ready(new) else None
     s.canary_revision = None
     s.abort_reason = None
     s.phase = Phase.HEALTHY
