@@ -175,3 +175,86 @@ def test_example_serves_through_pods(
     url = wait_for(lambda: graph_url(cluster, namespace, name), 60, f"the Service of {name}")
     check = check_text_classifier if example == README else CHECKS[example.parent.name]
     check(url, example_models)
+
+
+def one_stage(namespace: str, name: str, container: dict) -> dict:
+    """A pipeline of one custom container on the real ``cpu`` node."""
+    return {
+        "apiVersion": "pipelines.inference.dev/v1alpha1",
+        "kind": "InferencePipeline",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "nodePools": [{"name": "cpu", "nodeSelector": {"pipelines.inference.dev/pool": "cpu"}}],
+            "stages": [
+                {
+                    "name": "m",
+                    "predictor": {"container": container},
+                    "resources": {"cpu": "100m", "memory": "512Mi"},
+                    "nodePool": "cpu",
+                }
+            ],
+        },
+    }
+
+
+def test_a_container_that_cannot_start_is_named_in_status_and_an_event(
+    cluster: Cluster, namespace: str, operator_release: str
+) -> None:
+    """No registry is reachable: an image no node holds never pulls. The kubelet's reason
+    reaches the stage's status message and a Warning Event, as a scheduling failure does."""
+    p.apply(cluster, one_stage(namespace, "stuck", {"image": "example.invalid/server:1"}))
+
+    def stuck() -> dict | None:
+        revisions = p.status(cluster, namespace, "stuck").get("revisions") or [{}]
+        stage = (revisions[0].get("stages") or [{}])[0]
+        return stage if "ImagePull" in stage.get("containerError", "") else None
+
+    stage = wait_for(stuck, 240, "the stage's container error in status")
+    assert stage["containerError"].startswith("kserve-container: ")
+    assert stage["containerError"] in stage["message"]
+    wait_for(
+        lambda: "ContainersFailing" in p.events(cluster, namespace, "stuck"),
+        60,
+        "a ContainersFailing Event",
+    )
+
+
+def test_a_container_may_be_told_to_run_as_root(
+    cluster: Cluster, namespace: str, operator_release: str
+) -> None:
+    """A third-party server image that needs root: securityContext says so, and the kubelet
+    starts it as root (the restricted profile's other settings stay)."""
+    container = {
+        "image": "ghcr.io/inference-pipelines/predictors:0.1.0-onnx",
+        "command": [
+            "python",
+            "-c",
+            "import os, time; print(os.getuid(), flush=True); time.sleep(3600)",
+        ],
+        "securityContext": {"runAsNonRoot": False, "runAsUser": 0},
+    }
+    p.apply(cluster, one_stage(namespace, "root", container))
+
+    def started() -> list[dict] | None:
+        pods = kubectl_json(
+            cluster, "get", "pods", "-n", namespace, "-l", "serving.kserve.io/inferenceservice"
+        )["items"]
+        running = [
+            pod
+            for pod in pods
+            if any(
+                (s.get("state") or {}).get("running")
+                for s in pod["status"].get("containerStatuses") or []
+            )
+        ]
+        return running or None
+
+    [pod] = wait_for(started, 240, "the root container running")
+    [main] = [c for c in pod["spec"]["containers"] if c["name"] == "kserve-container"]
+    assert main["securityContext"]["runAsUser"] == 0
+    assert "runAsNonRoot" not in main["securityContext"]
+    assert main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    logs = cluster.kubectl(
+        "logs", "-n", namespace, pod["metadata"]["name"], "-c", "kserve-container"
+    ).stdout
+    assert logs.split()[0] == "0"

@@ -66,3 +66,14 @@ def test_a_condition_is_admitted_on_later_sequence_steps_only() -> None:
         "spec.graph.nodes[0]: condition is required on every step of a Switch node, allowed "
         "on the steps of a Sequence after the first, and nowhere else"
     ]
+
+
+def test_root_is_refused_unless_run_as_non_root_is_turned_off() -> None:
+    def spec(security: dict) -> dict:
+        container = {"image": "m:1", "securityContext": security}
+        return {"stages": [{"name": "m", "predictor": {"container": container}}]}
+
+    [refusal] = admit(spec({"runAsUser": 0}))
+    assert refusal.endswith("runAsUser 0 is root: set runAsNonRoot to false to run as root")
+    assert admit(spec({"runAsUser": 0, "runAsNonRoot": False})) == []
+    assert admit(spec({"runAsUser": 1000})) == []

@@ -167,6 +167,28 @@ def test_container_predictor() -> None:
     assert container["securityContext"] == HARDENED
 
 
+def test_a_container_may_run_as_a_user_it_names_root_included() -> None:
+    security = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0}
+    stage = {
+        "name": "tok",
+        "predictor": {"container": {**CONTAINER["container"], "securityContext": security}},
+    }
+    [container] = isvc(stage)["spec"]["predictor"]["containers"]
+    assert container["securityContext"] == {
+        **{k: v for k, v in HARDENED.items() if k != "runAsNonRoot"},
+        "runAsUser": 0,
+        "runAsGroup": 0,
+    }
+    named = {
+        "name": "tok",
+        "predictor": {
+            "container": {**CONTAINER["container"], "securityContext": {"runAsUser": 1000}}
+        },
+    }
+    [container] = isvc(named)["spec"]["predictor"]["containers"]
+    assert container["securityContext"] == {**HARDENED, "runAsUser": 1000}
+
+
 def test_every_container_knows_its_pipeline_stage_and_revision() -> None:
     stage = {"name": "clf", "predictor": MODEL, "transformer": {"image": "pre:1"}}
     body = isvc(stage)["spec"]

@@ -8,6 +8,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus, StageStatus
 from pipeline_operator.core.observe import pods
 from pipeline_operator.core.observe.readiness import readiness
+from pipeline_operator.k8s.cache import trim_pod
 
 WHY = "0/6 nodes are available: 2 Insufficient nvidia.com/gpu, 4 node(s) didn't match selector"
 
@@ -74,3 +75,29 @@ def test_unschedulable_pods_are_reported_once_per_change() -> None:
     assert message == f"revision r1 stage m: 1 pod(s) Pending: {WHY}"
     assert pods.report(revision(WHY, 1), revision(WHY, 2)) is None
     assert pods.report(revision(WHY, 1), revision()) is None
+
+
+def stuck_pod(service_name: str, reason: str, message: str) -> dict[str, Any]:
+    body = pod(service_name)
+    body["status"]["conditions"][1]["status"] = "False"
+    waiting = {"reason": reason, "message": message}
+    body["status"]["containerStatuses"] = [
+        {"name": "kserve-container", "state": {"waiting": waiting}}
+    ]
+    return body
+
+
+def test_a_container_stuck_in_an_error_is_named_in_the_stage_and_reported_once() -> None:
+    why = "container has runAsNonRoot and image will run as root"
+    listed = [trim_pod(stuck_pod("p-m-r1", "CreateContainerConfigError", why))]
+    listed.append(trim_pod(stuck_pod("p-m-r1", "ContainerCreating", "")))  # only slow
+    seen = readiness("p", {"r1": SPEC}, [service("p-m-r1", 1)], pods.by_component(listed))
+    [stage] = seen.revisions[0].stages
+    error = f"kserve-container: CreateContainerConfigError: {why}"
+    assert stage.container_error == error
+    assert not stage.ready and stage.message == f"0/1 pods ready: {error}"
+    assert error in seen.reasons["r1"]
+
+    assert pods.report_failing([], seen.revisions) == f"revision r1 stage m: {error}"
+    assert pods.report_failing(seen.revisions, seen.revisions) is None
+    assert pods.report(revision(), seen.revisions) is None  # nothing unschedulable

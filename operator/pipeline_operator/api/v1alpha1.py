@@ -163,6 +163,28 @@ class ModelSpec(ApiModel):
     env: list[EnvVar] = Field(default_factory=list, max_length=64)
 
 
+class ContainerSecurity(ApiModel):
+    """Who a custom container runs as. The rest of the restricted profile (no privilege
+    escalation, every capability dropped, the runtime's seccomp profile) always applies."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!(self.runAsNonRoot && has(self.runAsUser) && self.runAsUser == 0)",
+                "runAsUser 0 is root: set runAsNonRoot to false to run as root",
+            ),
+        )
+    )
+
+    run_as_non_root: bool = Field(
+        default=True,
+        description="Refuse to start an image that would run as root (false: a third-party "
+        "server image that needs root).",
+    )
+    run_as_user: int | None = Field(default=None, ge=0, le=2147483647)
+    run_as_group: int | None = Field(default=None, ge=0, le=2147483647)
+
+
 class ContainerSpec(ApiModel):
     """A custom model server container (a KServe custom predictor or a transformer)."""
 
@@ -178,6 +200,9 @@ class ContainerSpec(ApiModel):
         description="Files the container reads (a model, a tokenizer): KServe's storage "
         "initializer puts them at /mnt/models before the container starts (the container's "
         "STORAGE_URI), e.g. pvc://models/sentiment-v1.",
+    )
+    security_context: ContainerSecurity | None = Field(
+        default=None, description="Who the container runs as (default: any non-root user)."
     )
 
 
@@ -618,6 +643,12 @@ class StageStatus(StatusModel):
         default="",
         description="Why the scheduler cannot place the pending pods (their PodScheduled "
         "condition), e.g. `0/6 nodes are available: 2 Insufficient nvidia.com/gpu, ...`.",
+    )
+    container_error: str = Field(
+        default="",
+        description="Why a container of the stage's pods does not run (waiting in an error "
+        "state), e.g. `kserve-container: CreateContainerConfigError: container has "
+        "runAsNonRoot and image will run as root`.",
     )
 
 

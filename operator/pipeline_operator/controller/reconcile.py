@@ -490,10 +490,13 @@ class Reconciler:
         if refusal is not None:
             log.warning("%s/%s: %s", basis.owner.namespace, name, refusal)
             self.kube.post_event(basis.pipeline, "Warning", refusals.REASON, refusal)
-        unschedulable = pods.report(basis.status.revisions, new_status.revisions)
-        if unschedulable is not None:
-            log.warning("%s/%s: %s", basis.owner.namespace, name, unschedulable)
-            self.kube.post_event(basis.pipeline, "Warning", pods.REASON, unschedulable)
+        for reason, report in (
+            (pods.REASON, pods.report(basis.status.revisions, new_status.revisions)),
+            (pods.FAILING, pods.report_failing(basis.status.revisions, new_status.revisions)),
+        ):
+            if report is not None:
+                log.warning("%s/%s: %s", basis.owner.namespace, name, report)
+                self.kube.post_event(basis.pipeline, "Warning", reason, report)
         self._export(basis.owner.namespace, name, new_status)
         waits = [w for w in (decision.requeue_after, applied.requeue_after) if w is not None]
         return min(waits, default=None)

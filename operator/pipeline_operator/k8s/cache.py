@@ -20,7 +20,12 @@ from typing import Any
 
 from pipeline_operator.api.v1alpha1 import KIND
 from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name, graph_name
-from pipeline_operator.core.observe.pods import COMPONENT_LABEL, GRAPH_LABEL, SERVICE_LABEL
+from pipeline_operator.core.observe.pods import (
+    COMPONENT_LABEL,
+    GRAPH_LABEL,
+    SERVICE_LABEL,
+    STUCK,
+)
 
 ROUTER_LABEL = GRAPH_LABEL  # on the router Deployment KServe creates
 POD_CONDITIONS = ("Ready", "PodScheduled")
@@ -168,11 +173,11 @@ def trim_revision(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """A stage's or router's pod: its InferenceService and component (or graph), phase, Ready
-    and PodScheduled, and whether it is being deleted."""
+    and PodScheduled, the containers stuck in an error, and whether it is being deleted."""
     labels = body.get("metadata", {}).get("labels") or {}
     status = body.get("status") or {}
     kept = (SERVICE_LABEL, COMPONENT_LABEL, GRAPH_LABEL)
-    return {
+    trimmed: dict[str, Any] = {
         "metadata": {
             "labels": {k: labels[k] for k in kept if k in labels},
             **_meta(body, "deletionTimestamp"),
@@ -186,6 +191,14 @@ def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
             ],
         },
     }
+    stuck = [
+        {"name": c.get("name"), "reason": waiting["reason"], "message": waiting.get("message", "")}
+        for c in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]
+        if (waiting := (c.get("state") or {}).get("waiting") or {}).get("reason") in STUCK
+    ]
+    if stuck:
+        trimmed["status"]["stuck"] = stuck
+    return trimmed
 
 
 def trim_router(body: Mapping[str, Any]) -> dict[str, Any]:

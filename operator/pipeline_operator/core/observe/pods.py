@@ -16,6 +16,19 @@ COMPONENT_LABEL = "component"  # predictor or transformer
 GRAPH_LABEL = "serving.kserve.io/inferencegraph"  # on a graph's router Deployment and pods
 FINISHED_PHASES = ("Succeeded", "Failed")
 REASON = "Unschedulable"
+FAILING = "ContainersFailing"
+STUCK = frozenset(
+    {
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "RunContainerError",
+    }
+)
+"""Waiting reasons of a container that will not run without a change (not a slow start)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,7 @@ class Pods:
     ready: int = 0
     pending: int = 0
     unschedulable: str = ""
+    failing: str = ""
 
 
 def draining_routers(pods: Iterable[dict[str, Any]], graph: str) -> int:
@@ -58,10 +72,13 @@ def by_component(pods: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Pods]:
         scheduled = condition(pod, "PodScheduled") or {}
         pending = (pod.get("status") or {}).get("phase") == "Pending"
         why = scheduled.get("message", "") if scheduled.get("status") == "False" else ""
+        stuck = (pod.get("status") or {}).get("stuck") or []
+        failing = ": ".join(p for p in stuck[0].values() if p) if stuck else ""
         out[key] = Pods(
             ready=seen.ready + (ready.get("status") == "True"),
             pending=seen.pending + pending,
             unschedulable=seen.unschedulable or why,
+            failing=seen.failing or failing,
         )
     return out
 
@@ -70,6 +87,16 @@ def unschedulable(revisions: Sequence[RevisionStatus]) -> set[tuple[str, str, st
     """(revision, stage, why) of every stage with pods the scheduler cannot place."""
     return {
         (r.name, s.name, s.unschedulable) for r in revisions for s in r.stages if s.unschedulable
+    }
+
+
+def failing(revisions: Sequence[RevisionStatus]) -> set[tuple[str, str, str]]:
+    """(revision, stage, why) of every stage with a container stuck in an error."""
+    return {
+        (r.name, s.name, s.container_error)
+        for r in revisions
+        for s in r.stages
+        if s.container_error
     }
 
 
@@ -84,3 +111,13 @@ def report(before: Sequence[RevisionStatus], after: Sequence[RevisionStatus]) ->
         f"revision {rev} stage {stage}: {pending[rev, stage]} pod(s) Pending: {why}"
         for rev, stage, why in sorted(now)
     )
+
+
+def report_failing(before: Sequence[RevisionStatus], after: Sequence[RevisionStatus]) -> str | None:
+    """The Warning Event to post when stages have containers stuck in an error (an image
+    that will not pull, a securityContext it cannot start under, a crash loop), once per
+    change of those stages and reasons."""
+    now = failing(after)
+    if not now or now == failing(before):
+        return None
+    return "; ".join(f"revision {rev} stage {stage}: {why}" for rev, stage, why in sorted(now))

@@ -83,6 +83,7 @@ def _stage_status(
         ready_replicas=sum(p.ready for p in seen.values()),
         pending=sum(p.pending for p in seen.values()),
         unschedulable=next((p.unschedulable for p in seen.values() if p.unschedulable), ""),
+        container_error=next((p.failing for p in seen.values() if p.failing), ""),
     )
     ready_pods = min((p.ready for p in seen.values()), default=0)
     condition_ready = condition(service, "Ready")
@@ -102,7 +103,8 @@ def _pod_message(stage: StageStatus) -> str:
     line = f"{stage.ready_replicas}/{stage.replicas} pods ready"
     if stage.pending:
         line += f", {stage.pending} Pending"
-    return f"{line}: {stage.unschedulable}" if stage.unschedulable else line
+    whys = [why for why in (stage.unschedulable, stage.container_error) if why]
+    return ": ".join([line, *whys])
 
 
 def ready_summary(revisions: Iterable[RevisionStatus], serving: Iterable[str]) -> str:

@@ -9,6 +9,7 @@ from pipeline_operator.api.v1alpha1 import (
     REVISION_ENV,
     STAGE_ENV,
     STORAGE_URI_ENV,
+    ContainerSecurity,
     ContainerSpec,
     EnvVar,
     ModelSpec,
@@ -28,13 +29,21 @@ def build_identity_env(pipeline: str, stage: str, revision: str) -> list[dict[st
     ]
 
 
-def build_security_context(run_as_non_root: bool = True) -> dict[str, Any]:
-    """A restricted-profile container securityContext."""
+def build_security_context(
+    run_as_non_root: bool = True, security: ContainerSecurity | None = None
+) -> dict[str, Any]:
+    """A restricted-profile container securityContext; ``security`` says who it runs as."""
     out: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    if security is not None:
+        run_as_non_root = security.run_as_non_root
+        if security.run_as_user is not None:
+            out["runAsUser"] = security.run_as_user
+        if security.run_as_group is not None:
+            out["runAsGroup"] = security.run_as_group
     if run_as_non_root:
         out["runAsNonRoot"] = True
     return out
@@ -69,7 +78,7 @@ def build_container(
         out["env"].append({"name": STORAGE_URI_ENV, "value": container.storage_uri})
     out["ports"] = [{"name": "http1", "containerPort": container.port, "protocol": "TCP"}]
     out["resources"] = resources
-    out["securityContext"] = build_security_context()
+    out["securityContext"] = build_security_context(security=container.security_context)
     return out
 
 
