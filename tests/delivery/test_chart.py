@@ -256,7 +256,11 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
     ]
-    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    # Beside it, the leader Lease's Role alone: even one replica elects.
+    leader = [o for o in objects if o["metadata"]["name"].endswith("-leader")]
+    assert rules_of(leader_role(leader)[0]) == LEASE_RULES
+    others = [o for o in objects if o["kind"] in ("Role", "RoleBinding") and o not in leader]
+    assert others == []
 
 
 def leader_role(objects: list[dict], namespace: str = "operators") -> tuple[dict, dict]:
@@ -306,10 +310,7 @@ def test_namespaced_rbac_has_no_cluster_wide_access_to_pipelines(helm: Helm, rep
         assert bindings[ns]["subjects"] == [
             {"kind": "ServiceAccount", "name": account["name"], "namespace": "operators"}
         ]
-    if replicas > 1:
-        assert rules_of(leader_role(leader)[0]) == LEASE_RULES
-    else:
-        assert not leader
+    assert rules_of(leader_role(leader)[0]) == LEASE_RULES  # one replica elects too
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -342,22 +343,44 @@ def _settings_from(objects: list[dict], monkeypatch: pytest.MonkeyPatch) -> Oper
     return parse_args(main["args"])
 
 
-def test_default_deployment_watches_the_cluster_alone(
+def test_default_deployment_watches_the_cluster_and_elects_even_alone(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One replica holds the Lease too: `kubectl scale` or a helm upgrade to two replicas (a
+    rolling update's surge pod) never runs two unfenced writers."""
     objects = helm.template("default")
     settings = _settings_from(objects, monkeypatch)
     assert settings.namespaces == []
-    assert settings.lease_name is None
+    assert settings.lease_name == "ipl-inference-pipelines"
     assert settings.deployment_mode == "Standard"
     assert (settings.metrics_port, settings.health_port) == (8080, 8081)
     assert settings.resync_seconds == 300
     assert settings.revision_history_limit == 10
     deployment = only(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # A budget of one pod for one replica would block every node drain.
     assert not [o for o in objects if o["kind"] in ("PodDisruptionBudget", "ServiceMonitor")]
-    assert not [o for o in objects if o["kind"] == "Role"]
+
+
+def test_a_standalone_operator_is_one_replica_replaced_by_recreate(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = helm.template("default", "--set", "leaderElection.enabled=false")
+    assert _settings_from(objects, monkeypatch).lease_name is None
+    assert only(objects, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
+    assert not [o for o in objects if o["metadata"]["name"].endswith("-leader")]
+    two = helm.run(
+        "template",
+        "ipl",
+        str(CHART),
+        "--set",
+        "leaderElection.enabled=false",
+        "--set",
+        "replicas=2",
+        check=False,
+    )
+    assert two.returncode != 0 and "set replicas to 1" in two.stderr
 
 
 @pytest.mark.parametrize("username", ["", "analysis"])
@@ -436,7 +459,6 @@ def test_namespaced_deployment_passes_one_flag_per_namespace(
 ) -> None:
     settings = _settings_from(helm.template("namespaced"), monkeypatch)
     assert settings.namespaces == ["team-a", "team-b"]
-    assert settings.lease_name is None
 
 
 def test_ha_deployment_elects_a_leader_and_has_a_disruption_budget(

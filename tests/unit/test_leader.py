@@ -6,9 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from pipeline_operator.controller.leader import LEASE_DURATION, RENEW_DEADLINE, Leadership
 from pipeline_operator.k8s.client import ConflictError
+from pipeline_operator.telemetry import metrics
 
 
 class Leases:
@@ -131,3 +133,46 @@ def test_of_two_standbys_racing_for_an_expired_lease_one_leads(
     leases.read_lease = racing  # type: ignore[method-assign]
     assert not c.try_acquire_or_renew() and not c.leading()
     assert b.leading()
+
+
+def test_a_renewal_that_meets_a_conflict_stops_writing_and_reads_the_lease_again(
+    replicas: tuple[Leases, Clock, Leadership, Leadership],
+) -> None:
+    """A renewal whose answer was lost: the Lease moved on under this replica's own name.
+    It stops writing at once, then reads the Lease, sees itself, and renews (no create)."""
+    leases, clock, a, _ = replicas
+    assert a.try_acquire_or_renew()
+    assert leases.lease is not None
+    leases.version += 1  # the write whose answer never came
+    leases.lease["metadata"]["resourceVersion"] = str(leases.version)
+    clock.now += 2
+    assert not a.try_acquire_or_renew()
+    assert not a.leading()
+    clock.now += 1
+    assert a.try_acquire_or_renew() and a.leading()
+    assert leases.lease["spec"]["leaseTransitions"] == 0
+
+
+def test_a_replica_that_stops_leading_drops_the_pipelines_metrics() -> None:
+    metrics.export_pipeline("ml", "clf", 1, {"r1": 80, "r2": 20}, "Paused")
+    assert (
+        REGISTRY.get_sample_value(
+            "pipeline_operator_traffic_weight",
+            {"namespace": "ml", "pipeline": "clf", "revision": "r2"},
+        )
+        == 20
+    )
+    metrics.forget_pipelines()
+    assert (
+        REGISTRY.get_sample_value(
+            "pipeline_operator_traffic_weight",
+            {"namespace": "ml", "pipeline": "clf", "revision": "r2"},
+        )
+        is None
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "pipeline_operator_rollout_step", {"namespace": "ml", "pipeline": "clf"}
+        )
+        is None
+    )

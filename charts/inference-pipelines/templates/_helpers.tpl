@@ -72,7 +72,10 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote
 
 {{/* "true" when more than one replica runs: they elect the active one through a Lease. */}}
 {{- define "inference-pipelines.leaderElection" -}}
-{{- if gt (int .Values.replicas) 1 }}true{{ end }}
+{{- if .Values.leaderElection.enabled }}true
+{{- else if gt (int .Values.replicas) 1 }}
+{{- fail "leaderElection.enabled=false runs one standalone operator: set replicas to 1" }}
+{{- end }}
 {{- end }}
 
 {{/* The leader Lease's name. */}}

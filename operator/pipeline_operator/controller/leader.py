@@ -120,6 +120,7 @@ class Leadership:
                 self._leading.set()
             elif was and not now:
                 log.warning("no longer leading: lease %s/%s not renewed", self.namespace, self.name)
+                metrics.forget_pipelines()
             metrics.LEADER.set(int(now))
             was = now
             await asyncio.sleep(RETRY if now else RETRY * random.uniform(0.5, 1.5))
@@ -181,8 +182,10 @@ class Leadership:
     def _write(self, started: float, lease: dict[str, Any], create: bool) -> bool:
         try:
             written = self.leases.write_lease(lease, create)
-        except ConflictError:  # another replica wrote first
-            self._lease = None
+        except ConflictError:
+            # Another replica wrote first, or a write of ours whose answer was lost: stop
+            # writing now; the next attempt reads the Lease and tells which.
+            self._lease, self._until = None, 0.0
             return False
         self._lease = written
         self._seen = (written["metadata"].get("resourceVersion"), started)

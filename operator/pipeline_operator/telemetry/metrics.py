@@ -82,3 +82,10 @@ def forget_pipeline(namespace: str, name: str) -> None:
     for value in PHASES:
         with contextlib.suppress(KeyError):
             PHASE.remove(namespace, name, value)
+
+
+def forget_pipelines() -> None:
+    """Drop every pipeline's series: a standby exports none (the leader does), so a replica
+    that stops leading leaves no stale figures behind."""
+    for namespace, name in list(_exported_revisions):
+        forget_pipeline(namespace, name)
