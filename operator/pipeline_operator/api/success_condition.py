@@ -9,6 +9,10 @@ double (``result == 1``, ``0.5 < result``), as in Kubernetes.
 A condition is compiled when the spec is validated: it must parse, name no other variable,
 and give a boolean for sample results, or it is refused with :class:`ConditionError`. A NaN
 result fails every condition.
+
+cel-python comes with the operator (its ``operator`` extra), not with the plugin's base
+install: where it is missing, :data:`AVAILABLE` is False and a spec's conditions are left for
+the operator to check.
 """
 
 from __future__ import annotations
@@ -17,37 +21,52 @@ import math
 import operator
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-import celpy
-from celpy import celtypes
-from celpy.celparser import CELParseError
-from celpy.evaluation import CELEvalError, Result, base_functions
+if TYPE_CHECKING:
+    import celpy
 
 VARIABLE = "result"
 # Results a condition is tried on when compiled: it must be true or false for each.
 _SAMPLES = (0.0, 1.0, -1.0, 0.5)
-_NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+
+
+def _installed() -> bool:
+    try:
+        import celpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+AVAILABLE = _installed()
+"""Whether cel-python is installed: the operator always has it; the plugin may not."""
 
 
 class ConditionError(ValueError):
     """A success condition that is not a valid CEL condition on ``result``."""
 
 
-def _numeric(name: str, compare: Callable[[float, float], bool]) -> Callable[..., Result]:
-    """``name`` with int, uint and double operands compared as numbers, as Kubernetes does."""
-    fallback = base_functions[name]
+@lru_cache(maxsize=1)
+def _functions() -> dict[str, Callable[..., Any]]:
+    """The comparisons, with int, uint and double operands compared as numbers, as
+    Kubernetes does."""
+    from celpy import celtypes
+    from celpy.evaluation import base_functions
 
-    def function(left: Result, right: Result) -> Result:
-        if isinstance(left, _NUMBERS) and isinstance(right, _NUMBERS):
-            return celtypes.BoolType(compare(float(left), float(right)))
-        return fallback(left, right)
+    numbers = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
 
-    return function
+    def numeric(name: str, compare: Callable[[float, float], bool]) -> Callable[..., Any]:
+        fallback = base_functions[name]
 
+        def function(left: Any, right: Any) -> Any:
+            if isinstance(left, numbers) and isinstance(right, numbers):
+                return celtypes.BoolType(compare(float(left), float(right)))
+            return fallback(left, right)
 
-_FUNCTIONS = {
-    name: _numeric(name, compare)
-    for name, compare in (
+        return function
+
+    comparisons = (
         ("_==_", operator.eq),
         ("_!=_", operator.ne),
         ("_<_", operator.lt),
@@ -55,10 +74,13 @@ _FUNCTIONS = {
         ("_>_", operator.gt),
         ("_>=_", operator.ge),
     )
-}
+    return {name: numeric(name, compare) for name, compare in comparisons}
 
 
 def _judge(text: str, program: celpy.Runner, result: float) -> bool:
+    from celpy import celtypes
+    from celpy.evaluation import CELEvalError
+
     try:
         verdict = program.evaluate({VARIABLE: celtypes.DoubleType(result)})
     except CELEvalError as err:
@@ -72,6 +94,9 @@ def _judge(text: str, program: celpy.Runner, result: float) -> bool:
 @lru_cache(maxsize=256)
 def compile_condition(text: str) -> celpy.Runner:
     """The program of ``text``; raise :class:`ConditionError` when it is not a condition."""
+    import celpy
+    from celpy.celparser import CELParseError
+
     env = celpy.Environment()
     try:
         tree = env.compile(text)
@@ -82,7 +107,7 @@ def compile_condition(text: str) -> celpy.Runner:
     if names - {VARIABLE}:
         unknown = ", ".join(sorted(names - {VARIABLE}))
         raise ConditionError(f"{text!r} names {unknown}: the only variable is {VARIABLE}")
-    program = env.program(tree, functions=_FUNCTIONS)
+    program = env.program(tree, functions=_functions())
     for sample in _SAMPLES:
         _judge(text, program, sample)
     return program

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
-from pipeline_operator.api import gjson
+from pipeline_operator.api import gjson, success_condition
 from pipeline_operator.api.success_condition import ConditionError, compile_condition
 from pipeline_operator.api.v1alpha1 import (
     RESERVED_ENV,
@@ -97,7 +97,10 @@ def check_graph_refs(spec: InferencePipelineSpec, graph: Graph) -> Iterator[str]
 
 
 def check_analysis(spec: InferencePipelineSpec) -> Iterator[str]:
-    """Success conditions that are not CEL conditions on ``result``."""
+    """Success conditions that are not CEL conditions on ``result`` (where cel-python is
+    installed: the operator always has it)."""
+    if not success_condition.AVAILABLE:
+        return
     steps = spec.rollout.canary.steps if spec.rollout.canary is not None else []
     for i, step in enumerate(steps):
         for j, metric in enumerate(step.analysis.metrics if step.analysis is not None else []):
