@@ -62,7 +62,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
             or next(iter(config.namespaces), "default")
         )
         leadership = Leadership(kube, namespace, config.lease_name, identity())
-        kube.may_write = leadership.leading
+        kube.write_window = leadership.window
         memo.elector = asyncio.create_task(leadership.run())
     else:
         metrics.LEADER.set(1)

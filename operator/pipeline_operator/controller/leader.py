@@ -57,6 +57,10 @@ class Alone:
     def leading(self) -> bool:
         return True
 
+    def window(self) -> float | None:
+        """No Lease, no deadline on writes."""
+        return None
+
     async def wait(self) -> None:
         return None
 
@@ -96,6 +100,10 @@ class Leadership:
     def leading(self) -> bool:
         """Whether this replica may write now."""
         return self.clock() < self._until
+
+    def window(self) -> float:
+        """Seconds this replica may still write (0: it does not lead)."""
+        return max(0.0, self._until - self.clock())
 
     async def wait(self) -> None:
         """Return once this replica leads."""

@@ -30,6 +30,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
 LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
+WRITE_TIMEOUT = 30.0  # seconds: the longest any write may take
+MIN_WRITE_WINDOW = 1.0  # seconds: with less left on the Lease, a write is not sent
 
 
 class ConflictError(Exception):
@@ -65,18 +67,21 @@ def load_config(connections: int) -> client.ApiClient:
 class Kube:
     """Typed-enough wrappers over the calls the operator makes, counting every call.
 
-    ``may_write`` is asked before every write: False (the replica lost its leader Lease)
-    raises :class:`NotLeadingError` instead of writing.
+    ``write_window`` is asked before every write: the seconds this replica may still write
+    (what is left of its leader Lease; None: it runs alone, no limit). Each write's timeout
+    is the smaller of that and :data:`WRITE_TIMEOUT`, so the client never waits on a write
+    past the Lease's deadline; with less than :data:`MIN_WRITE_WINDOW` left (or none: the
+    Lease is lost) the write is not sent and :class:`NotLeadingError` is raised.
     """
 
     def __init__(
         self,
         api: client.ApiClient,
         field_manager: str,
-        may_write: Callable[[], bool] = lambda: True,
+        write_window: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.field_manager = field_manager
-        self.may_write = may_write
+        self.write_window = write_window
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -99,27 +104,33 @@ class Kube:
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
     ) -> dict[str, Any]:
         """Merge-patch status; with ``resource_version``, a concurrent change fails with 409."""
-        self._writing("patch", "InferencePipelineStatus")
+        timeout = self._writing("patch", "InferencePipelineStatus")
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        return self._patch(path, body, MERGE_PATCH)
+        return self._patch(path, body, MERGE_PATCH, timeout)
 
-    def _writing(self, verb: str, kind: str) -> None:
-        """Count a write about to be sent; refuse it when this replica may not write."""
-        if not self.may_write():
-            raise NotLeadingError(f"not the leader: {verb} {kind} not sent")
+    def _writing(self, verb: str, kind: str) -> float:
+        """Count a write about to be sent and give its timeout; refuse it when this replica
+        may not write long enough."""
+        window = self.write_window()
+        if window is not None and window < MIN_WRITE_WINDOW:
+            raise NotLeadingError(
+                f"not the leader (or not for {MIN_WRITE_WINDOW:g}s more): {verb} {kind} not sent"
+            )
         metrics.API_WRITES.labels(verb=verb, kind=kind).inc()
+        return WRITE_TIMEOUT if window is None else min(WRITE_TIMEOUT, window)
 
     def _patch(
         self,
         path: str,
         body: dict[str, Any] | list[dict[str, Any]],
         content_type: str,
+        timeout: float,
         **query: str,
     ) -> dict[str, Any]:
-        return self._send("PATCH", path, body, content_type, query=query)
+        return self._send("PATCH", path, body, content_type, timeout, query=query)
 
     def _send(
         self,
@@ -154,26 +165,35 @@ class Kube:
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a child under the operator's field manager."""
-        self._writing("apply", obj["kind"])
+        timeout = self._writing("apply", obj["kind"])
         path = _child_path(obj)
-        return self._patch(path, obj, APPLY_PATCH, fieldManager=self.field_manager, force="true")
+        return self._patch(
+            path, obj, APPLY_PATCH, timeout, fieldManager=self.field_manager, force="true"
+        )
 
     def remove_fields(self, obj: dict[str, Any], pointers: Sequence[str]) -> dict[str, Any]:
         """Remove fields of a child (JSON pointers) with a JSON patch, e.g. ones added by hand."""
-        self._writing("patch", obj["kind"])
+        timeout = self._writing("patch", obj["kind"])
         body = [{"op": "remove", "path": pointer} for pointer in pointers]
-        return self._patch(_child_path(obj), body, JSON_PATCH, fieldManager=self.field_manager)
+        return self._patch(
+            _child_path(obj), body, JSON_PATCH, timeout, fieldManager=self.field_manager
+        )
 
     def annotate(self, obj: dict[str, Any], key: str, value: str | None) -> dict[str, Any]:
         """Set (or, with None, remove) one annotation of a child with a merge patch."""
-        self._writing("patch", obj["kind"])
+        timeout = self._writing("patch", obj["kind"])
         body = {"metadata": {"annotations": {key: value}}}
-        return self._patch(_child_path(obj), body, MERGE_PATCH)
+        return self._patch(_child_path(obj), body, MERGE_PATCH, timeout)
 
     def delete(self, obj: dict[str, Any]) -> None:
+        """Delete a child, that very object: one recreated under its name since (another
+        uid) is left alone, as one already gone is."""
         group, version, plural = CHILD_KINDS[obj["kind"]]
         meta = obj["metadata"]
-        self._writing("delete", obj["kind"])
+        timeout = self._writing("delete", obj["kind"])
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if meta.get("uid"):
+            options["preconditions"] = {"uid": meta["uid"]}
         try:
             self.custom.delete_namespaced_custom_object(
                 group,
@@ -181,20 +201,24 @@ class Kube:
                 meta["namespace"],
                 plural,
                 meta["name"],
-                propagation_policy="Background",
+                body=options,
+                _request_timeout=timeout,
             )
         except ApiException as err:
-            if err.status != 404:
+            if err.status not in (404, 409):
                 raise
 
     # -- revision snapshots ------------------------------------------------------------------
 
     def create_revision(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create a snapshot; None when one of that name exists (it holds the same spec)."""
-        self._writing("create", "ControllerRevision")
+        timeout = self._writing("create", "ControllerRevision")
         try:
             created = self.apps.create_namespaced_controller_revision(
-                body["metadata"]["namespace"], body, _preload_content=False
+                body["metadata"]["namespace"],
+                body,
+                _preload_content=False,
+                _request_timeout=timeout,
             )
         except ApiException as err:
             if err.status != 409:
@@ -203,9 +227,11 @@ class Kube:
         return dict(json.loads(created.data))
 
     def delete_revision(self, namespace: str, name: str) -> None:
-        self._writing("delete", "ControllerRevision")
+        timeout = self._writing("delete", "ControllerRevision")
         try:
-            self.apps.delete_namespaced_controller_revision(name, namespace)
+            self.apps.delete_namespaced_controller_revision(
+                name, namespace, _request_timeout=timeout
+            )
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -251,9 +277,9 @@ class Kube:
             "source": {"component": self.field_manager},
             "reportingComponent": self.field_manager,
         }
-        self._writing("create", "Event")
+        timeout = self._writing("create", "Event")
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)
+            self.core.create_namespaced_event(meta["namespace"], body, _request_timeout=timeout)
         except ApiException as err:
             log.warning("could not post event %s on %s: %s", reason, meta["name"], _reason(err))
 
