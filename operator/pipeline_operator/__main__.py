@@ -56,13 +56,13 @@ def parse_args(argv: list[str] | None = None) -> OperatorSettings:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    # Health is served by the operator itself (controller/health.py) from its first moment,
+    # not by kopf's liveness endpoint, which answers only once start-up is over.
     kopf.run(
         registry=kopf.get_default_registry(),
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         standalone=True,  # no kopf peering: replicas elect a leader through a Lease
-        liveness_endpoint=liveness,
         memo=kopf.Memo(settings=settings),
     )
 

@@ -513,8 +513,12 @@ def test_pod_is_locked_down(helm: Helm) -> None:
     assert set(main["resources"]) == {"requests", "limits"}
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"http-metrics": 8080, "http-health": 8081}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert main[probe]["httpGet"] == {"path": path, "port": "http-health"}
     selector = only(objects, "Deployment")["spec"]["selector"]["matchLabels"]
     assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
 

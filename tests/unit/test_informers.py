@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from typing import Any
 
-from pipeline_operator.k8s.informers import WATCHED, Change, Informer, Listed, Page, Update
+import aiohttp
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from pipeline_operator.controller import health
+from pipeline_operator.k8s.cache import Store
+from pipeline_operator.k8s.informers import (
+    WATCHED,
+    Change,
+    Informer,
+    Listed,
+    Page,
+    Unlistable,
+    UnlistableError,
+    Update,
+    Watches,
+)
+from tests.harness.processes import free_port
 
 SERVICES = next(r for r in WATCHED if r.plural == "inferenceservices")
 
@@ -88,3 +106,65 @@ def test_an_expired_watch_lists_again_and_the_new_listing_says_what_is_left() ->
     listings = [u for u in updates if isinstance(u, Listed)]
     assert [sorted(u.uids) for u in listings] == [["a", "b"], ["b"]]
     assert "watch" not in queries[2] and queries[3]["resourceVersion"] == "20"
+
+
+class Refusing:
+    """An apiserver that refuses every request with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        self.status, self.calls = status, 0
+
+    def call_api(self, *_: Any, **__: Any) -> Any:
+        self.calls += 1
+        raise ApiException(status=self.status, reason="Not Found" if self.status == 404 else "x")
+
+
+@pytest.mark.parametrize(("status", "hint"), [(404, "is its CRD installed"), (403, "RBAC")])
+def test_a_kind_the_operator_cannot_list_at_all_stops_start_up_naming_it(
+    status: int, hint: str
+) -> None:
+    """KServe's CRDs missing, or a forbidden list: retrying for ever would hold start-up (and
+    the pod's probes) hostage. The first refusal stops it, naming the kind and the cure."""
+    updates: list[Update] = []
+    api = Refusing(status)
+    informer = Informer(api, SERVICES, None, updates.append)  # type: ignore[arg-type]
+    informer.start()
+    informer._thread.join(10)
+    assert not informer._thread.is_alive() and api.calls == 1
+    [refused] = updates
+    assert isinstance(refused, Unlistable)
+    message = refused.describe()
+    assert message.startswith(
+        f"cannot list inferenceservices.serving.kserve.io in all namespaces: {status}"
+    )
+    assert hint in message
+
+    async def start() -> None:
+        watches = Watches(Refusing(status), [None], Store(), lambda *_: None)  # type: ignore[arg-type]
+        with pytest.raises(UnlistableError, match=f"cannot list .* {status} ") as stopped:
+            await watches.start(progress_every=0.1)
+        assert watches.not_ready() == str(stopped.value)
+
+    asyncio.run(start())
+
+
+def test_health_answers_at_once_and_readiness_waits_for_the_listings() -> None:
+    async def probe() -> None:
+        waiting: list[str | None] = ["listing inferenceservices, pods"]
+        port = free_port()
+        runner = await health.serve(port, lambda: waiting[0])
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def get(path: str) -> tuple[int, str]:
+                    async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                        return response.status, await response.text()
+
+                assert await get("/healthz") == (200, "ok")
+                assert await get("/readyz") == (503, "listing inferenceservices, pods")
+                waiting[0] = None
+                assert await get("/readyz") == (200, "ok")
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(probe())

@@ -22,12 +22,13 @@ from typing import Any
 import kopf
 
 from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from pipeline_operator.controller import health
 from pipeline_operator.controller.leader import Alone, Leadership, identity
 from pipeline_operator.controller.loop import FINALIZER, Wakeups, reconcile_loop, wake_changed
 from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.k8s.cache import Store
 from pipeline_operator.k8s.client import Kube, load_config
-from pipeline_operator.k8s.informers import Watches
+from pipeline_operator.k8s.informers import UnlistableError, Watches
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.telemetry import metrics, tracing
 
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     config: OperatorSettings = memo.settings
+    memo.watches = None
+    if config.health_port:  # first: probes answer while the watches list
+        memo.health = await health.serve(
+            config.health_port,
+            lambda: memo.watches.not_ready() if memo.watches else "starting",
+        )
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = 30
@@ -82,13 +89,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         memo.store,
         lambda changed, change: wake_changed(memo, changed, change),
     )
-    await memo.watches.start()
+    try:
+        await memo.watches.start()
+    except UnlistableError as err:  # no CRD, no RBAC: say which, and stop
+        log.error("%s", err)
+        raise kopf.PermanentError(str(err)) from None
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     """Stop watching and writing, let the writes in flight finish, and hand the Lease over at
     once."""
+    if memo.get("health") is not None:
+        await memo.health.cleanup()
+    if memo.get("watches") is None:
+        return
     memo.watches.stop()
     leadership = memo.leadership
     pool = memo.reconciler.api_pool

@@ -112,7 +112,33 @@ class Change:
     body: dict[str, Any]
 
 
-Update = Page | Listed | Change
+@dataclass(frozen=True)
+class Unlistable:
+    """The first listing of ``resource`` was refused for good: the API has no such resource
+    (404: its CRD is not installed) or the operator may not list it (403). Retrying does not
+    help; the operator stops and says which."""
+
+    resource: Resource
+    namespace: str | None
+    status: int
+    reason: str
+
+    def describe(self) -> str:
+        where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        name = f"{self.resource.plural}.{self.resource.group}".rstrip(".")
+        hint = (
+            "is its CRD installed (KServe's, for serving.kserve.io)?"
+            if self.status == 404
+            else "the operator's RBAC must allow list and watch on it"
+        )
+        return f"cannot list {name} in {where}: {self.status} {self.reason}: {hint}"
+
+
+Update = Page | Listed | Change | Unlistable
+
+
+class UnlistableError(Exception):
+    """A watched kind cannot be listed at all (see :class:`Unlistable`)."""
 
 
 class ExpiredError(Exception):
@@ -144,15 +170,21 @@ class Informer:
 
     def _run(self) -> None:
         backoff = 1.0
+        listed = False
         while not self._stopping.is_set():
             try:
                 version = self._list()
-                backoff = 1.0
+                listed, backoff = True, 1.0
                 while not self._stopping.is_set():
                     version = self._watch(version)
             except ExpiredError:
                 log.info("watch of %s expired; listing again", self.resource.plural)
             except Exception as err:  # the apiserver away, a timeout: list again, later
+                status = err.status if isinstance(err, ApiException) else None
+                if status in (403, 404) and not listed:  # for good: no CRD, no RBAC
+                    reason = str(getattr(err, "reason", "") or "")
+                    self.deliver(Unlistable(self.resource, self.namespace, int(status), reason))
+                    return
                 log.warning(
                     "watch of %s failed (%s); listing again in %.0fs",
                     self.resource.plural,
@@ -264,11 +296,21 @@ class Watches:
             for resource in WATCHED
         ]
         self._unlisted = {(i.resource.plural, i.namespace) for i in self.informers}
+        self._unlistable: Unlistable | None = None
         self._listed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def not_ready(self) -> str | None:
+        """Why the operator is not ready yet (None: every first listing is in)."""
+        if self._unlistable is not None:
+            return self._unlistable.describe()
+        if self._unlisted:
+            return "listing " + ", ".join(sorted(plural for plural, _ in self._unlisted))
+        return None
+
     async def start(self, progress_every: float = 10.0) -> None:
-        """Start every informer and wait until each has delivered its first listing."""
+        """Start every informer and wait until each has delivered its first listing; raise
+        :class:`UnlistableError` at once when one is refused for good."""
         self._loop = asyncio.get_running_loop()
         started = self._loop.time()
         for informer in self.informers:
@@ -276,6 +318,9 @@ class Watches:
         while not self._listed.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._listed.wait(), progress_every)
+            if self._unlistable is not None:
+                self.stop()
+                raise UnlistableError(self._unlistable.describe())
             if not self._listed.is_set():
                 log.info(
                     "listing what the operator watches: %d objects so far, waiting for %s",
@@ -300,6 +345,10 @@ class Watches:
     def _apply(self, update: Update) -> None:
         kind = update.resource.kind
         changed: set[Label] = set()
+        if isinstance(update, Unlistable):
+            self._unlistable = self._unlistable or update
+            self._listed.set()  # wakes start(), which raises
+            return
         if isinstance(update, Page):
             for item in update.items:
                 changed |= self.store.put(kind, item)
