@@ -36,6 +36,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Histogram
 
+from pipeline_serving.errors import UpstreamError, UpstreamInvalidInput
+
 TRACER_NAME = "inference-pipelines.dataplane"
 TRACE_EXPORTERS = ("none", "console", "file", "otlp")
 
@@ -238,12 +240,3 @@ class ObservedModel(Model):  # type: ignore[misc]
             REQUESTS.labels(*self.identity, protocol, outcome).inc()
             if outcome != "ok":
                 ERRORS.labels(*self.identity, outcome).inc()
-
-
-class UpstreamError(RuntimeError):
-    """The next stage (a transformer's predictor) failed with a server error."""
-
-
-class UpstreamInvalidInput(InvalidInput):  # type: ignore[misc]
-    """The next stage refused the request as invalid: the caller gets the 400, but the
-    failure is the next stage's (its metrics count it), not this one's."""

@@ -20,6 +20,7 @@ from kserve import model_server as kserve_model_server
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.predictor_config import PredictorConfig
 
+from pipeline_serving.errors import add_upstream_handlers
 from pipeline_serving.observability import REVISION_ENV, TRACE_EXPORTERS, configure_tracing
 
 DEFAULT_MODEL_DIR = "/mnt/models"
@@ -121,9 +122,12 @@ def frozen_heap() -> Iterator[None]:
 
 
 def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) -> None:
-    """Configure tracing, the event loop and logging, and run KServe's model server."""
+    """Configure tracing, the event loop, logging and the statuses of upstream failures, and
+    run KServe's model server."""
     configure_tracing(service_name, args.trace_exporter, args.trace_file)
     use_event_loop(args.event_loop)
+    # KServe's REST server serves this application; it adds its own handlers when it starts.
+    add_upstream_handlers(kserve_model_server.app)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -143,6 +147,10 @@ def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) 
 
 def predictor_config(args: argparse.Namespace) -> PredictorConfig:
     """Where a transformer calls its predictor (KServe's ``--predictor_*`` flags)."""
+    if args.predictor_request_retries < 0:
+        raise ValueError(
+            f"--predictor_request_retries must be 0 or more, got {args.predictor_request_retries}"
+        )
     protocol = args.predictor_protocol
     if protocol == "v1" and args.protocol != "v1":  # the deprecated --protocol flag
         protocol = args.protocol

@@ -10,7 +10,9 @@ import pytest
 from kserve.errors import InvalidInput
 from prometheus_client import REGISTRY
 
-from pipeline_serving.observability import ObservedModel, UpstreamInvalidInput
+from pipeline_serving.errors import UpstreamInvalidInput
+from pipeline_serving.observability import ObservedModel
+from pipeline_serving.server import predictor_config, stage_parser
 
 pytestmark = pytest.mark.dataplane
 
@@ -54,3 +56,11 @@ def test_the_outcome_says_where_the_failure_happened(error: Exception, outcome: 
     assert outcome_count(name, outcome) == 1
     other = "upstream" if outcome == "invalid_input" else "invalid_input"
     assert outcome_count(name, other) == 0
+
+
+def test_predictor_request_retries_reach_the_predictor_config_and_are_not_negative() -> None:
+    parser = stage_parser("test")
+    assert predictor_config(parser.parse_args(["--predictor_request_retries", "3"])).retries == 3
+    args = parser.parse_args(["--predictor_request_retries", "-1"])
+    with pytest.raises(ValueError, match="--predictor_request_retries must be 0 or more, got -1"):
+        predictor_config(args)

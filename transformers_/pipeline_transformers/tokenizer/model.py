@@ -19,22 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from opentelemetry.trace import SpanKind
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pipeline_serving.codecs import merge_revisions
-from pipeline_serving.observability import (
-    ObservedModel,
-    UpstreamError,
-    UpstreamInvalidInput,
-    inject_trace_headers,
-    tracer,
-)
+from pipeline_serving.errors import UpstreamError
+from pipeline_serving.observability import ObservedModel, inject_trace_headers, tracer
 
-from ..client import PredictorClient, PredictorError
+from ..client import PredictorClient
 from ..codecs import (
     classification_v1,
     classification_v2,
@@ -187,7 +181,9 @@ class TokenizerTransformer(ObservedModel):
         config = self.predictor_config
         assert config is not None
         if self._predictor_client is None:
-            self._predictor_client = PredictorClient(config.predictor_base_url, config.timeout)
+            self._predictor_client = PredictorClient(
+                config.predictor_base_url, config.timeout, config.retries
+            )
         return self._predictor_client
 
     async def _http_predict(
@@ -196,7 +192,10 @@ class TokenizerTransformer(ObservedModel):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any] | InferResponse:
-        """Call the predictor in a client span whose ``traceparent`` goes with the request."""
+        """Call the predictor in a client span whose ``traceparent`` goes with the request.
+
+        Its failures are the client's upstream errors: 502, 504, or the predictor's 4xx.
+        """
         config = self.predictor_config
         assert config is not None
         outgoing = {name: value for name, value in (headers or {}).items() if name in FORWARDED}
@@ -206,20 +205,7 @@ class TokenizerTransformer(ObservedModel):
             attributes={"server.address": str(config.predictor_host)},
         ):
             inject_trace_headers(outgoing)
-            try:
-                return await self.predictor_client.infer(
-                    self.predictor_model_name, payload, outgoing
-                )
-            except PredictorError as exc:
-                if 400 <= exc.status < 500:
-                    raise UpstreamInvalidInput(
-                        f"the predictor rejected the request ({exc.status}): {exc.message}"
-                    ) from exc
-                raise UpstreamError(f"the predictor failed ({exc.status}): {exc.message}") from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise UpstreamError(
-                    f"the predictor at {config.predictor_host} is unreachable: {exc!r}"
-                ) from exc
+            return await self.predictor_client.infer(self.predictor_model_name, payload, outgoing)
 
     async def postprocess(
         self,
@@ -234,7 +220,11 @@ class TokenizerTransformer(ObservedModel):
                     state.rows, self.name, self.pad_id, state.request_id, state.binary
                 )
             return tokenized_v1(state.rows, state.revisions, key=self.tokens_key)
-        probabilities = softmax(logits_from_response(result))  # type: ignore[arg-type,unused-ignore]
+        try:
+            logits = logits_from_response(result)  # type: ignore[arg-type,unused-ignore]
+        except InvalidInput as exc:  # the predictor's answer, not the caller's request
+            raise UpstreamError(f"the predictor's answer is unusable: {exc}") from exc
+        probabilities = softmax(logits)
         if probabilities.shape[0] != len(state.rows):
             raise UpstreamError(
                 f"the predictor returned {probabilities.shape[0]} rows for {len(state.rows)} "
