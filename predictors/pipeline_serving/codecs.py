@@ -2,12 +2,15 @@
 
 No model, no I/O: everything here is a function of its arguments, so it is tested directly.
 Errors a client can fix raise ``kserve.errors.InvalidInput`` (answered with HTTP 400) and say
-what was wrong and where.
+what was wrong and where. Numbers received are finite: a NaN or an infinity in a tensor is
+refused like any other bad input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,7 @@ INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
 REVISIONS = "revisions"
 BINARY_OUTPUTS = "binary_data_output"  # v2 request parameter: answer with raw output tensors
+FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,103 @@ Instance = TextInstance | TokenInstance
 
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def non_finite_at(array: np.ndarray) -> str | None:
+    """``nan at [0, 2]``: the first NaN or infinity of a float array, else None."""
+    if array.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    index = [int(i) for i in np.argwhere(bad)[0]]
+    return f"{array[tuple(index)]} at {index}"
+
+
+def require_finite(array: np.ndarray, what: str) -> np.ndarray:
+    """``array``, unless it holds a NaN or an infinity: then ``InvalidInput`` naming ``what``."""
+    where = non_finite_at(array)
+    if where is not None:
+        raise InvalidInput(f"{what} has a non-finite value: {where}")
+    return array
+
+
+def _non_finite_path(value: object) -> tuple[float, list[str | int]] | None:
+    """The first NaN or infinity in a JSON-like value and its path (innermost key first)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (value, [])
+    items: Iterable[tuple[str | int, object]]
+    if isinstance(value, list):
+        # Numbers only, all finite (a NaN or an infinity makes the sum one): the usual case,
+        # summed in C. Anything else is walked.
+        with contextlib.suppress(TypeError, OverflowError):
+            if math.isfinite(sum(value)):
+                return None
+        items = enumerate(value)
+    elif isinstance(value, Mapping):
+        items = value.items()
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite_path(item)
+        if found is not None:
+            found[1].append(key)
+            return found
+    return None
+
+
+def non_finite_output(response: object) -> str | None:
+    """Where a response (v1 body or ``InferResponse``) holds a NaN or an infinity, which JSON
+    would carry as null: ``output 'logits': nan at [0, 2]``, ``predictions[0].score is nan``;
+    None when every number is finite."""
+    if isinstance(response, InferResponse):
+        for output in response.outputs:
+            if output.datatype not in FLOAT_DATATYPES:
+                continue
+            if isinstance(output.data, list) and _non_finite_path(output.data) is None:
+                continue  # JSON data, found finite without building an array
+            where = non_finite_at(np.asarray(output.as_numpy()))
+            if where is not None:
+                return f"output {output.name!r}: {where}"
+        return None
+    found = _non_finite_path(response)
+    if found is None:
+        return None
+    value, path = found
+    keys = [f"[{k}]" if isinstance(k, int) else f".{k}" for k in reversed(path)]
+    return f"{''.join(keys).lstrip('.') or 'the response'} is {value}"
+
+
+def instance_count(body: object) -> int:
+    """The instances of a request: the batch dimension of a v2 request's inputs, the length of
+    a v1 ``instances`` (or ``predictions``) list, or for an Ensemble node's response
+    ``{step: response}`` (the aggregator's request), the most that one member holds."""
+    if isinstance(body, InferRequest):
+        return max((int(t.shape[0]) for t in body.inputs or [] if t.shape), default=0)
+    listed = _listed_instances(body)
+    if listed is not None:
+        return listed
+    if isinstance(body, Mapping):
+        return max((_listed_instances(member) or 0 for member in body.values()), default=0)
+    return 0
+
+
+def _listed_instances(body: object) -> int | None:
+    """The length of a v1 body's instances or predictions, the batch dimension of a v2 JSON
+    response's outputs; None for anything else."""
+    if not isinstance(body, Mapping):
+        return None
+    for key in ("instances", "predictions"):
+        if isinstance(body.get(key), list):
+            return len(body[key])
+    outputs = body.get("outputs")
+    if isinstance(outputs, list):
+        shapes = [o.get("shape") for o in outputs if isinstance(o, Mapping)]
+        return max(
+            (s[0] for s in shapes if isinstance(s, list) and s and isinstance(s[0], int)),
+            default=0,
+        )
+    return None
 
 
 def _revisions(item: Mapping[str, Any], where: str) -> dict[str, str]:
@@ -120,7 +221,8 @@ def instances_from_v1(payload: object) -> list[Instance]:
 
 
 def tensor_values(tensor: InferInput | InferOutput) -> np.ndarray:
-    """A tensor's data as a numpy array of its declared shape (JSON or binary data)."""
+    """A received tensor's data as a numpy array of its declared shape (JSON or binary data);
+    a NaN or an infinity in it is ``InvalidInput``."""
     try:
         if tensor.datatype == "BYTES" and getattr(tensor, "_raw_data", None) is None:
             flat = np.array(
@@ -131,7 +233,7 @@ def tensor_values(tensor: InferInput | InferOutput) -> np.ndarray:
                 dtype=object,
             )
             return flat.reshape(tensor.shape)
-        return np.asarray(tensor.as_numpy())
+        values = np.asarray(tensor.as_numpy())
     except InvalidInput:
         raise
     except (ValueError, TypeError) as exc:
@@ -139,6 +241,7 @@ def tensor_values(tensor: InferInput | InferOutput) -> np.ndarray:
             f"tensor {tensor.name!r}: data does not match shape {tensor.shape} and datatype "
             f"{tensor.datatype} ({exc})"
         ) from exc
+    return require_finite(values, f"tensor {tensor.name!r}")
 
 
 def _input(request: InferRequest, name: str) -> InferInput | None:
@@ -284,10 +387,13 @@ def output_array(response: InferResponse | Mapping[str, Any], name: str) -> np.n
             raise InvalidInput("a v2 response needs an 'outputs' list")
         for out in outputs:
             if isinstance(out, Mapping) and out.get("name") == name:
+                # A float output's null (how JSON encoders write NaN) becomes NaN, refused.
+                dtype = np.float64 if out.get("datatype") in FLOAT_DATATYPES else None
                 try:
-                    return np.asarray(out["data"]).reshape(out["shape"])
-                except (KeyError, ValueError) as exc:
+                    values = np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
+                except (KeyError, ValueError, TypeError) as exc:
                     raise InvalidInput(f"output {name!r} is malformed: {exc}") from exc
+                return require_finite(values, f"output {name!r}")
         names = [o.get("name") for o in outputs if isinstance(o, Mapping)]
     raise InvalidInput(f"no output named {name!r} in the response (outputs: {names})")
 

@@ -1,4 +1,5 @@
-"""Metrics and traces shared by every data-plane stage (predictors and transformers).
+"""Metrics, traces and request guards shared by every data-plane stage (predictors and
+transformers).
 
 Metrics go to prometheus-client's default registry, which KServe's model server already
 serves on ``GET /metrics`` next to its own ``request_{preprocess,predict,postprocess}_seconds``
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kserve import Model
-from kserve.errors import InvalidInput
+from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest
 from opentelemetry import context as otel_context
@@ -36,6 +37,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Histogram
 
+from pipeline_serving.codecs import instance_count, non_finite_output
 from pipeline_serving.errors import UpstreamError, UpstreamInvalidInput
 
 TRACER_NAME = "inference-pipelines.dataplane"
@@ -71,6 +73,7 @@ ERRORS = Counter(
 PIPELINE_ENV = "INFERENCE_PIPELINE"
 STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
 REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
+DEFAULT_MAX_INSTANCES = 1024
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -158,11 +161,13 @@ def request_protocol(body: object) -> str:
 
 
 class ObservedModel(Model):  # type: ignore[misc]
-    """A ``kserve.Model`` whose every request is counted, timed and traced.
+    """A ``kserve.Model`` whose every request is counted, timed, traced and guarded.
 
     The server span's parent is the incoming ``traceparent``; the span stays current while
     pre-process, predict and post-process run, so outgoing calls made from them (with
-    :func:`inject_trace_headers`) continue the same trace.
+    :func:`inject_trace_headers`) continue the same trace. A request of more than
+    ``max_instances`` instances (0: no cap) is refused before any work, and a response with a
+    NaN or an infinity in it is an ``InferenceError`` (500), never an answer with nulls.
     """
 
     stage_kind = "predictor"
@@ -170,6 +175,7 @@ class ObservedModel(Model):  # type: ignore[misc]
     def __init__(self, name: str, revision: str | None = None) -> None:
         super().__init__(name)
         self.revision = revision
+        self.max_instances = DEFAULT_MAX_INSTANCES
         self.identity = (
             os.environ.get(PIPELINE_ENV, ""),
             os.environ.get(STAGE_ENV, ""),
@@ -219,8 +225,11 @@ class ObservedModel(Model):  # type: ignore[misc]
                 set_status_on_exception=True,
             ) as span:
                 try:
+                    self.check_instances(body)
                     call = super().__call__(body, headers=headers, verb=verb)
-                    return await call if inspect.isawaitable(call) else call
+                    result = await call if inspect.isawaitable(call) else call
+                    self.check_finite(result[0])  # KServe answers (response, headers)
+                    return result
                 except UpstreamInvalidInput:
                     outcome = "upstream"  # counted where it happened, in the next stage
                     raise
@@ -240,3 +249,20 @@ class ObservedModel(Model):  # type: ignore[misc]
             REQUESTS.labels(*self.identity, protocol, outcome).inc()
             if outcome != "ok":
                 ERRORS.labels(*self.identity, outcome).inc()
+
+    def check_instances(self, body: object) -> None:
+        """Refuse a request of more instances than ``max_instances`` (0: any number)."""
+        count = instance_count(body)
+        if self.max_instances and count > self.max_instances:
+            raise InvalidInput(
+                f"the request has {count} instances; this server takes at most "
+                f"{self.max_instances} (--max_instances)"
+            )
+
+    def check_finite(self, response: object) -> None:
+        """Fail a response that holds a NaN or an infinity, naming where."""
+        where = non_finite_output(response)
+        if where is not None:
+            raise InferenceError(
+                f"{self.stage_kind} {self.name} produced a non-finite output: {where}"
+            )

@@ -15,13 +15,19 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
-from kserve import Model, ModelServer
+from kserve import ModelServer
 from kserve import model_server as kserve_model_server
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.predictor_config import PredictorConfig
 
 from pipeline_serving.errors import add_upstream_handlers
-from pipeline_serving.observability import REVISION_ENV, TRACE_EXPORTERS, configure_tracing
+from pipeline_serving.observability import (
+    DEFAULT_MAX_INSTANCES,
+    REVISION_ENV,
+    TRACE_EXPORTERS,
+    ObservedModel,
+    configure_tracing,
+)
 
 DEFAULT_MODEL_DIR = "/mnt/models"
 
@@ -35,8 +41,15 @@ def str2bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def non_negative_int(value: str) -> int:
+    stripped = value.strip()
+    if not (stripped.isascii() and stripped.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {value!r}")
+    return int(stripped)
+
+
 def stage_parser(description: str) -> argparse.ArgumentParser:
-    """KServe's parser plus revision and tracing flags."""
+    """KServe's parser plus revision, tracing and request-limit flags."""
     parser = argparse.ArgumentParser(
         description=description,
         parents=[kserve_model_server.parser],
@@ -67,6 +80,12 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
         default=str2bool(os.environ.get("PIPELINE_ACCESS_LOG", "false")),
         help="One access-log line per request (env PIPELINE_ACCESS_LOG); requests are counted "
         "and timed in the metrics either way.",
+    )
+    group.add_argument(
+        "--max_instances",
+        type=non_negative_int,
+        default=DEFAULT_MAX_INSTANCES,
+        help="Most instances in one request; more are refused with a 400. 0: no cap.",
     )
     # Per-request log lines cost more than a hop may: KServe's latency lines are opt-in here.
     parser.set_defaults(enable_latency_logging=False)
@@ -121,11 +140,13 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def serve(args: argparse.Namespace, models: Sequence[Model], service_name: str) -> None:
-    """Configure tracing, the event loop, logging and the statuses of upstream failures, and
-    run KServe's model server."""
+def serve(args: argparse.Namespace, models: Sequence[ObservedModel], service_name: str) -> None:
+    """Configure tracing, the event loop, logging, request limits and the statuses of upstream
+    failures, and run KServe's model server."""
     configure_tracing(service_name, args.trace_exporter, args.trace_file)
     use_event_loop(args.event_loop)
+    for model in models:
+        model.max_instances = args.max_instances
     # KServe's REST server serves this application; it adds its own handlers when it starts.
     add_upstream_handlers(kserve_model_server.app)
     server = ModelServer(

@@ -12,12 +12,15 @@ from pipeline_predictors.batching import length_buckets
 from pipeline_serving.codecs import (
     TextInstance,
     TokenInstance,
+    instance_count,
     instances_from_v1,
     instances_from_v2,
+    non_finite_output,
     output_array,
     pad,
     softmax,
     strip_padding,
+    v2_input,
     v2_response,
 )
 from pipeline_transformers.codecs import (
@@ -242,3 +245,107 @@ def test_aggregate_errors() -> None:
         member_scores("x", {"predictions": [{"label": "a"}]}, "probabilities")
     with pytest.raises(InvalidInput, match="expected a v1 'predictions' list"):
         member_scores("x", {"error": "boom"}, "probabilities")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (
+            InferRequest(
+                "m",
+                [
+                    InferInput("input_ids", [1, 2], "INT64", [2, 3]),
+                    InferInput("attention_mask", [1, 2], "FP32", [1.0, NAN]),
+                ],
+            ),
+            "tensor 'attention_mask' has a non-finite value: nan at [0, 1]",
+        ),
+        (
+            InferRequest(
+                "m",
+                [
+                    v2_input("input_ids", np.array([[2, 3]])),
+                    v2_input("attention_mask", np.array([[-INF, 1.0]], dtype=np.float32)),
+                ],
+            ),
+            "tensor 'attention_mask' has a non-finite value: -inf at [0, 0]",
+        ),
+    ],
+    ids=["json", "binary"],
+)
+def test_non_finite_input_tensors_are_refused_naming_them(
+    request_: InferRequest, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        instances_from_v2(request_)
+    assert str(refused.value) == message
+
+
+def test_non_finite_scores_received_are_refused() -> None:
+    """A predictor's binary NaN, a JSON encoder's null for NaN (v2 and v1), an Ensemble
+    member's: none becomes a score."""
+    binary = v2_response("m", {"logits": np.array([[1.0, NAN]], dtype=np.float32)}, binary=True)
+    body, length = binary.to_rest()
+    assert length is not None
+    with pytest.raises(
+        InvalidInput, match=r"tensor 'logits' has a non-finite value: nan at \[0, 1\]"
+    ):
+        logits_from_response(InferResponse.from_bytes(body, length))
+    nulled = {
+        "outputs": [{"name": "logits", "shape": [1, 2], "datatype": "FP32", "data": [None, 1]}]
+    }
+    with pytest.raises(
+        InvalidInput, match=r"output 'logits' has a non-finite value: nan at \[0, 0\]"
+    ):
+        logits_from_response(nulled)
+    with pytest.raises(InvalidInput, match="logits has a non-finite value"):
+        logits_from_response({"predictions": [{"logits": [1.0, None]}]})
+    with pytest.raises(InvalidInput, match="output 'logits' has a non-finite value"):
+        member_scores("a", nulled, "logits")
+
+
+@pytest.mark.parametrize(
+    ("response", "where"),
+    [
+        ({"predictions": [{"label": "a", "score": 0.5, "scores": [0.5, 0.5]}]}, None),
+        ({"predictions": [[1.0, 2, True]], "members": ["a"]}, None),
+        ({"predictions": [{"label": "a", "score": NAN}]}, "predictions[0].score is nan"),
+        ({"predictions": [[0.1, 0.2], [0.3, -INF]]}, "predictions[1][1] is -inf"),
+        (
+            {"predictions": [{"documents": [{"id": "d", "score": INF}]}]},
+            "predictions[0].documents[0].score is inf",
+        ),
+        ([1.0, NAN], "[1] is nan"),
+        (NAN, "the response is nan"),
+        ({"predictions": [[1e308, 1e308]]}, None),  # their sum overflows; neither is infinite
+        (
+            v2_response(
+                "m", {"logits": np.array([[0.0, 1.0]]), "label": np.array(["a"], dtype=object)}
+            ),
+            None,
+        ),
+        (v2_response("m", {"logits": np.array([[0.0, NAN]])}), "output 'logits': nan at [0, 1]"),
+        (v2_response("m", {"e": np.array([[INF]])}, binary=True), "output 'e': inf at [0, 0]"),
+    ],
+)
+def test_non_finite_outputs_are_found_where_they_are(response: object, where: str | None) -> None:
+    assert non_finite_output(response) == where
+
+
+@pytest.mark.parametrize(
+    ("body", "count"),
+    [
+        ({"instances": ["a", "b", "c"]}, 3),
+        ({"predictions": [[0.1], [0.2]]}, 2),
+        (bytes_request(["a", "b"]), 2),
+        (tokenized_request([(1, 2), (3,), (4,)], "m", pad_id=0), 3),
+        ({"a": {"predictions": [1, 2]}, "b": {"outputs": [{"name": "x", "shape": [5, 2]}]}}, 5),
+        ({"text": "no instances"}, 0),
+        ([1, 2, 3], 0),
+    ],
+)
+def test_instance_count_of_every_request_shape(body: object, count: int) -> None:
+    assert instance_count(body) == count

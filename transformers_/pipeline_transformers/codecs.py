@@ -23,6 +23,7 @@ from pipeline_serving.codecs import (
     instances_from_v1,
     output_array,
     pad,
+    require_finite,
     softmax,
     texts_from_v2,
     v2_input,
@@ -112,7 +113,7 @@ def tokenized_v2(
 
 
 def logits_from_response(response: InferResponse | Mapping[str, Any]) -> np.ndarray:
-    """``[n, labels]`` logits from a predictor's v2 response or v1 ``predictions``."""
+    """``[n, labels]`` finite logits from a predictor's v2 response or v1 ``predictions``."""
     if isinstance(response, InferResponse) or "outputs" in response:
         logits = output_array(response, "logits").astype(np.float64)
     else:
@@ -126,7 +127,7 @@ def logits_from_response(response: InferResponse | Mapping[str, Any]) -> np.ndar
             raise InvalidInput(f"the predictor's predictions are not logits: {exc}") from exc
     if logits.ndim != 2:
         raise InvalidInput(f"logits must be [instances, labels], got shape {list(logits.shape)}")
-    return logits
+    return require_finite(logits, "logits")
 
 
 def top_k(probabilities: np.ndarray, k: int, labels: Sequence[str]) -> list[LabelScores]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from kserve.errors import InvalidInput
 
-from pipeline_serving.codecs import REVISIONS
+from pipeline_serving.codecs import REVISIONS, require_finite
 from pipeline_serving.observability import ObservedModel
 
 DOCUMENTS = "documents.jsonl"
@@ -25,7 +25,7 @@ EMBEDDINGS = "embeddings.npy"
 
 
 def query_matrix(payload: object, dim: int) -> np.ndarray:
-    """The request's query vectors as a ``[queries, dim]`` float32 matrix."""
+    """The request's query vectors as a finite ``[queries, dim]`` float32 matrix."""
     if not isinstance(payload, Mapping):
         raise InvalidInput("expected a JSON object with 'instances' (or 'predictions')")
     rows = payload.get("instances", payload.get("predictions"))
@@ -38,7 +38,8 @@ def query_matrix(payload: object, dim: int) -> np.ndarray:
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in row)
         ):
             raise InvalidInput(f"instance {i}: expected {dim} numbers")
-    return np.asarray(rows, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf: refused
+        return require_finite(np.asarray(rows, dtype=np.float32), "instances (as float32)")
 
 
 class Retriever(ObservedModel):
