@@ -218,10 +218,21 @@ def test_a_deleted_snapshot_of_the_stable_revision_is_rebuilt_from_its_children(
     assert weights(cluster, namespace, "clf") == {stable: 100}
 
 
+@pytest.mark.parametrize(
+    "resources",
+    [None, {"cpu": "0.5", "memory": "1.5Gi"}],
+    ids=["defaults", "quantities-kserve-rewrites"],
+)
 def test_a_reconcile_that_changes_nothing_writes_nothing(
-    cluster: Cluster, namespace: str, operator: OperatorProcess
+    cluster: Cluster, namespace: str, operator: OperatorProcess, resources: dict | None
 ) -> None:
-    deploy_stable(cluster, namespace, {})
+    """Also when KServe's webhook stores a quantity in another spelling (``0.5`` as ``500m``,
+    ``1.5Gi`` as ``1536Mi``): the same amount is no drift."""
+    body = p.classifier("clf", namespace)
+    if resources is not None:
+        body["spec"]["stages"][1]["resources"].update(resources)
+    p.apply(cluster, body)
+    p.wait_status(cluster, namespace, "clf", "first revision Healthy", phase="Healthy")
     wait_for(lambda: p.status(cluster, namespace, "clf").get("url"), 20, "status.url")
 
     def versions() -> dict[str, str]:

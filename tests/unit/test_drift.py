@@ -134,3 +134,28 @@ def test_a_graph_node_added_by_hand_is_removed() -> None:
     graph["spec"]["nodes"]["extra"] = {"routerType": "Sequence", "steps": []}
     graph["metadata"] = {"managedFields": [ours, added]}
     assert drift(desired, graph, MANAGER) == Drift(remove=("/spec/nodes/extra",))
+
+
+def test_a_quantity_kserve_stores_in_another_spelling_is_no_drift() -> None:
+    """KServe's webhook re-marshals resource quantities: ``0.5`` comes back ``500m``, ``1``
+    as ``1000m`` in some versions, ``1.5Gi`` as ``1536Mi``. The same amount needs no write; a
+    different one does."""
+    desired = copy.deepcopy(DESIRED)
+    desired["spec"]["predictor"]["model"]["resources"] = {
+        "limits": {"cpu": "0.5", "memory": "1.5Gi"}
+    }
+
+    def stored(cpu: str, memory: str) -> Any:
+        def edit(obj: dict[str, Any]) -> None:
+            obj["spec"]["predictor"]["model"]["resources"] = {
+                "limits": {"cpu": cpu, "memory": memory}
+            }
+
+        return edit
+
+    assert drift(desired, live(edit=stored("500m", "1536Mi")), MANAGER) == Drift()
+    assert drift(desired, live(edit=stored("0.5", "1.5Gi")), MANAGER) == Drift()
+    assert drift(desired, live(edit=stored("600m", "1536Mi")), MANAGER).reapply
+    # Elsewhere strings are strings: an env value "1" edited to "1.0" is applied back.
+    edited = live(edit=lambda o: o["spec"]["predictor"]["model"]["env"][0].update(value="1.0"))
+    assert drift(DESIRED, edited, MANAGER).reapply

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+_SUFFIXES: dict[str, Decimal] = {
+    **{"": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")},
+    **{"k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9},
+    **{"T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18},
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$")
+_RESOURCE_LISTS = ("requests", "limits")
 
-def is_subset(desired: Any, live: Any) -> bool:
+
+def quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity's value (``"500m"`` and ``"0.5"`` alike), None if it is none."""
+    match = _QUANTITY.match(str(value)) if isinstance(value, str | int) else None
+    if match is None or (match[3] or "") not in _SUFFIXES:
+        return None
+    try:
+        number = Decimal(match[1] + (match[2] or ""))
+    except InvalidOperation:
+        return None
+    return number * _SUFFIXES[match[3] or ""]
+
+
+def is_subset(desired: Any, live: Any, *, quantities: bool = False) -> bool:
     """Whether every field of ``desired`` has the same value in ``live``.
 
     Fields the apiserver or a webhook adds (defaults, status, managedFields) are ignored, so a
     child whose fields we own are unchanged needs no write; a field edited by hand does.
+    Values of resource lists (``requests``, ``limits``) compare as quantities: KServe's
+    webhook stores ``cpu: "0.5"`` as ``500m``, the same amount.
     """
     if isinstance(desired, dict):
         return isinstance(live, dict) and all(
-            key in live and is_subset(value, live[key]) for key, value in desired.items()
+            key in live
+            and is_subset(value, live[key], quantities=quantities or key in _RESOURCE_LISTS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -21,7 +48,9 @@ def is_subset(desired: Any, live: Any) -> bool:
             and len(desired) == len(live)
             and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
         )
-    return bool(desired == live)
+    if desired == live:
+        return True
+    return quantities and quantity(desired) is not None and quantity(desired) == quantity(live)
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
