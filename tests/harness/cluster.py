@@ -311,6 +311,9 @@ class LocalCluster(Cluster):
                             # authenticates to kubelets with the cluster's admin certificate.
                             {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt")},
                             {"key": "kubelet-client-key", "value": str(pki / "admin.key")},
+                            # A real node's name resolves nowhere; its InternalIP is the node
+                            # address.
+                            {"key": "kubelet-preferred-address-types", "value": "InternalIP"},
                         ],
                     },
                     {
