@@ -173,8 +173,19 @@ def test_example_serves_through_pods(
         )
     check_placement(cluster, body, pods)
     url = wait_for(lambda: graph_url(cluster, namespace, name), 60, f"the Service of {name}")
+    # Ready pods are not yet routable Services: kube-proxy programs a new Service's rules on
+    # its own time (seconds on this 2-core machine), and the router's first calls may go out
+    # before. Wait for a first answer, then check every answer.
+    wait_for(lambda: answers(url), 90, f"{name} to answer through its Services")
     check = check_text_classifier if example == README else CHECKS[example.parent.name]
     check(url, example_models)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.post(url, json={"instances": TEXTS[:1]}, timeout=30).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def one_stage(namespace: str, name: str, container: dict) -> dict:
