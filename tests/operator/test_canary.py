@@ -197,3 +197,49 @@ def test_a_pending_command_is_never_overwritten_and_abort_wins(
             )
             assert ack["result"] == "Rejected"
         assert weights(cluster, namespace, "clf") == {stable: 100}
+
+
+def replica_bounds(cluster: Cluster, namespace: str) -> dict[str, tuple[int, int]]:
+    """InferenceService -> the classify stage's predictor (minReplicas, maxReplicas)."""
+    return {
+        s["metadata"]["name"]: (
+            s["spec"]["predictor"]["minReplicas"],
+            s["spec"]["predictor"]["maxReplicas"],
+        )
+        for s in p.children(cluster, namespace, "inferenceservices")
+        if s["metadata"]["labels"].get("pipelines.inference.dev/stage") == "classify"
+    }
+
+
+def test_scaling_and_quantity_spellings_apply_in_place_mid_canary(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """Raising a stage's replicas is no new version: mid-canary, no third revision starts,
+    the stable and the canary run the new scaling (the canary its share of it), and the
+    rollout stays where it was; a quantity in another spelling changes nothing."""
+    rollout = {"strategy": "Canary", "canary": {"steps": [{"setWeight": 25}, {"pause": {}}]}}
+    stable = deploy_stable(cluster, namespace, rollout)
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
+    st = p.wait_status(cluster, namespace, "clf", "canary paused at 25%", phase="Paused")
+    canary = st["canaryRevision"]
+
+    scaled = p.classifier("clf", namespace, model="bert-v2", **rollout)
+    classify = scaled["spec"]["stages"][1]
+    classify["scaling"] = {"minReplicas": 4, "maxReplicas": 8}
+    classify["resources"] = {"gpus": 1, "cpu": "4000m", "memory": "16384Mi"}
+    p.apply(cluster, scaled)
+    wait_for(
+        lambda: (
+            replica_bounds(cluster, namespace)
+            == {f"clf-classify-{stable}": (4, 8), f"clf-classify-{canary}": (1, 2)}
+        ),
+        30,
+        "both revisions to run the new scaling",
+    )
+    st = p.status(cluster, namespace, "clf")
+    assert (st["stableRevision"], st["canaryRevision"]) == (stable, canary)
+    assert st["phase"] == "Paused" and st["canaryWeight"] == 25
+    assert {
+        s["metadata"]["labels"]["pipelines.inference.dev/revision"]
+        for s in p.children(cluster, namespace, "inferenceservices")
+    } == {stable, canary}

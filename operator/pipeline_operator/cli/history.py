@@ -15,8 +15,9 @@ from typing import Any
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import NONE, age, dump, spec_of, status_of, table
-from pipeline_operator.core.naming import LABEL_REVISION, revision_of
-from pipeline_operator.core.observe.snapshots import parse
+from pipeline_operator.core.naming import LABEL_REVISION
+from pipeline_operator.core.observe.snapshots import parse, revision_for
+from pipeline_operator.core.revisions import active_revisions
 from pipeline_operator.core.revisions import roles as revision_roles
 
 HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
@@ -24,12 +25,11 @@ HEADERS = ("REVISION", "HASH", "ROLE", "STAGES", "AGE")
 # -- pure ------------------------------------------------------------------------------------
 
 
-def roles(obj: dict[str, Any], revision: str) -> list[str]:
+def roles(obj: dict[str, Any], revision: str, desired: str | None = None) -> list[str]:
     """What ``revision`` is to the pipeline now: stable, canary (preview), aborted, previous,
-    desired."""
+    desired (``desired``: the revision the spec is now)."""
     out = revision_roles(status_of(obj), revision)
-    spec = spec_of(obj)
-    if not out and spec is not None and revision_of(spec) == revision:
+    if not out and revision == desired:
         out.append("desired")
     return out
 
@@ -37,12 +37,14 @@ def roles(obj: dict[str, Any], revision: str) -> list[str]:
 def entries(obj: dict[str, Any], revisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each revision, oldest first: number, hash, roles, stages, creation time and spec."""
     snaps = parse(revisions)
+    spec = spec_of(obj)
+    desired = None if spec is None else revision_for(spec, snaps, active_revisions(status_of(obj)))
     stored = {(r["metadata"].get("labels") or {}).get(LABEL_REVISION): r for r in revisions}
     return [
         {
             "revision": s.number,
             "hash": s.revision,
-            "roles": roles(obj, s.revision),
+            "roles": roles(obj, s.revision, desired),
             "stages": [stage.name for stage in s.spec.stages],
             "creationTimestamp": stored[s.revision]["metadata"].get("creationTimestamp"),
             "spec": stored[s.revision]["data"]["spec"],

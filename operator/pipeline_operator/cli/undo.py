@@ -1,8 +1,8 @@
 """``kubectl pipeline undo NAME [--to-revision N]``: roll the serving spec back.
 
 Sets ``spec.nodePools``, ``spec.stages`` and ``spec.graph`` to the snapshot of the revision
-before the current stable one (or of revision number N). The rollout settings stay as they
-are; the change starts a new rollout of that revision, like any spec edit.
+before the current stable one (or of revision number N). The rollout settings and each stage's
+scaling stay as they are; the change starts a new rollout of that revision, like any spec edit.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import SINGULAR
+from pipeline_operator.api.v1alpha1 import SINGULAR, InferencePipelineSpec
 from pipeline_operator.cli import flags
 from pipeline_operator.cli.errors import CliError
 from pipeline_operator.cli.format import spec_of, status_of
-from pipeline_operator.core.naming import revision_of
-from pipeline_operator.core.observe.snapshots import Snapshot, parse, previous
+from pipeline_operator.core.observe.snapshots import Snapshot, parse, previous, revision_for
+from pipeline_operator.core.planner import capacity
+from pipeline_operator.core.revisions import active_revisions
 
 # -- pure ------------------------------------------------------------------------------------
 
@@ -40,9 +41,16 @@ def choose(
     return before
 
 
-def patch_for(snapshot: Snapshot) -> dict[str, Any]:
-    """The merge patch that sets the serving fields to ``snapshot``'s (graph removed if none)."""
-    serving = snapshot.spec.model_dump(
+def patch_for(snapshot: Snapshot, current: InferencePipelineSpec | None) -> dict[str, Any]:
+    """The merge patch that sets the serving fields to ``snapshot``'s (graph removed if none);
+    each stage still in ``current`` keeps its scaling there (capacity is no part of a
+    revision)."""
+    scaling = {} if current is None else capacity(current)
+    stages = [
+        s.model_copy(update={"scaling": scaling.get(s.name, s.scaling)})
+        for s in snapshot.spec.stages
+    ]
+    serving = snapshot.spec.model_copy(update={"stages": stages}).model_dump(
         by_alias=True, mode="json", exclude_none=True, include={"node_pools", "stages", "graph"}
     )
     return {
@@ -59,13 +67,14 @@ def plan_undo(
 ) -> tuple[Snapshot, dict[str, Any]]:
     """The revision to go back to and the patch, or an error saying why there is none."""
     snaps = parse(revisions)
-    target = choose(name, snaps, status_of(obj).stable_revision, to_revision)
+    status = status_of(obj)
+    target = choose(name, snaps, status.stable_revision, to_revision)
     spec = spec_of(obj)
-    if spec is not None and revision_of(spec) == target.revision:
+    if spec is not None and revision_for(spec, snaps, active_revisions(status)) == target.revision:
         raise CliError(
             f"pipeline {name} is already at revision {target.number} ({target.revision})"
         )
-    return target, patch_for(target)
+    return target, patch_for(target, spec)
 
 
 def started(name: str, target: Snapshot, obj: dict[str, Any] | None, waited: bool) -> str:

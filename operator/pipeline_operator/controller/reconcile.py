@@ -42,13 +42,20 @@ from pipeline_operator.api.v1alpha1 import (
     RouterStatus,
 )
 from pipeline_operator.api.validation import lint, unreadable, validate
-from pipeline_operator.core.naming import graph_name, revision_of
+from pipeline_operator.core.naming import graph_name
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
 from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
 from pipeline_operator.core.observe.routing import RouterRollout, served_traffic
-from pipeline_operator.core.planner import Owner, PlanError, PlanOptions, plan, plan_revision
+from pipeline_operator.core.planner import (
+    Owner,
+    PlanError,
+    PlanOptions,
+    capacity,
+    plan,
+    plan_revision,
+)
 from pipeline_operator.core.revisions import active_revisions
 from pipeline_operator.core.rollout import (
     AnalysisError,
@@ -316,11 +323,11 @@ class Reconciler:
             return Stop(basis, Invalid("InvalidSpec", f"invalid spec: {problems}"))
 
         invalid = "; ".join(validate(spec)) or None
-        desired = revision_of(spec)
         # Only what this pipeline controls: a same-named pipeline recreated, or another
         # pipeline whose names hash alike, is never adopted or pruned.
         children = [c for c in world.children if controller_uid(c) == owner.uid]
         snaps = snapshots.parse(world.revisions)
+        desired = snapshots.revision_for(spec, snaps, active_revisions(status))
         if invalid is None and desired not in snaps:
             # Nothing of a revision is stored before it is known to plan at all.
             try:
@@ -339,8 +346,6 @@ class Reconciler:
             return Stop(basis, Invalid("SnapshotMissing", snapshots.missing(missing)))
 
         specs = {rev: snap.spec for rev, snap in snaps.items()}
-        if invalid is None:
-            specs[desired] = spec
         services = [c for c in children if c["kind"] == "InferenceService"]
         running = pods.by_component(world.pods)
         observed = {rev: specs[rev] for rev in {*active_revisions(status), desired} if rev in specs}
@@ -446,6 +451,7 @@ class Reconciler:
                 {rev: seen.specs[rev] for rev in serving},
                 decision.status,
                 self.options,
+                capacity(seen.spec),
             )
         except PlanError as err:
             return Stop(basis, Invalid("PlanFailed", str(err)))

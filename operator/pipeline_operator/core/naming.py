@@ -7,9 +7,10 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from pipeline_operator.api.v1alpha1 import GROUP, InferencePipelineSpec
+from pipeline_operator.api.quantity import canonical, quantity
+from pipeline_operator.api.v1alpha1 import GROUP, InferencePipelineSpec, Scaling
 
 LABEL_PIPELINE = f"{GROUP}/pipeline"
 LABEL_REVISION = f"{GROUP}/revision"
@@ -35,9 +36,49 @@ def serving_spec(spec: InferencePipelineSpec) -> str:
     return json.dumps(spec.serving_fields(), sort_keys=True, separators=(",", ":"))
 
 
+def _by_value(block: BaseModel | None) -> BaseModel | None:
+    """``block`` with its quantities (cpu, memory) in one spelling: the default's, where the
+    amount is the default's, else the canonical one."""
+    if block is None:
+        return None
+    update: dict[str, str] = {}
+    for name in ("cpu", "memory"):
+        value, default = getattr(block, name), type(block).model_fields[name].default
+        update[name] = default if quantity(value) == quantity(default) else canonical(value)
+    return block.model_copy(update=update)
+
+
+def revision_fields(spec: InferencePipelineSpec) -> dict[str, Any]:
+    """What makes a revision: the serving fields less capacity (``stages[].scaling`` applies
+    in place to every revision), with quantities by value (``cpu: 1000m`` is ``cpu: 1``)."""
+    stages = [
+        stage.model_copy(
+            update={
+                "scaling": Scaling(),
+                "resources": _by_value(stage.resources),
+                "transformer": _by_value(stage.transformer),
+            }
+        )
+        for stage in spec.stages
+    ]
+    return spec.model_copy(update={"stages": stages}).serving_fields()
+
+
 def revision_of(spec: InferencePipelineSpec) -> str:
-    """Content hash of everything that changes how requests are served (not rollout settings)."""
+    """Content hash of what changes how requests are served (not capacity, not rollout
+    settings)."""
+    return short_hash(json.dumps(revision_fields(spec), sort_keys=True, separators=(",", ":")))
+
+
+def legacy_revision_of(spec: InferencePipelineSpec) -> str:
+    """The hash revisions were named by before capacity left it: over every serving field,
+    scaling and quantity spellings included. Revisions named so keep their names."""
     return short_hash(serving_spec(spec))
+
+
+def is_revision(spec: InferencePipelineSpec, revision: str) -> bool:
+    """Whether ``revision`` is the name of ``spec``'s content, under either hash."""
+    return revision in (revision_of(spec), legacy_revision_of(spec))
 
 
 def parse_serving_spec(value: str, revision: str) -> InferencePipelineSpec | None:
@@ -46,7 +87,7 @@ def parse_serving_spec(value: str, revision: str) -> InferencePipelineSpec | Non
         spec = InferencePipelineSpec.model_validate_json(value)
     except ValidationError:
         return None
-    return spec if revision_of(spec) == revision else None
+    return spec if is_revision(spec, revision) else None
 
 
 def fit_name(*parts: str, limit: int = MAX_CHILD_NAME) -> str:

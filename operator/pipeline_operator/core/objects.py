@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_SUFFIXES: dict[str, Decimal] = {
-    **{"": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")},
-    **{"k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9},
-    **{"T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18},
-    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$")
+from pipeline_operator.api.quantity import quantity
+
 _RESOURCE_LISTS = ("requests", "limits")
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity's value (``"500m"`` and ``"0.5"`` alike), None if it is none."""
-    match = _QUANTITY.match(str(value)) if isinstance(value, str | int) else None
-    if match is None or (match[3] or "") not in _SUFFIXES:
-        return None
-    try:
-        number = Decimal(match[1] + (match[2] or ""))
-    except InvalidOperation:
-        return None
-    return number * _SUFFIXES[match[3] or ""]
 
 
 def is_subset(desired: Any, live: Any, *, quantities: bool = False) -> bool:

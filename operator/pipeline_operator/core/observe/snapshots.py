@@ -19,7 +19,9 @@ from pipeline_operator.core.naming import (
     SERVING_SPEC_ANNOTATION,
     fit_name,
     labels,
+    legacy_revision_of,
     parse_serving_spec,
+    revision_of,
 )
 from pipeline_operator.core.planner import Owner
 from pipeline_operator.core.planner.metadata import build_owner_reference
@@ -81,6 +83,21 @@ def recover(children: Iterable[dict[str, Any]], revision: str) -> InferencePipel
         if spec is not None:
             return spec
     return None
+
+
+def revision_for(
+    spec: InferencePipelineSpec, snaps: dict[str, Snapshot], active: Iterable[str]
+) -> str:
+    """The revision ``spec`` is: a stored one of the same content if there is one (an active
+    revision first, then the newest), so that a change of capacity alone, or of a quantity's
+    spelling, keeps the revision it had, whichever hash named it; else its hash."""
+    wanted = revision_of(spec)
+    for name in (wanted, legacy_revision_of(spec)):
+        if name in snaps:
+            return name
+    order = [*active, *(s.revision for s in sorted(snaps.values(), key=lambda s: -s.number))]
+    same = (r for r in order if r in snaps and revision_of(snaps[r].spec) == wanted)
+    return next(same, wanted)
 
 
 def missing(revisions: Iterable[str]) -> str:

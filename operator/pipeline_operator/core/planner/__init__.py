@@ -4,6 +4,7 @@ No I/O, no clock, no Kubernetes client: the same input always gives identical di
 same order, so applying them with server-side apply is a no-op when nothing changed.
 """
 
+from pipeline_operator.core.planner.inference_service import capacity
 from pipeline_operator.core.planner.options import (
     MissingRevisionError,
     Owner,
@@ -12,4 +13,12 @@ from pipeline_operator.core.planner.options import (
 )
 from pipeline_operator.core.planner.plan import plan, plan_revision
 
-__all__ = ["MissingRevisionError", "Owner", "PlanError", "PlanOptions", "plan", "plan_revision"]
+__all__ = [
+    "MissingRevisionError",
+    "Owner",
+    "PlanError",
+    "PlanOptions",
+    "capacity",
+    "plan",
+    "plan_revision",
+]

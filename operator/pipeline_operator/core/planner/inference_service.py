@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Resources, Stage
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Resources, Scaling, Stage
 from pipeline_operator.core import naming
 from pipeline_operator.core.planner.containers import (
     build_container,
@@ -32,22 +33,28 @@ SCRAPE_ANNOTATIONS = {
 }
 
 
-def build_replicas(stage: Stage, scale: int) -> dict[str, int]:
+def capacity(spec: InferencePipelineSpec) -> dict[str, Scaling]:
+    """Each stage's scaling in ``spec``: what every revision's stage of that name runs (capacity
+    is no part of a revision; it applies in place)."""
+    return {stage.name: stage.scaling for stage in spec.stages}
+
+
+def build_replicas(scaling: Scaling, scale: int) -> dict[str, int]:
     """minReplicas and maxReplicas of a component, ``scale`` percent of the stage's (a canary
     follows its share of the traffic; see :func:`pipeline_operator.core.revisions.replicas`)."""
-    low = replicas(stage.scaling.min_replicas, scale)
+    low = replicas(scaling.min_replicas, scale)
     return {
         "minReplicas": low,
-        "maxReplicas": max(low, replicas(stage.scaling.max_replicas, scale)),
+        "maxReplicas": max(low, replicas(scaling.max_replicas, scale)),
     }
 
 
-def build_scaling(stage: Stage, scale: int) -> dict[str, Any]:
+def build_scaling(scaling: Scaling, scale: int) -> dict[str, Any]:
     """ComponentExtensionSpec autoscaling fields (scaleMetric enum: cpu/memory/concurrency/rps)."""
     return {
-        **build_replicas(stage, scale),
-        "scaleMetric": stage.scaling.metric,
-        "scaleTarget": stage.scaling.target,
+        **build_replicas(scaling, scale),
+        "scaleMetric": scaling.metric,
+        "scaleTarget": scaling.target,
     }
 
 
@@ -69,11 +76,11 @@ def build_predictor_spec(
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
     name: str,
-    scale: int,
+    scaling: dict[str, Any],
 ) -> dict[str, Any]:
     """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
     resources = build_stage_resources(spec, stage)
-    out: dict[str, Any] = {**build_scaling(stage, scale), **build_batcher(stage)}
+    out: dict[str, Any] = {**scaling, **build_batcher(stage)}
     out["labels"] = dict(pod_labels)
     out["annotations"] = dict(SCRAPE_ANNOTATIONS)
     out.update(build_predictor_placement(spec, stage))
@@ -92,7 +99,7 @@ def build_transformer_spec(
     stage: Stage,
     pod_labels: dict[str, Any],
     identity: list[dict[str, str]],
-    scale: int,
+    replica_bounds: dict[str, int],
 ) -> dict[str, Any] | None:
     """spec.transformer: CPU only, never on a GPU pool, scaled like its predictor."""
     transformer = stage.transformer
@@ -100,7 +107,7 @@ def build_transformer_spec(
         return None
     resources = build_resources(Resources(gpus=0, cpu=transformer.cpu, memory=transformer.memory))
     out: dict[str, Any] = {
-        **build_replicas(stage, scale),
+        **replica_bounds,
         "labels": dict(pod_labels),
         "annotations": dict(SCRAPE_ANNOTATIONS),
     }
@@ -116,15 +123,19 @@ def build_inference_service(
     revision: str,
     options: PlanOptions,
     scale: int = 100,
+    scaling: Scaling | None = None,
 ) -> dict[str, Any]:
-    """The InferenceService of ``stage`` in ``revision``, running ``scale`` percent of the
-    stage's replicas."""
+    """The InferenceService of ``stage`` in ``revision``, running ``scale`` percent of
+    ``scaling``'s replicas (the stage's own by default)."""
+    scaling = scaling or stage.scaling
     labels = naming.labels(owner.name, revision, stage.name)
     identity = build_identity_env(owner.name, stage.name, revision)
     name = naming.service_name(owner.name, stage.name, revision)
-    predictor = build_predictor_spec(spec, stage, labels, identity, name, scale)
+    autoscaling = build_scaling(scaling, scale)
+    predictor = build_predictor_spec(spec, stage, labels, identity, name, autoscaling)
     body: dict[str, Any] = {"predictor": predictor}
-    transformer = build_transformer_spec(spec, stage, labels, identity, scale)
+    bounds = build_replicas(scaling, scale)
+    transformer = build_transformer_spec(spec, stage, labels, identity, bounds)
     if transformer is not None:
         body["transformer"] = transformer
     metadata = build_metadata(owner, name, labels, options)
@@ -134,7 +145,16 @@ def build_inference_service(
 
 
 def build_inference_services(
-    owner: Owner, spec: InferencePipelineSpec, revision: str, options: PlanOptions, scale: int
+    owner: Owner,
+    spec: InferencePipelineSpec,
+    revision: str,
+    options: PlanOptions,
+    scale: int,
+    capacity: Mapping[str, Scaling],
 ) -> list[dict[str, Any]]:
-    """Every stage's InferenceService of one revision, in stage order."""
-    return [build_inference_service(owner, spec, s, revision, options, scale) for s in spec.stages]
+    """Every stage's InferenceService of one revision, in stage order; a stage named in
+    ``capacity`` runs that scaling, any other its own."""
+    return [
+        build_inference_service(owner, spec, s, revision, options, scale, capacity.get(s.name))
+        for s in spec.stages
+    ]

@@ -10,6 +10,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineSpec,
     InferencePipelineStatus,
     Phase,
+    Scaling,
     TrafficTarget,
 )
 from pipeline_operator.core.planner.graph import build_inference_graph
@@ -72,12 +73,15 @@ def plan(
     specs: Mapping[str, InferencePipelineSpec],
     status: InferencePipelineStatus,
     options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
+    capacity: Mapping[str, Scaling] | None = None,
 ) -> list[dict[str, Any]]:
     """Every desired child, in apply order: InferenceServices, then InferenceGraph(s).
 
-    InferenceServices: one per stage of each active revision (stable first). The graph: a
-    Splitter over the revisions with traffic, absent while there is none. Blue-green with a
-    preview deployed adds the preview graph, routed wholly to the new revision.
+    InferenceServices: one per stage of each active revision (stable first), each stage
+    scaled as ``capacity`` says for its name (the spec's scaling now, applied in place to
+    every revision), else as its revision's snapshot. The graph: a Splitter over the
+    revisions with traffic, absent while there is none. Blue-green with a preview deployed
+    adds the preview graph, routed wholly to the new revision.
     """
     revisions = active_revisions(status)
     weights = traffic_weights(status)
@@ -86,7 +90,9 @@ def plan(
     objects: list[dict[str, Any]] = []
     for revision in revisions:
         scale = scale_of(status, revision)
-        objects += build_inference_services(owner, active[revision], revision, options, scale)
+        objects += build_inference_services(
+            owner, active[revision], revision, options, scale, capacity or {}
+        )
     if weights:
         objects.append(build_inference_graph(owner, weights, active, options))
     if preview:
