@@ -82,9 +82,11 @@ def test_history_roles() -> None:
     ]
     assert rows[1][3:] == ["tokenize,classify", "35m"]
     assert history.roles(s.aborted(), s.V2) == ["aborted"]
-    assert history.roles(
-        s.pipeline(model="bert-v3", phase="Healthy", stableRevision=s.V1), s.V3
-    ) == ["desired"]
+    at_v3 = s.pipeline(model="bert-v3", phase="Healthy", stableRevision=s.V1)
+    v3 = next(
+        e for e in history.entries(at_v3, s.revisions("bert-v1", "bert-v3")) if e["hash"] == s.V3
+    )
+    assert v3["roles"] == ["desired"]
 
 
 def test_history_entries_for_json_and_yaml() -> None:

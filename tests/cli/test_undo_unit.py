@@ -58,7 +58,7 @@ def test_undo_keeps_a_graph() -> None:
         ],
     }
     target = next(iter(parse(snaps).values()))
-    graph = undo.patch_for(target)["spec"]["graph"]
+    graph = undo.patch_for(target, None)["spec"]["graph"]
     assert graph["nodes"][0]["steps"][1] == {"stage": "classify", "dependency": "Hard"}
 
 
