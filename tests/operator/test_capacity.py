@@ -133,3 +133,44 @@ def test_dynamic_stable_scale_rolls_out_on_a_pool_with_room_for_one_copy(
         "the new revision to become stable on all six replicas",
     )
     assert min_replicas(cluster, namespace, st["stableRevision"]) == 6
+
+
+def test_a_pool_with_room_for_one_more_replica_is_rolled_through(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """3 replicas of 2 GPUs on the pool's 8: room for one canary replica beside the stable.
+    Steps of 20% and 50% need a second and a third: traffic moves onto the canary's ready
+    pods, the stable frees a replica, the canary's Pending pod takes its GPUs."""
+    rollout = {
+        "canary": {"steps": [{"setWeight": 20}, {"setWeight": 50}], "dynamicStableScale": True},
+        "progressDeadlineSeconds": 60,
+    }
+
+    def three_of_two(model: str) -> dict[str, Any]:
+        obj = pipeline(namespace, model, rollout)
+        stage = obj["spec"]["stages"][0]
+        stage["scaling"] = {"minReplicas": 3, "maxReplicas": 3}
+        stage["resources"] = {"gpus": 2, "cpu": "1", "memory": "4Gi"}
+        return obj
+
+    wait_for_a_free_pool(cluster)
+    p.apply(cluster, three_of_two("bert-v1"))
+    stable = p.wait_status(cluster, namespace, "clf", "stable Healthy", 90, phase="Healthy")[
+        "stableRevision"
+    ]
+    p.apply(cluster, three_of_two("bert-v2"))
+
+    def settled() -> dict[str, Any] | None:
+        st = p.status(cluster, namespace, "clf")
+        done = st.get("phase") == "Healthy" and st["stableRevision"] != stable
+        return st if done or st.get("phase") == "Aborted" else None
+
+    st = wait_for(settled, 240, "the rollout to complete")
+    assert st["phase"] == "Healthy", st.get("abortReason")
+    assert min_replicas(cluster, namespace, st["stableRevision"]) == 3
+    events = p.events(cluster, namespace, "clf")
+    assert "Aborted" not in events
+    messages = kubectl_json(
+        cluster, "get", "events", "-n", namespace, "--field-selector", "reason=WeightChanged"
+    )["items"]
+    assert any("on its ready pods, toward 50%" in e["message"] for e in messages)

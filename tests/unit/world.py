@@ -47,6 +47,8 @@ class World:
     preview_served: str | None = None
     replicas: dict[str, dict[str, int]] = field(default_factory=dict)
     """Revision -> stage -> ready pods; a revision left out is not waited on."""
+    unschedulable: dict[str, list[str]] = field(default_factory=dict)
+    """Revision -> its stages with a pod the scheduler cannot place."""
 
     def observe(
         self,
@@ -74,6 +76,7 @@ class World:
             preview_served=self.preview_served,
             routing="" if self.router_follows else "router rolling out",
             replicas={rev: dict(stages) for rev, stages in self.replicas.items()},
+            unschedulable={rev: list(stages) for rev, stages in self.unschedulable.items()},
         )
 
     def tick(

@@ -485,8 +485,10 @@ class Canary(ApiModel):
         default=False,
         description="Shrink the stable revision's replicas to the share of traffic it still "
         "serves (at least 1 per stage), once the router serves the canary's weight "
-        "(Argo Rollouts' dynamicStableScale). An abort sends all traffic back at once to a "
-        "stable that then scales back up.",
+        "(Argo Rollouts' dynamicStableScale). On a pool with no room for the canary's next "
+        "replica, traffic moves as far as its ready pods carry, so the stable frees one: "
+        "one replica of headroom per stage is enough. An abort sends all traffic back at once "
+        "to a stable that then scales back up.",
     )
 
 

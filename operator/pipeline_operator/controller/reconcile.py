@@ -440,6 +440,10 @@ class Reconciler:
                 preview_served=seen.routing.preview_served,
                 routing=seen.routing.waiting,
                 replicas=seen.readiness.replicas,
+                unschedulable={
+                    r.name: [st.name for st in r.stages if st.unschedulable]
+                    for r in seen.readiness.revisions
+                },
                 warnings=lint(seen.spec, self.options.deployment_mode),
             ),
             generation=basis.pipeline["metadata"].get("generation"),

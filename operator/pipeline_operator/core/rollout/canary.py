@@ -23,7 +23,8 @@ def progress(run: Run, promote_once: bool = False) -> None:
     """
     s = run.status
     if not run.ready(s.canary_revision):
-        transitions.wait_for_ready(run, "canary")
+        if not scale.roll_through(run):
+            transitions.wait_for_ready(run, "canary")
         return
     s.waiting_since = None
     s.phase = Phase.PROGRESSING
@@ -34,6 +35,7 @@ def progress(run: Run, promote_once: bool = False) -> None:
         step = steps[index]
         if step.set_weight is not None:
             if not scale.grow(run, scale_at(run.spec, index, step.set_weight)):
+                scale.roll_through(run)
                 return  # the canary grows before traffic moves onto it
             _set_weight(run, index, step.set_weight)
         elif step.set_canary_scale is not None:
@@ -59,6 +61,8 @@ def progress(run: Run, promote_once: bool = False) -> None:
         s.phase = Phase.PROGRESSING
     if scale.grow(run, 100):
         transitions.promote(run)
+    else:
+        scale.roll_through(run)
 
 
 def _set_weight(run: Run, index: int, weight: int) -> None:

@@ -35,6 +35,8 @@ class Observations:
     replicas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Revision -> stage -> ready pods (the fewest over the stage's components); a revision
     missing here is not waited on for its replicas."""
+    unschedulable: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Revision -> its stages with a pod the scheduler cannot place (no room on the pool)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ setCanaryScale step), at least one, and grows before traffic moves onto it: a se
 ``dynamicStableScale`` the stable shrinks to the share of traffic it still serves, once the
 router serves it, so that a pool with room for one copy of the pipeline plus headroom can
 roll out; the stable never runs fewer replicas than the traffic its router still sends it.
+
+On a pool with room for one more replica only, a canary that must grow before traffic moves
+and a stable that shrinks only after it does would wait on each other. There,
+:func:`roll_through` moves traffic in the steps the pool allows: as much as the canary's ready
+pods carry, so that the stable frees a replica, into which the canary grows.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from pipeline_operator.api.v1alpha1 import Canary, Phase
 from pipeline_operator.core.revisions import canary_active, replicas
 from pipeline_operator.core.rollout.context import Run
+from pipeline_operator.core.rollout.steps import canary_steps
 from pipeline_operator.core.rollout.transitions import ROUTER_POLL
 
 
@@ -73,3 +79,63 @@ def stable(run: Run) -> int | None:
         served = run.obs.served.get(revision, 0)
     share = max(given, served)
     return None if share >= 100 else share
+
+
+def carried(run: Run) -> int:
+    """The traffic share the canary's ready pods carry: the least, over the stages, of its
+    ready pods over the stage's replicas, rounded up, so that the stable's remaining share
+    needs one replica fewer of the stage that limits it (0 when not observed)."""
+    ready = run.obs.replicas.get(run.status.canary_revision or "")
+    if ready is None:
+        return 0
+    shares = [
+        -(-100 * ready.get(stage.name, 0) // stage.scaling.min_replicas)
+        for stage in run.spec.stages
+        if stage.scaling.min_replicas > 0
+    ]
+    return min(shares, default=0)
+
+
+def growing_for(run: Run) -> int:
+    """The weight the canary grows for: its step's setWeight, 100 after the last step, its
+    current weight on any other step."""
+    s = run.status
+    steps = canary_steps(run.spec)
+    index = s.current_step_index or 0
+    if index >= len(steps):
+        return 100
+    weight = steps[index].set_weight
+    return s.canary_weight if weight is None else weight
+
+
+def rolling_through(run: Run) -> bool:
+    """dynamicStableScale, and the canary cannot grow for want of room on its pool."""
+    settings = run.spec.rollout.canary or Canary()
+    if run.spec.rollout.strategy != "Canary" or not settings.dynamic_stable_scale:
+        return False
+    return bool(run.obs.unschedulable.get(run.status.canary_revision or ""))
+
+
+def roll_through(run: Run) -> bool:
+    """On a full pool (:func:`rolling_through`), move the canary's weight to what its ready
+    pods carry, toward the weight it grows for; True when traffic moved. The progress
+    deadline runs again from each move; where nothing can move (the canary has no ready pod
+    of a stage), it runs out as it would without."""
+    s = run.status
+    if not rolling_through(run):
+        return False
+    target = growing_for(run)
+    weight = min(target, carried(run))
+    if weight <= s.canary_weight:
+        return False
+    stages = ", ".join(run.obs.unschedulable.get(s.canary_revision or "", ()))
+    run.normal(
+        "WeightChanged",
+        f"canary {s.canary_revision}: {s.canary_weight}% -> {weight}% on its ready pods, toward "
+        f"{target}%: no room on the pool for more of {stages}; the stable frees replicas as "
+        "it serves less",
+    )
+    s.canary_weight = weight
+    s.waiting_since = None
+    s.phase = Phase.PROGRESSING
+    return True

@@ -53,6 +53,11 @@ def _rollout(run: Run) -> str:
         head = f"canary {revision} at {s.canary_weight}%"
     if s.spec_paused_at is not None:
         return f"{head}: held by spec.paused"
+    if scale.rolling_through(run):
+        return (
+            f"{head}: rolling through a full pool toward {scale.growing_for(run)}% "
+            f"(traffic moves as the canary's pods become ready): {run.why_not_ready(revision)}"
+        )
     if not run.ready(revision):
         return f"{head}: waiting for it to become Ready: {run.why_not_ready(revision)}"
     lacking = scale.short(run, 100 if s.canary_scale is None else s.canary_scale)
