@@ -16,10 +16,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from pipeline_operator.api import success_condition
+from pipeline_operator.api import json_path, success_condition
 
 GROUP = "pipelines.inference.dev"
 VERSION = "v1alpha1"
@@ -382,11 +382,70 @@ class Pause(ApiModel):
     )
 
 
+class WebHeader(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
+    value: Annotated[str, Field(max_length=4096)] = Field(
+        description="Sent as written, and shown to whoever reads the pipeline: no secrets."
+    )
+
+
+class WebMetric(ApiModel):
+    """An HTTP call whose JSON answer holds the value (Argo Rollouts' web metric)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.body) || (has(self.method) && self.method == 'POST')",
+                "a body needs method: POST",
+            ),
+        )
+    )
+
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] = Field(
+        description="Where to call; {{revision}}, {{stable}} and {{pipeline}} are substituted."
+    )
+    method: Literal["GET", "POST"] = "GET"
+    body: Annotated[str, Field(max_length=65536)] | None = Field(
+        default=None, description="POST's JSON body, substituted like the URL."
+    )
+    headers: list[WebHeader] = Field(default_factory=list, max_length=16)
+    json_path: Annotated[str, Field(min_length=1, max_length=512)] = Field(
+        description="JSONPath into the answer to one number or boolean (true is 1), e.g. "
+        "`$.accuracy` or `$.results[0].value`."
+    )
+
+    @field_validator("json_path")
+    @classmethod
+    def _path_parses(cls, path: str) -> str:
+        if json_path.AVAILABLE:
+            json_path.compile_path(path)
+        return path
+
+    @model_validator(mode="after")
+    def _body_is_posted(self) -> WebMetric:
+        if self.body is not None and self.method != "POST":
+            raise ValueError("a body needs method: POST")
+        return self
+
+
 class AnalysisMetric(ApiModel):
+    """One measured value: a PromQL ``query`` to the analysis' Prometheus, or a ``web``
+    call."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.query) != has(self.web)", "set exactly one of query (Prometheus) or web"),
+        )
+    )
+
     name: NodeName
-    query: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
-        description="Provider query, e.g. PromQL. {{revision}} (the canary), {{stable}} and "
-        "{{pipeline}} are substituted."
+    query: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None,
+        description="PromQL, sent to the analysis' Prometheus. {{revision}} (the canary), "
+        "{{stable}} and {{pipeline}} are substituted.",
+    )
+    web: WebMetric | None = Field(
+        default=None, description="An HTTP call instead of a query: the answer's value."
     )
     success_condition: Annotated[str, Field(min_length=1, max_length=256)] = Field(
         description="CEL condition on `result`, the measured value (a double), e.g. "
@@ -413,6 +472,12 @@ class AnalysisMetric(ApiModel):
         if success_condition.AVAILABLE:
             success_condition.compile_condition(condition)
         return condition
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AnalysisMetric:
+        if (self.query is None) == (self.web is None):
+            raise ValueError("set exactly one of query (Prometheus) or web")
+        return self
 
 
 class Analysis(ApiModel):

@@ -73,6 +73,7 @@ from pipeline_operator.core.rollout.steps import canary_steps
 from pipeline_operator.k8s.cache import OwnWrites, World, key_of
 from pipeline_operator.k8s.client import Kube, RefusedError
 from pipeline_operator.providers.prometheus import Access, providers
+from pipeline_operator.providers.web import WebProvider
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.telemetry import metrics
 from pipeline_operator.telemetry.tracing import tracer
@@ -236,6 +237,7 @@ class Reconciler:
     """Where analysis queries run (None: the event loop's default executor)."""
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
+    web: AnalysisProvider = field(init=False, default_factory=WebProvider)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
 
@@ -402,23 +404,30 @@ class Reconciler:
             return []
         analysis = canary_steps(seen.spec)[status.current_step_index].analysis
         address = (analysis.address if analysis else None) or self.settings.prometheus_address
-        if address is None:
-            message = "no Prometheus address: set the analysis step's address or the operator's"
-            return [
-                Measurement(metric=m.name, success=False, message=message, at=stamp(now))
-                for m in seen.due
-            ]
-        try:
-            provider = self.provider_for(address)
-        except AnalysisError as err:
-            return [
-                Measurement(metric=m.name, success=False, message=str(err), at=stamp(now))
-                for m in seen.due
-            ]
         subject = Subject(
             seen.basis.owner.name, status.canary_revision, status.stable_revision or ""
         )
-        return [measure(provider, metric, subject, now) for metric in seen.due]
+        out = []
+        for metric in seen.due:
+            try:
+                provider = self._provider(metric, address)
+            except AnalysisError as err:
+                out.append(
+                    Measurement(metric=metric.name, success=False, message=str(err), at=stamp(now))
+                )
+                continue
+            out.append(measure(provider, metric, subject, now))
+        return out
+
+    def _provider(self, metric: AnalysisMetric, address: str | None) -> AnalysisProvider:
+        """The metric's web call, or the Prometheus at ``address``."""
+        if metric.web is not None:
+            return self.web
+        if address is None:
+            raise AnalysisError(
+                "no Prometheus address: set the analysis step's address or the operator's"
+            )
+        return self.provider_for(address)
 
     # -- decide ------------------------------------------------------------------------------
 

@@ -58,6 +58,8 @@ class PrometheusProvider:
         self.http = urllib3.PoolManager(ca_certs=ca, retries=False)
 
     def query(self, metric: AnalysisMetric, subject: Subject) -> float:
+        if metric.query is None:
+            raise AnalysisError(f"metric {metric.name} has no query")
         promql = render_query(metric.query, subject)
         url = f"{self.address}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
         timeout = urllib3.Timeout(total=parse_duration(metric.timeout).total_seconds())

@@ -1,0 +1,151 @@
+"""The web analysis provider against a real HTTP server: substitution, JSONPath, errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline_operator.api.v1alpha1 import AnalysisMetric
+from pipeline_operator.core.rollout import AnalysisError, NoDataError
+from pipeline_operator.core.rollout.analysis import Subject, measure
+from pipeline_operator.providers.web import WebProvider
+
+SUBJECT = Subject(pipeline="clf", revision="r2", stable="r1")
+
+
+class Scorer(BaseHTTPRequestHandler):
+    """Answers ``/score/<revision>`` with what the test set for that path."""
+
+    answers: ClassVar[dict[str, tuple[int, bytes]]] = {}
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else None
+        self.seen.append(
+            {"method": self.command, "path": self.path, "body": body, "headers": dict(self.headers)}
+        )
+        if self.path.startswith("/slow"):
+            time.sleep(2)
+        status, data = self.answers.get(self.path, (404, b"{}"))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scorer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scorer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Scorer.answers, Scorer.seen = {}, []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def metric(url: str, **web: Any) -> AnalysisMetric:
+    return AnalysisMetric.model_validate(
+        {
+            "name": "accuracy",
+            "web": {"url": url, "jsonPath": "$.accuracy", **web},
+            "successCondition": "result >= 0.9",
+            "timeout": "1s",
+        }
+    )
+
+
+def answer(path: str, body: Any, status: int = 200) -> None:
+    Scorer.answers[path] = (status, json.dumps(body).encode())
+
+
+def test_a_get_substitutes_the_revision_and_reads_the_path(scorer: str) -> None:
+    answer("/score/r2?stable=r1", {"accuracy": 0.97})
+    m = metric(
+        f"{scorer}/score/{{{{revision}}}}?stable={{{{stable}}}}",
+        headers=[{"name": "X-Pipeline", "value": "{{pipeline}}"}],
+    )
+    assert WebProvider().query(m, SUBJECT) == 0.97
+    assert Scorer.seen[0]["headers"]["X-Pipeline"] == "clf"
+
+
+def test_a_post_sends_its_body_as_json(scorer: str) -> None:
+    answer("/eval", {"results": [{"name": "agreement", "value": "0.96"}]})
+    m = metric(
+        f"{scorer}/eval",
+        method="POST",
+        body='{"canary": "{{revision}}"}',
+        jsonPath="$.results[?(@.name == 'agreement')].value",
+    )
+    assert WebProvider().query(m, SUBJECT) == 0.96
+    assert json.loads(Scorer.seen[0]["body"]) == {"canary": "r2"}
+    assert Scorer.seen[0]["headers"]["Content-Type"] == "application/json"
+
+
+def test_a_boolean_is_one_or_zero_and_judged_by_the_condition(scorer: str) -> None:
+    answer("/ok", {"accuracy": True})
+    m = metric(f"{scorer}/ok").model_copy(update={"success_condition": "result == 1"})
+    measured = measure(WebProvider(), m, SUBJECT, datetime(2026, 1, 1, tzinfo=UTC))
+    assert measured.success and measured.value == 1.0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "words"),
+    [
+        ({"other": 1}, 200, NoDataError, "selects nothing"),
+        ({"accuracy": [1, 2]}, 200, AnalysisError, "selects list"),
+        ({"accuracy": "high"}, 200, AnalysisError, "'high'"),
+        ({"accuracy": "NaN"}, 200, AnalysisError, "selects NaN"),
+        ({"accuracy": 0.9}, 503, AnalysisError, "HTTP 503"),
+    ],
+)
+def test_answers_without_one_number_are_errors_naming_why(
+    scorer: str, body: Any, status: int, error: type[Exception], words: str
+) -> None:
+    answer("/x", body, status)
+    with pytest.raises(error, match=words):
+        WebProvider().query(metric(f"{scorer}/x"), SUBJECT)
+
+
+def test_an_answer_that_is_no_json_or_too_slow_is_an_error(scorer: str) -> None:
+    Scorer.answers["/text"] = (200, b"fine")
+    with pytest.raises(AnalysisError, match="no JSON"):
+        WebProvider().query(metric(f"{scorer}/text"), SUBJECT)
+    answer("/slow", {"accuracy": 1})
+    with pytest.raises(AnalysisError, match="GET .*/slow"):
+        WebProvider().query(metric(f"{scorer}/slow"), SUBJECT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"query": "up", "web": {"url": "http://e/", "jsonPath": "$.a"}}, "exactly one of query"),
+        ({}, "exactly one of query"),
+        ({"web": {"url": "http://e/", "jsonPath": "$.["}}, "web.jsonPath"),
+        ({"web": {"url": "http://e/", "jsonPath": "$.a", "body": "{}"}}, "needs method: POST"),
+        ({"web": {"url": "ftp://e/", "jsonPath": "$.a"}}, "web.url"),
+    ],
+)
+def test_a_metric_is_refused_naming_the_field(fields: dict[str, Any], words: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        AnalysisMetric.model_validate({"name": "m", "successCondition": "result > 0", **fields})
+    text = str(err.value).replace("\n  ", ".").replace("\n", " ")
+    assert words in text, text
