@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -17,49 +14,16 @@ from pipeline_operator.api.v1alpha1 import AnalysisMetric
 from pipeline_operator.core.rollout import AnalysisError, NoDataError
 from pipeline_operator.core.rollout.analysis import Subject, measure
 from pipeline_operator.providers.web import WebProvider
+from tests.http_sink import Sink, http_sink
 
 SUBJECT = Subject(pipeline="clf", revision="r2", stable="r1")
 
 
-class Scorer(BaseHTTPRequestHandler):
-    """Answers ``/score/<revision>`` with what the test set for that path."""
-
-    answers: ClassVar[dict[str, tuple[int, bytes]]] = {}
-    seen: ClassVar[list[dict[str, Any]]] = []
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else None
-        self.seen.append(
-            {"method": self.command, "path": self.path, "body": body, "headers": dict(self.headers)}
-        )
-        if self.path.startswith("/slow"):
-            time.sleep(2)
-        status, data = self.answers.get(self.path, (404, b"{}"))
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def scorer() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Scorer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    Scorer.answers, Scorer.seen = {}, []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def scorer() -> Iterator[Sink]:
+    with http_sink() as sink:
+        sink.default = (404, b"{}")
+        yield sink
 
 
 def metric(url: str, **web: Any) -> AnalysisMetric:
@@ -73,36 +37,32 @@ def metric(url: str, **web: Any) -> AnalysisMetric:
     )
 
 
-def answer(path: str, body: Any, status: int = 200) -> None:
-    Scorer.answers[path] = (status, json.dumps(body).encode())
-
-
-def test_a_get_substitutes_the_revision_and_reads_the_path(scorer: str) -> None:
-    answer("/score/r2?stable=r1", {"accuracy": 0.97})
+def test_a_get_substitutes_the_revision_and_reads_the_path(scorer: Sink) -> None:
+    scorer.set("/score/r2?stable=r1", {"accuracy": 0.97})
     m = metric(
-        f"{scorer}/score/{{{{revision}}}}?stable={{{{stable}}}}",
+        f"{scorer.url}/score/{{{{revision}}}}?stable={{{{stable}}}}",
         headers=[{"name": "X-Pipeline", "value": "{{pipeline}}"}],
     )
     assert WebProvider().query(m, SUBJECT) == 0.97
-    assert Scorer.seen[0]["headers"]["X-Pipeline"] == "clf"
+    assert scorer.requests[0].headers["X-Pipeline"] == "clf"
 
 
-def test_a_post_sends_its_body_as_json(scorer: str) -> None:
-    answer("/eval", {"results": [{"name": "agreement", "value": "0.96"}]})
+def test_a_post_sends_its_body_as_json(scorer: Sink) -> None:
+    scorer.set("/eval", {"results": [{"name": "agreement", "value": "0.96"}]})
     m = metric(
-        f"{scorer}/eval",
+        f"{scorer.url}/eval",
         method="POST",
         body='{"canary": "{{revision}}"}',
         jsonPath="$.results[?(@.name == 'agreement')].value",
     )
     assert WebProvider().query(m, SUBJECT) == 0.96
-    assert json.loads(Scorer.seen[0]["body"]) == {"canary": "r2"}
-    assert Scorer.seen[0]["headers"]["Content-Type"] == "application/json"
+    assert json.loads(scorer.requests[0].body) == {"canary": "r2"}
+    assert scorer.requests[0].headers["Content-Type"] == "application/json"
 
 
-def test_a_boolean_is_one_or_zero_and_judged_by_the_condition(scorer: str) -> None:
-    answer("/ok", {"accuracy": True})
-    m = metric(f"{scorer}/ok").model_copy(update={"success_condition": "result == 1"})
+def test_a_boolean_is_one_or_zero_and_judged_by_the_condition(scorer: Sink) -> None:
+    scorer.set("/ok", {"accuracy": True})
+    m = metric(f"{scorer.url}/ok").model_copy(update={"success_condition": "result == 1"})
     measured = measure(WebProvider(), m, SUBJECT, datetime(2026, 1, 1, tzinfo=UTC))
     assert measured.success and measured.value == 1.0
 
@@ -118,20 +78,21 @@ def test_a_boolean_is_one_or_zero_and_judged_by_the_condition(scorer: str) -> No
     ],
 )
 def test_answers_without_one_number_are_errors_naming_why(
-    scorer: str, body: Any, status: int, error: type[Exception], words: str
+    scorer: Sink, body: Any, status: int, error: type[Exception], words: str
 ) -> None:
-    answer("/x", body, status)
+    scorer.set("/x", body, status)
     with pytest.raises(error, match=words):
-        WebProvider().query(metric(f"{scorer}/x"), SUBJECT)
+        WebProvider().query(metric(f"{scorer.url}/x"), SUBJECT)
 
 
-def test_an_answer_that_is_no_json_or_too_slow_is_an_error(scorer: str) -> None:
-    Scorer.answers["/text"] = (200, b"fine")
+def test_an_answer_that_is_no_json_or_too_slow_is_an_error(scorer: Sink) -> None:
+    scorer.answers["/text"] = (200, b"fine")
     with pytest.raises(AnalysisError, match="no JSON"):
-        WebProvider().query(metric(f"{scorer}/text"), SUBJECT)
-    answer("/slow", {"accuracy": 1})
+        WebProvider().query(metric(f"{scorer.url}/text"), SUBJECT)
+    scorer.set("/slow", {"accuracy": 1})
+    scorer.delays["/slow"] = 2
     with pytest.raises(AnalysisError, match="GET .*/slow"):
-        WebProvider().query(metric(f"{scorer}/slow"), SUBJECT)
+        WebProvider().query(metric(f"{scorer.url}/slow"), SUBJECT)
 
 
 @pytest.mark.parametrize(

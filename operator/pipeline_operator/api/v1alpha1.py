@@ -569,6 +569,20 @@ class BlueGreen(ApiModel):
     )
 
 
+class Notification(ApiModel):
+    """A webhook called once per rollout transition (each Event the rollout posts), with a
+    JSON body of the transition; see docs/operations.md for the body."""
+
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    reasons: list[Annotated[str, Field(pattern=r"^[A-Za-z]+$", max_length=64)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Event reasons to send, e.g. RolloutStarted, Aborted, RolloutCompleted; "
+        "empty: every transition.",
+    )
+    headers: list[WebHeader] = Field(default_factory=list, max_length=16)
+
+
 class Rollout(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -591,6 +605,9 @@ class Rollout(ApiModel):
         ge=10,
         le=86400,
         description="A new revision not Ready within this time aborts the rollout.",
+    )
+    notifications: list[Notification] = Field(
+        default_factory=list, max_length=4, description="Webhooks told of each transition."
     )
 
 

@@ -72,6 +72,7 @@ from pipeline_operator.core.rollout.clock import parse, stamp
 from pipeline_operator.core.rollout.steps import canary_steps
 from pipeline_operator.k8s.cache import OwnWrites, World, key_of
 from pipeline_operator.k8s.client import Kube, RefusedError
+from pipeline_operator.providers.notify import Notifier, transition
 from pipeline_operator.providers.prometheus import Access, providers
 from pipeline_operator.providers.web import WebProvider
 from pipeline_operator.settings import OperatorSettings
@@ -238,6 +239,7 @@ class Reconciler:
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
     web: AnalysisProvider = field(init=False, default_factory=WebProvider)
+    notifier: Notifier = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
 
@@ -252,6 +254,7 @@ class Reconciler:
         )
         self.provider_for = self.providers or providers(settings.prometheus_address, access)
         self.slots = asyncio.Semaphore(settings.workers)
+        self.notifier = Notifier(self._notification_failed)
 
     async def reconcile(self, namespace: str, name: str, read: Callable[[], World]) -> float | None:
         """Bring one pipeline a step closer to its spec, as ``read`` shows it; return seconds
@@ -505,7 +508,7 @@ class Reconciler:
         new_status, refusal = refusals.report(new_status, applied.errors, stamp(basis.now))
         self._prune_snapshots(basis, seen.snaps, serving)
         self._write_status(basis, new_status)
-        self._post(basis.pipeline, decision)
+        self._post(basis.pipeline, decision, seen.spec)
         if refusal is not None:
             log.warning("%s/%s: %s", basis.owner.namespace, name, refusal)
             self.kube.post_event(basis.pipeline, "Warning", refusals.REASON, refusal)
@@ -653,10 +656,22 @@ class Reconciler:
             )
             self._wrote(basis, response)
 
-    def _post(self, pipeline: dict[str, Any], decision: Decision) -> None:
+    def _post(
+        self, pipeline: dict[str, Any], decision: Decision, spec: InferencePipelineSpec
+    ) -> None:
+        """The decision's Events, and its transitions to the pipeline's notification sinks."""
         for event in decision.events:
             log.info("%s %s: %s", pipeline["metadata"]["name"], event.reason, event.message)
             self.kube.post_event(pipeline, event.type, event.reason, event.message)
+        sinks = spec.rollout.notifications
+        if sinks and decision.events:
+            at = stamp(self.clock())
+            bodies = [transition(pipeline, decision.status, e, at) for e in decision.events]
+            self.notifier.send(pipeline, sinks, bodies)
+
+    def _notification_failed(self, pipeline: dict[str, Any], message: str) -> None:
+        log.warning("%s NotificationFailed: %s", pipeline["metadata"]["name"], message)
+        self.kube.post_event(pipeline, "Warning", "NotificationFailed", message)
 
     def _export(self, namespace: str, name: str, status: InferencePipelineStatus) -> None:
         traffic = {t.revision: t.weight for t in status.traffic}

@@ -29,6 +29,11 @@ API_READS = Counter(
     "Reads sent to the Kubernetes API besides the watch streams (listing pages, pipeline reads).",
     ["verb", "kind"],
 )
+NOTIFICATIONS = Counter(
+    "pipeline_operator_notifications_total",
+    "Transitions sent to the pipelines' notification webhooks.",
+    ["outcome"],
+)
 LEADER = Gauge(
     "pipeline_operator_leader", "1 while this replica holds the leader Lease (or runs alone)."
 )

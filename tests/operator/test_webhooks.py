@@ -1,0 +1,120 @@
+"""The operator's outbound calls: a canary's analysis decided by a web metric (an evaluation
+service scores the canary's revision), and each transition sent to notification webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import pipelines as p
+from tests.harness import Cluster
+from tests.harness.operator_process import OperatorProcess
+from tests.http_sink import Sink, http_sink
+from tests.support import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def evaluator() -> Iterator[Sink]:
+    """``GET /accuracy/<revision>``: the accuracy the test sets; none yet is no data."""
+    with http_sink() as sink:
+        yield sink
+
+
+def rollout(evaluator: Sink) -> dict[str, Any]:
+    metric = {
+        "name": "accuracy",
+        "web": {"url": f"{evaluator.url}/accuracy/{{{{revision}}}}", "jsonPath": "$.accuracy"},
+        "successCondition": "result >= 0.9",
+        "interval": "1s",
+        "count": 2,
+    }
+    steps = [{"setWeight": 50}, {"analysis": {"metrics": [metric]}}]
+    return {"strategy": "Canary", "canary": {"steps": steps}}
+
+
+@pytest.mark.parametrize(("accuracy", "phase"), [(0.95, "Healthy"), (0.5, "Aborted")])
+def test_a_web_metric_promotes_or_aborts_the_canary(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    evaluator: Sink,
+    accuracy: float,
+    phase: str,
+) -> None:
+    p.apply(cluster, p.classifier("clf", namespace, **rollout(evaluator)))
+    stable = p.wait_status(cluster, namespace, "clf", "stable Healthy", phase="Healthy")[
+        "stableRevision"
+    ]
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout(evaluator)))
+    canary = p.wait_status(cluster, namespace, "clf", "canary at 50%", canaryWeight=50)[
+        "canaryRevision"
+    ]
+    evaluator.set(f"/accuracy/{canary}", {"accuracy": accuracy})
+    if phase == "Healthy":
+        st = p.wait_status(
+            cluster, namespace, "clf", "promotion", 90, phase="Healthy", stableRevision=canary
+        )
+        assert st["traffic"] == [{"revision": canary, "weight": 100}]
+        assert "AnalysisSucceeded" in p.events(cluster, namespace, "clf")
+    else:
+        st = p.wait_status(cluster, namespace, "clf", "the abort", 90, phase="Aborted")
+        assert "result 0.5 fails result >= 0.9" in st["abortReason"]
+        assert st["stableRevision"] == stable
+    assert {r.path for r in evaluator.requests} == {f"/accuracy/{canary}"}
+
+
+def test_each_transition_reaches_the_notification_webhooks_and_a_failing_one_is_reported(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    with http_sink() as chat, http_sink() as pager:
+        pager.default = (500, b"{}")
+        rollout = {
+            "strategy": "Canary",
+            "canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}]},
+            "notifications": [
+                {"url": f"{chat.url}/hook", "headers": [{"name": "X-Team", "value": "ml"}]},
+                {"url": f"{pager.url}/page", "reasons": ["RolloutCompleted", "Aborted"]},
+            ],
+        }
+        p.apply(cluster, p.classifier("clf", namespace, **rollout))
+        stable = p.wait_status(cluster, namespace, "clf", "stable", phase="Healthy")
+        p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
+        st = wait_for(
+            lambda: (
+                (s := p.status(cluster, namespace, "clf")).get("stableRevision")
+                != stable["stableRevision"]
+                and s
+            ),
+            90,
+            "the rollout to complete",
+        )
+        canary = st["stableRevision"]
+
+        def completed() -> list[dict[str, Any]] | None:
+            bodies = [r.json() for r in chat.requests]
+            return bodies if any(b["reason"] == "RolloutCompleted" for b in bodies) else None
+
+        bodies = wait_for(completed, 30, "RolloutCompleted at the webhook")
+        reasons = [b["reason"] for b in bodies]
+        assert reasons.index("RolloutStarted") < reasons.index("WeightChanged")
+        assert reasons.index("WeightChanged") < reasons.index("RolloutCompleted")
+        done = bodies[reasons.index("RolloutCompleted")]
+        assert (done["pipeline"], done["namespace"], done["stableRevision"]) == (
+            "clf",
+            namespace,
+            canary,
+        )
+        assert done["phase"] == "Healthy" and done["type"] == "Normal"
+        assert chat.requests[0].headers["X-Team"] == "ml"
+
+        wait_for(
+            lambda: "NotificationFailed" in p.events(cluster, namespace, "clf"),
+            30,
+            "the failing webhook to be reported",
+        )
+        assert {r.json()["reason"] for r in pager.requests} == {"RolloutCompleted"}
+        assert len(pager.requests) == 3, "tried three times"
