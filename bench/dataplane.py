@@ -243,13 +243,17 @@ def classifier(name: str, model_dir: Path, log_dir: Path, batch: int, extra: lis
     return stage(name, "pipeline_predictors.classifier", args, log_dir, model_name="clf")
 
 
-def baseline_point(model_dir: Path, threads: str) -> Point:
-    """The floor: tokenizer and model in this process, one text at a time."""
+def baseline(model_dir: Path, threads: str) -> Baseline:
+    """Tokenizer and model in this process, on ``threads`` torch threads."""
     import torch
 
     torch.set_num_threads(int(threads))
-    base = Baseline(model_dir)
-    return Point("in-process baseline", 1, in_process(lambda t: base.probabilities([t])))
+    return Baseline(model_dir)
+
+
+def baseline_point(base: Baseline, label: str = "") -> Point:
+    """The floor: tokenizer and model in this process, one text at a time."""
+    return Point(f"in-process baseline{label}", 1, in_process(lambda t: base.probabilities([t])))
 
 
 @contextmanager
@@ -303,7 +307,7 @@ def hops(
     threads: str,
     concurrencies: tuple[int, ...],
 ) -> list[Result]:
-    baseline = baseline_point(model_dir, threads)
+    floor = baseline_point(baseline(model_dir, threads))
     # This process holds torch too: its own full collections would stall the load generator
     # and the baseline, and be counted as latency. Frozen as the stages freeze theirs.
     with frozen_heap(), kit_pipeline(model_dir, log_dir, threads) as paths:
@@ -311,7 +315,7 @@ def hops(
         for concurrency in concurrencies:
             points = [Point(name, concurrency, over_http(url, concurrency)) for name, url in paths]
             if concurrency == 1:
-                points.insert(0, baseline)
+                points.insert(0, floor)
             results += measure(points, seconds, turns)
     return results
 

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -32,10 +32,13 @@ from typing import Any
 
 import httpx
 from dataplane import (
+    TEXTS,
+    Body,
     Point,
     Result,
     Target,
     add_model_arguments,
+    baseline,
     baseline_point,
     bench_models,
     classifier,
@@ -133,10 +136,30 @@ def mlserver(model_dir: Path, log_dir: Path, parallel_workers: int | None) -> St
     )
 
 
+def v1_label(answer: dict[str, Any]) -> str:
+    return str(answer["predictions"][0]["label"])
+
+
+def v2_label(answer: dict[str, Any]) -> str:
+    (output,) = [o for o in answer["outputs"] if o["name"] == "label"]
+    return str(output["data"][0])
+
+
+def check_labels(
+    name: str, url: str, body: Body, label_of: Callable[[dict[str, Any]], str], expected: list[str]
+) -> None:
+    """Fail unless ``url`` labels every benchmark text as the in-process model does."""
+    with httpx.Client(timeout=60) as client:
+        got = [label_of(client.post(url, json=body(t)).raise_for_status().json()) for t in TEXTS]
+    if got != expected:
+        wrong = sum(g != e for g, e in zip(got, expected, strict=True))
+        raise RuntimeError(f"{name} labels {wrong} of {len(TEXTS)} texts unlike the model itself")
+
+
 def pipeline(model_dir: Path, log_dir: Path, args: argparse.Namespace, label: str) -> list[Result]:
     """(a): the floor, the kit's three hops (for the hop costs), the kit and Ray Serve."""
-    floor = baseline_point(model_dir, args.threads)
-    floor = Point(floor.name + label, 1, floor.run)
+    base = baseline(model_dir, args.threads)
+    expected = [name for name, _ in base.top1(TEXTS)]
     results: list[Result] = []
     with (
         frozen_heap(),
@@ -144,6 +167,8 @@ def pipeline(model_dir: Path, log_dir: Path, args: argparse.Namespace, label: st
         ray_serve(model_dir, log_dir) as ray_url,
     ):
         kit_url = paths[-1][1]
+        check_labels("the kit's pipeline", kit_url, v1_body, v1_label, expected)
+        check_labels("Ray Serve", ray_url, v1_body, v1_label, expected)
         for c in (1, 8, 32):
             points = [
                 Point(KIT + label, c, over_http(kit_url, c)),
@@ -151,13 +176,14 @@ def pipeline(model_dir: Path, log_dir: Path, args: argparse.Namespace, label: st
             ]
             if c == 1:
                 hops = [Point(name + label, 1, over_http(url, 1)) for name, url in paths[:-1]]
-                points = [floor, *hops, *points]
+                points = [baseline_point(base, label), *hops, *points]
             results += measure(points, args.seconds, args.turns)
     return results
 
 
 def predictor(model_dir: Path, log_dir: Path, args: argparse.Namespace, label: str) -> list[Result]:
     """(b): the kit's predictor against MLServer's, both batching; the kit's unbatched."""
+    expected = [name for name, _ in baseline(model_dir, args.threads).top1(TEXTS)]
     threads = ["--num_threads", args.threads]
     on = classifier("bench-peer-on", model_dir, log_dir, BATCH, threads)
     off = classifier("bench-peer-off", model_dir, log_dir, 1, threads)
@@ -165,6 +191,8 @@ def predictor(model_dir: Path, log_dir: Path, args: argparse.Namespace, label: s
     results: list[Result] = []
     with servers([on, off, *peers]):
         targets = [(KIT_PREDICTOR, on), (MLSERVER, peers[0]), (MLSERVER_INLINE, peers[1])]
+        for name, server in [*targets, (KIT_UNBATCHED, off)]:
+            check_labels(name, server.v2_url, v2_body, v2_label, expected)
         for c in (1, 8, 32):
             points = [
                 Point(name + label, c, over_http(s.v2_url, c, body=v2_body)) for name, s in targets
