@@ -105,7 +105,9 @@ def mlserver(model_dir: Path, log_dir: Path, parallel_workers: int | None) -> St
     ``parallel_workers`` None leaves MLServer's default (inference in one worker process).
     """
     env = ensure("mlserver")
-    name = f"mlserver-{'default' if parallel_workers is None else parallel_workers}"
+    name = (
+        f"mlserver-{model_dir.name}-{'default' if parallel_workers is None else parallel_workers}"
+    )
     root = log_dir / name
     (root / "clf").mkdir(parents=True)
     http = free_port()
