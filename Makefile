@@ -78,10 +78,16 @@ bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic b
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results
 	PYTHONUNBUFFERED=1 $(PY) bench/cascade.py --out bench-results
 
+peers: venv ## The peers' own environments (MLServer): created once under ~/.cache/inference-pipelines/peers, reused
+	$(PY) bench/peers/env.py mlserver
+
+bench-peers: venv tools peers ## The data plane beside Ray Serve (pipeline) and MLServer (predictor): same models, load, turns
+	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/peers_bench.py --out bench-results
+
 bench-pods: venv tools images ## The example through pods on the real nodes against the same servers as local processes
 	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/pods.py
 
-.PHONY: bench-dataplane bench-pods
+.PHONY: bench-dataplane peers bench-peers bench-pods
 
 # -- kind (needs Docker and kind; kind's nodes are privileged containers) --------------------
 KIND ?= kind

@@ -66,14 +66,27 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    # CPU time of this process while the point ran: the load generator's (for a point over
+    # HTTP), so that a point bound by its client shows.
+    client_cpu_s: float = 0.0
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def client_cores(self) -> float:
+        """CPUs the load generator kept busy on average (1.0: one core, all the time)."""
+        return self.client_cpu_s / self.seconds if self.seconds else 0.0
+
 
 def summarize(
-    name: str, concurrency: int, latencies: list[float], errors: int, seconds: float
+    name: str,
+    concurrency: int,
+    latencies: list[float],
+    errors: int,
+    seconds: float,
+    cpu_seconds: float = 0.0,
 ) -> Result:
     ms = np.array(latencies) * 1000.0 if latencies else np.array([np.nan])
     return Result(
@@ -84,13 +97,32 @@ def summarize(
         seconds,
         float(np.percentile(ms, 50)),
         float(np.percentile(ms, 99)),
+        cpu_seconds,
     )
 
 
+Body = Callable[[str], dict[str, Any]]
+
+
+def v1_body(text: str) -> dict[str, Any]:
+    """A v1 request of one text."""
+    return {"instances": [text]}
+
+
+def v2_body(text: str) -> dict[str, Any]:
+    """A v2 JSON request of one text (a BYTES input ``text`` of shape [1])."""
+    return {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+
+
 async def load(
-    url: str, concurrency: int, seconds: float, per_worker: bool = False, warmup: int = 10
+    url: str,
+    concurrency: int,
+    seconds: float,
+    per_worker: bool = False,
+    warmup: int = 10,
+    body: Body = v1_body,
 ) -> tuple[list[float], int, float]:
-    """Closed-loop load: ``concurrency`` workers post one-text v1 requests for ``seconds``.
+    """Closed-loop load: ``concurrency`` workers post one-text requests for ``seconds``.
 
     The workers share one httpx client (a pool of ``concurrency`` connections), or with
     ``per_worker`` each has its own client and connection, as separate callers would.
@@ -111,7 +143,7 @@ async def load(
             for n in sizes
         ]
         for i in range(max(warmup, len(clients))):
-            await clients[i % len(clients)].post(url, json={"instances": [TEXTS[i % len(TEXTS)]]})
+            await clients[i % len(clients)].post(url, json=body(TEXTS[i % len(TEXTS)]))
         latencies: list[float] = []
         errors = 0
         started = time.perf_counter()
@@ -124,7 +156,7 @@ async def load(
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(url, json={"instances": [TEXTS[i % len(TEXTS)]]})
+                    r = await client.post(url, json=body(TEXTS[i % len(TEXTS)]))
                     ok = r.status_code == 200
                 except httpx.HTTPError:
                     ok = False
@@ -142,9 +174,9 @@ Measurement = tuple[list[float], int, float]  # latencies (s), errors, elapsed (
 
 
 def over_http(
-    url: str, concurrency: int, per_worker: bool = False
+    url: str, concurrency: int, per_worker: bool = False, body: Body = v1_body
 ) -> Callable[[float], Measurement]:
-    return lambda seconds: asyncio.run(load(url, concurrency, seconds, per_worker))
+    return lambda seconds: asyncio.run(load(url, concurrency, seconds, per_worker, body=body))
 
 
 def in_process(fn: Callable[[str], Any]) -> Callable[[float], Measurement]:
@@ -181,14 +213,17 @@ def measure(points: list[Point], seconds: float, turns: int) -> list[Result]:
     latencies: list[list[float]] = [[] for _ in points]
     errors = [0] * len(points)
     elapsed = [0.0] * len(points)
+    cpu = [0.0] * len(points)
     for _ in range(turns):
         for i, point in enumerate(points):
+            cpu_before = time.process_time()
             got, failed, took = point.run(seconds / turns)
+            cpu[i] += time.process_time() - cpu_before
             latencies[i] += got
             errors[i] += failed
             elapsed[i] += took
     return [
-        summarize(p.name, p.concurrency, latencies[i], errors[i], elapsed[i])
+        summarize(p.name, p.concurrency, latencies[i], errors[i], elapsed[i], cpu[i])
         for i, p in enumerate(points)
     ]
 
@@ -208,19 +243,29 @@ def classifier(name: str, model_dir: Path, log_dir: Path, batch: int, extra: lis
     return stage(name, "pipeline_predictors.classifier", args, log_dir, model_name="clf")
 
 
-def hops(
-    model_dir: Path,
-    log_dir: Path,
-    seconds: float,
-    turns: int,
-    threads: str,
-    concurrencies: tuple[int, ...],
-) -> list[Result]:
+def baseline(model_dir: Path, threads: str) -> Baseline:
+    """Tokenizer and model in this process, on ``threads`` torch threads."""
     import torch
 
     torch.set_num_threads(int(threads))
-    base = Baseline(model_dir)
-    clf = classifier("bench-clf", model_dir, log_dir, 1, ["--num_threads", threads])
+    return Baseline(model_dir)
+
+
+def baseline_point(base: Baseline, label: str = "") -> Point:
+    """The floor: tokenizer and model in this process, one text at a time."""
+    return Point(f"in-process baseline{label}", 1, in_process(lambda t: base.probabilities([t])))
+
+
+@contextmanager
+def kit_pipeline(
+    model_dir: Path, log_dir: Path, threads: str, batch: int = 1
+) -> Iterator[list[tuple[str, str]]]:
+    """KServe's router -> the tokenizer transformer -> the classifier, as local processes.
+
+    Yields (path, v1 URL) for the predictor alone, the transformer in front of it, and the
+    router in front of both.
+    """
+    clf = classifier("bench-clf", model_dir, log_dir, batch, ["--num_threads", threads])
     tf = stage(
         "bench-transformer",
         "pipeline_transformers.tokenizer",
@@ -246,20 +291,31 @@ def hops(
             }
         }
     }
-    # This process holds torch too: its own full collections would stall the load generator
-    # and the baseline, and be counted as latency. Frozen as the stages freeze theirs.
-    with frozen_heap(), servers([clf, tf]), router(router_bin, graph, log_dir) as router_url:
-        paths = [
+    with servers([clf, tf]), router(router_bin, graph, log_dir) as router_url:
+        yield [
             ("predictor", clf.v1_url),
             ("transformer -> predictor", tf.v1_url),
             ("router -> transformer -> predictor", router_url),
         ]
+
+
+def hops(
+    model_dir: Path,
+    log_dir: Path,
+    seconds: float,
+    turns: int,
+    threads: str,
+    concurrencies: tuple[int, ...],
+) -> list[Result]:
+    floor = baseline_point(baseline(model_dir, threads))
+    # This process holds torch too: its own full collections would stall the load generator
+    # and the baseline, and be counted as latency. Frozen as the stages freeze theirs.
+    with frozen_heap(), kit_pipeline(model_dir, log_dir, threads) as paths:
         results = []
         for concurrency in concurrencies:
             points = [Point(name, concurrency, over_http(url, concurrency)) for name, url in paths]
             if concurrency == 1:
-                baseline = in_process(lambda t: base.probabilities([t]))
-                points.insert(0, Point("in-process baseline", 1, baseline))
+                points.insert(0, floor)
             results += measure(points, seconds, turns)
     return results
 
@@ -452,8 +508,8 @@ def parameters(model_dir: Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the benchmarks' two models, their timing and threads."""
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results")
     parser.add_argument("--seconds", type=float, default=5.0, help="Measurement time per point.")
     parser.add_argument(
@@ -469,6 +525,31 @@ def main(argv: list[str] | None = None) -> int:
         "--large_hidden", type=int, default=512, help="Hidden size of the 10x model."
     )
     parser.add_argument("--large_layers", type=int, default=10, help="Layers of the 10x model.")
+
+
+def bench_models(root: Path, args: argparse.Namespace) -> tuple[Path, Path, int, int]:
+    """The tokenizer and both models under ``root``: (model, 10x model, their parameters)."""
+    build_tokenizer(root / "tokenizer")
+    model_dir, large_dir = root / "model", root / "model-large"
+    build_classifier(model_dir, 0, root / "tokenizer", args.hidden, args.layers, heads=4)
+    build_classifier(
+        large_dir, 0, root / "tokenizer", args.large_hidden, args.large_layers, heads=8
+    )
+    size, large_size = parameters(model_dir), parameters(large_dir)
+    print(
+        f"model: BERT hidden {args.hidden}, {args.layers} layers ({size / 1e6:.1f}M "
+        f"parameters); 10x model: hidden {args.large_hidden}, {args.large_layers} layers "
+        f"({large_size / 1e6:.1f}M, {large_size / size:.1f}x); built locally; "
+        f"{args.seconds:g}s per point in {args.turns} turns; torch threads per server "
+        f"{args.threads}",
+        flush=True,
+    )
+    return model_dir, large_dir, size, large_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
@@ -477,21 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         log_dir = root / "logs"
         log_dir.mkdir()
-        build_tokenizer(root / "tokenizer")
-        model_dir, large_dir = root / "model", root / "model-large"
-        build_classifier(model_dir, 0, root / "tokenizer", args.hidden, args.layers, heads=4)
-        build_classifier(
-            large_dir, 0, root / "tokenizer", args.large_hidden, args.large_layers, heads=8
-        )
-        size, large_size = parameters(model_dir), parameters(large_dir)
-        print(
-            f"model: BERT hidden {args.hidden}, {args.layers} layers ({size / 1e6:.1f}M "
-            f"parameters); 10x model: hidden {args.large_hidden}, {args.large_layers} layers "
-            f"({large_size / 1e6:.1f}M, {large_size / size:.1f}x); built locally; "
-            f"{args.seconds:.0f}s per point in {args.turns} turns; torch threads per server "
-            f"{args.threads}",
-            flush=True,
-        )
+        model_dir, large_dir, size, large_size = bench_models(root, args)
         load_before = os.getloadavg()[0]
         hop_results = hops(model_dir, log_dir, args.seconds, args.turns, args.threads, (1, 8))
         cpu = ["--num_threads", args.threads, "--device", "cpu"]
