@@ -7,10 +7,12 @@ are :mod:`pipeline_serving.server`'s.
 from __future__ import annotations
 
 import argparse
+import os
 
-from pipeline_serving.server import DEFAULT_MODEL_DIR
+from pipeline_serving.server import DEFAULT_MODEL_DIR, non_negative_int
 
 from .batching import BatchingConfig
+from .runtime.device import GPUS_ENV
 from .runtime.options import EncoderOptions
 
 
@@ -40,7 +42,18 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
     """Model flags of the encoder predictors (classifier, embedding)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model_dir", default=DEFAULT_MODEL_DIR, help="Local model directory.")
-    group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N].")
+    group.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if present; required when --gpus is above 0), cpu, cuda[:N].",
+    )
+    group.add_argument(
+        "--gpus",
+        type=non_negative_int,
+        default=non_negative_int(os.environ.get(GPUS_ENV, "0")),
+        help=f"GPUs this replica was given (env {GPUS_ENV}, which the operator sets for a "
+        "stage that requests GPUs): with --device auto it then serves on CUDA or fails at load.",
+    )
     group.add_argument(
         "--dtype",
         default="auto",
@@ -59,6 +72,7 @@ def encoder_options(args: argparse.Namespace) -> EncoderOptions:
         model_dir=args.model_dir,
         batching=batching_config(args),
         device=args.device,
+        gpus=args.gpus,
         dtype=args.dtype,
         max_length=args.max_length,
         num_threads=args.num_threads,

@@ -41,12 +41,17 @@ def install_models(namespace: str, models: Mapping[str, Path], claim: str = "mod
 
 
 def fit_to_machine(pipeline: Mapping[str, Any]) -> dict[str, Any]:
-    """The pipeline with its stages' CPU and memory requests sized for this machine; GPUs,
-    placement, images, models and rollout stay as written."""
+    """The pipeline with its stages' CPU and memory requests sized for this machine, and its
+    GPU predictors told to serve on the CPU (the real nodes' GPUs are advertised, not there; a
+    kit predictor given GPUs refuses to start without them); GPU requests, placement, images,
+    models and rollout stay as written."""
     out = copy.deepcopy(dict(pipeline))
     for stage in out["spec"]["stages"]:
         resources = stage.setdefault("resources", {})
         resources.update(MACHINE_FIT)
+        container = stage["predictor"].get("container")
+        if resources.get("gpus") and container is not None:
+            container["args"] = [*container.get("args", []), "--device=cpu"]
         if "transformer" in stage:
             stage["transformer"].update(MACHINE_FIT)
     return out

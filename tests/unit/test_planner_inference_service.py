@@ -201,6 +201,26 @@ def test_every_container_knows_its_pipeline_stage_and_revision() -> None:
         assert {e["name"]: e["value"] for e in env if e["name"] in expected} == expected
 
 
+def test_a_predictor_given_gpus_is_told_how_many_and_nothing_else_is() -> None:
+    def gpus_env(env: list[dict[str, str]]) -> list[str]:
+        return [e["value"] for e in env if e["name"] == "INFERENCE_PIPELINE_GPUS"]
+
+    gpu = {
+        "name": "clf",
+        "predictor": CONTAINER,
+        "transformer": {"image": "pre:1"},
+        "nodePool": "gpu-l4",
+        "resources": {"gpus": 2},
+    }
+    body = isvc(gpu)["spec"]
+    assert gpus_env(body["predictor"]["containers"][0]["env"]) == ["2"]
+    assert gpus_env(body["transformer"]["containers"][0]["env"]) == []
+    served = isvc({**gpu, "predictor": MODEL})["spec"]["predictor"]["model"]["env"]
+    assert gpus_env(served) == ["2"]
+    cpu = isvc({"name": "clf", "predictor": CONTAINER, "nodePool": "cpu"})["spec"]
+    assert gpus_env(cpu["predictor"]["containers"][0]["env"]) == []
+
+
 def test_a_custom_predictor_serves_its_model_under_the_inference_service_name() -> None:
     predictor = {"container": {"image": "agg:1", "args": ["--method=mean"]}}
     body = isvc({"name": "agg", "predictor": predictor})

@@ -278,10 +278,10 @@ def test_the_model_refuses_a_success_condition_naming_the_field(condition: str) 
     assert repr(condition) in error["msg"]
 
 
-def test_env_names_the_operator_sets_are_reserved() -> None:
-    env = [{"name": "INFERENCE_PIPELINE_REVISION", "value": "x"}, {"name": "A", "value": "1"}]
+@pytest.mark.parametrize("name", ["INFERENCE_PIPELINE_REVISION", "INFERENCE_PIPELINE_GPUS"])
+def test_env_names_the_operator_sets_are_reserved(name: str) -> None:
+    env = [{"name": name, "value": "x"}, {"name": "A", "value": "1"}]
     body = spec(stages=[stage("tok", predictor={"container": {"image": "t:1", "env": env}})])
     assert validate(body) == [
-        "spec.stages[0] (tok).predictor.container.env: INFERENCE_PIPELINE_REVISION is set by "
-        "the operator"
+        f"spec.stages[0] (tok).predictor.container.env: {name} is set by the operator"
     ]

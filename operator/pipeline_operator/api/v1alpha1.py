@@ -32,13 +32,15 @@ SHORT_NAMES = ["ipl", "pipeline"]
 # each value in status.lastCommand.
 COMMAND_ANNOTATION = f"{GROUP}/command"
 # The environment the planner gives every container, which a spec may not set: the pipeline,
-# stage and revision it serves (its metrics say so), and where KServe's storage initializer
-# finds a custom container's model.
+# stage and revision it serves (its metrics say so), the GPUs a predictor's replica was given
+# (the kit's predictors then serve on CUDA or fail at load), and where KServe's storage
+# initializer finds a custom container's model.
 PIPELINE_ENV = "INFERENCE_PIPELINE"
 STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
 REVISION_ENV = "INFERENCE_PIPELINE_REVISION"
+GPUS_ENV = "INFERENCE_PIPELINE_GPUS"
 STORAGE_URI_ENV = "STORAGE_URI"
-RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, STORAGE_URI_ENV)
+RESERVED_ENV = (PIPELINE_ENV, STAGE_ENV, REVISION_ENV, GPUS_ENV, STORAGE_URI_ENV)
 
 MAX_STAGES = 16
 MAX_POOLS = 16

@@ -15,6 +15,8 @@ import numpy as np
 import onnxruntime as ort
 from transformers import AutoConfig
 
+from .device import DRIVER_FLOOR, DeviceUnavailableError, resolve_device
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
@@ -27,21 +29,27 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 Provider = str | tuple[str, dict[str, str]]
 
 
-def pick_providers(device: str, available: list[str]) -> list[Provider]:
-    """``auto`` is CUDA when this build of ONNX Runtime has it, else CPU; ``cuda:N`` is GPU N."""
-    if device == "auto":
-        return [CUDA, CPU] if CUDA in available else [CPU]
-    if device == "cpu":
+NO_CUDA_PROVIDER = "this ONNX Runtime has no CUDA provider (a CPU build; onnxruntime-gpu has it)"
+
+
+def pick_providers(device: str, available: list[str], gpus: int = 0) -> list[Provider]:
+    """``auto`` is CUDA when this build of ONNX Runtime has it, else the CPU unless the replica
+    was given GPUs; ``cuda:N`` is GPU N."""
+    resolved = resolve_device(device, gpus, CUDA in available, NO_CUDA_PROVIDER)
+    if resolved == "cpu":
         return [CPU]
-    kind, _, index = device.partition(":")
-    if kind != "cuda" or not (index.isdigit() or index == ""):
-        raise ValueError(f"unknown device {device!r}; one of auto, cpu, cuda, cuda:N")
-    if CUDA not in available:
-        raise ValueError(
-            f"--device {device} was asked for but this ONNX Runtime has no CUDA provider "
-            "(install onnxruntime-gpu)"
-        )
+    _, _, index = resolved.partition(":")
     return [(CUDA, {"device_id": index or "0"}), CPU]
+
+
+def require_provider(providers: list[Provider], running: list[str]) -> None:
+    """ONNX Runtime falls back to the CPU when its CUDA provider fails to start (missing CUDA
+    libraries, an old driver): a session asked to run on CUDA must run on it."""
+    if providers[0] != CPU and (not running or running[0] != CUDA):
+        raise DeviceUnavailableError(
+            f"ONNX Runtime could not start its CUDA provider (the session runs on {running}): "
+            f"check the CUDA libraries and that the NVIDIA driver is {DRIVER_FLOOR} or newer"
+        )
 
 
 @dataclass
@@ -64,8 +72,9 @@ class OnnxRuntime:
         settings = ort.SessionOptions()
         if options.num_threads:
             settings.intra_op_num_threads = options.num_threads
-        providers = pick_providers(options.device, ort.get_available_providers())
+        providers = pick_providers(options.device, ort.get_available_providers(), options.gpus)
         session = ort.InferenceSession(str(path), settings, providers=providers)
+        require_provider(providers, session.get_providers())
         outputs = [o.name for o in session.get_outputs()]
         if output not in outputs:
             raise ValueError(f"{path} has no output {output!r}; it has {outputs}")

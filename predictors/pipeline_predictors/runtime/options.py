@@ -16,6 +16,7 @@ class EncoderOptions:
     model_dir: str = DEFAULT_MODEL_DIR
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     device: str = "auto"
+    gpus: int = 0  # GPUs this replica was given: with device auto, it must serve on CUDA
     dtype: str = "auto"
     max_length: int | None = None
     num_threads: int | None = None

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .device import DRIVER_FLOOR, resolve_device
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
 
@@ -19,14 +21,23 @@ LoadModel = Callable[[Path, torch.dtype], "PreTrainedModel"]
 Forward = Callable[["PreTrainedModel", torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` is CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available")
-    return resolved
+def no_cuda_reason() -> str:
+    """Why torch sees no CUDA device, with what to check."""
+    built = torch.version.cuda
+    if not built:
+        return f"CUDA is not available: torch {torch.__version__} is a CPU build"
+    return (
+        f"CUDA is not available to torch {torch.__version__} (built for CUDA {built}): check "
+        f"that the GPU is visible in the container and the NVIDIA driver is {DRIVER_FLOOR} "
+        "or newer"
+    )
+
+
+def pick_device(device: str = "auto", gpus: int = 0) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU unless the replica was given GPUs
+    (:func:`~pipeline_predictors.runtime.device.resolve_device`)."""
+    cuda = torch.cuda.is_available()
+    return torch.device(resolve_device(device, gpus, cuda, "" if cuda else no_cuda_reason()))
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -54,7 +65,7 @@ class TorchRuntime:
     ) -> TorchRuntime:
         if options.num_threads:
             torch.set_num_threads(options.num_threads)
-        device = pick_device(options.device)
+        device = pick_device(options.device, options.gpus)
         dtype = pick_dtype(options.dtype, device)
         model = load_model(model_dir, dtype)
         model.to(device)  # type: ignore[arg-type]

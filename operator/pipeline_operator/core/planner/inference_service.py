@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, Resources, Scaling, Stage
+from pipeline_operator.api.v1alpha1 import (
+    GPUS_ENV,
+    InferencePipelineSpec,
+    Resources,
+    Scaling,
+    Stage,
+)
 from pipeline_operator.core import naming
 from pipeline_operator.core.planner.containers import (
     build_container,
@@ -78,8 +84,11 @@ def build_predictor_spec(
     name: str,
     scaling: dict[str, Any],
 ) -> dict[str, Any]:
-    """spec.predictor: scaling, batcher, placement, then the model or the custom container."""
+    """spec.predictor: scaling, batcher, placement, then the model or the custom container;
+    a predictor given GPUs is told how many (it must then serve on them)."""
     resources = build_stage_resources(spec, stage)
+    if stage.resources.gpus:
+        identity = [*identity, {"name": GPUS_ENV, "value": str(stage.resources.gpus)}]
     out: dict[str, Any] = {**scaling, **build_batcher(stage)}
     out["labels"] = dict(pod_labels)
     out["annotations"] = dict(SCRAPE_ANNOTATIONS)
