@@ -208,9 +208,13 @@ class EncoderModel(ObservedModel):
         instances = instances_from_v2(payload) if is_v2 else instances_from_v1(payload)
         rows = [self.encode(inst, i) for i, inst in enumerate(instances)]
         matrix = np.stack(await self.batcher.submit_many(rows))
+        self.observe_rows(matrix)
         if isinstance(payload, InferRequest):
             return self.format_v2(matrix, payload)
         return self.format_v1(matrix, instances)
+
+    def observe_rows(self, rows: np.ndarray) -> None:
+        """Record what the model answered (the classifier counts its labels)."""
 
     def start(self) -> None:
         """Readiness stays what :meth:`load` made it (KServe's default would force it on)."""

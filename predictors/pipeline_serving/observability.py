@@ -10,12 +10,13 @@ current span's ``traceparent`` (see :func:`inject_trace_headers`).
 
 from __future__ import annotations
 
+import collections
 import inspect
 import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,12 @@ ERRORS = Counter(
     "pipeline_stage_errors_total",
     "Failed requests of a data-plane stage, by kind (invalid_input, upstream, internal).",
     [*IDENTITY, "kind"],
+)
+PREDICTIONS = Counter(
+    "pipeline_stage_predictions_total",
+    "Predictions a classifier made, by predicted label: each revision's label mix, to "
+    "compare a canary's with the stable's.",
+    [*IDENTITY, "label"],
 )
 PIPELINE_ENV = "INFERENCE_PIPELINE"
 STAGE_ENV = "INFERENCE_PIPELINE_STAGE"
@@ -191,6 +198,17 @@ class ObservedModel(Model):  # type: ignore[misc]
 
     def observe_batch(self, size: int) -> None:
         BATCH_SIZE.labels(*self.identity).observe(size)
+
+    def declare_labels(self, labels: Iterable[str]) -> None:
+        """Export a zero for every label the model can predict, so each revision's label
+        mix has every label from its first scrape (a query over two revisions matches)."""
+        for label in labels:
+            PREDICTIONS.labels(*self.identity, label)
+
+    def count_predictions(self, labels: Iterable[str]) -> None:
+        """Count each prediction under its label."""
+        for label, count in collections.Counter(labels).items():
+            PREDICTIONS.labels(*self.identity, label).inc(count)
 
     async def __call__(
         self,

@@ -263,6 +263,33 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Helm) -> None
     assert others == []
 
 
+def test_secret_reads_are_off_by_default_and_get_only_when_granted(helm: Helm) -> None:
+    assert not any(
+        "secrets" in rule["resources"]
+        for role in helm.template("default")
+        if role["kind"] in ("Role", "ClusterRole")
+        for rule in role.get("rules", [])
+    )
+    granted = operator_role(helm.template("default", "--set", "rbac.secretReads.enabled=true"))
+    assert rules_of(granted) - (NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES) == {
+        ("", "secrets", "get")
+    }
+    named = helm.template(
+        "default",
+        "--set",
+        "rbac.secretReads.enabled=true",
+        "--set",
+        "rbac.secretReads.names={eval-token}",
+    )
+    (rule,) = [r for r in operator_role(named)["rules"] if "secrets" in r["resources"]]
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get"],
+        "resourceNames": ["eval-token"],
+    }
+
+
 def leader_role(objects: list[dict], namespace: str = "operators") -> tuple[dict, dict]:
     """The Role and RoleBinding for the leader Lease, in the release's namespace."""
     role = only([o for o in objects if o["metadata"]["name"].endswith("-leader")], "Role")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,17 @@ class ChartIdentity:
     """The chart's identity for an operator watching ``namespace``, installed there; with
     ``replicas`` > 1, the replicas may hold the leader Lease there too."""
 
-    def __init__(self, cluster: Cluster, namespace: str, workdir: Path, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        workdir: Path,
+        replicas: int = 1,
+        values: Sequence[str] = (),
+    ) -> None:
+        """``values``: more ``--set`` values of the chart (``rbac.secretReads.enabled=true``)."""
         self.cluster = cluster
+        self.values = list(values)
         self.namespace = namespace
         self.replicas = replicas
         self.kubeconfig = workdir / f"operator-{namespace}.kubeconfig"
@@ -71,6 +81,8 @@ class ChartIdentity:
         args += ["--namespace", self.namespace, "--set", "crds.enabled=false"]
         args += ["--set-json", f"watch.namespaces={json.dumps([self.namespace])}"]
         args += ["--set", f"replicas={self.replicas}"]
+        for value in self.values:
+            args += ["--set", value]
         for template in (*RBAC_TEMPLATES, *([LEADER_TEMPLATE] if self.replicas > 1 else [])):
             args += ["--show-only", template]
         result = subprocess.run(args, capture_output=True, text=True, timeout=60)

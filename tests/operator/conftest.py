@@ -15,9 +15,18 @@ DRAIN_SECONDS = 2.0  # retired InferenceServices linger this long after the rout
 
 
 @pytest.fixture
-def operator_identity(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Path]:
+def chart_values() -> list[str]:
+    """The chart's ``--set`` values the operator's identity is rendered with (a test may
+    parametrize it)."""
+    return []
+
+
+@pytest.fixture
+def operator_identity(
+    cluster: Cluster, namespace: str, tmp_path: Path, chart_values: list[str]
+) -> Iterator[Path]:
     """A kubeconfig acting as the chart's ServiceAccount for ``namespace``."""
-    identity = ChartIdentity(cluster, namespace, tmp_path)
+    identity = ChartIdentity(cluster, namespace, tmp_path, values=chart_values)
     yield identity.create()
     identity.delete()
 

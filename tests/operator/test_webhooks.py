@@ -3,6 +3,7 @@ service scores the canary's revision), and each transition sent to notification 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from tests import pipelines as p
 from tests.harness import Cluster
 from tests.harness.operator_process import OperatorProcess
 from tests.http_sink import Sink, http_sink
-from tests.support import wait_for
+from tests.support import kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -65,6 +66,58 @@ def test_a_web_metric_promotes_or_aborts_the_canary(
         assert "result 0.5 fails result >= 0.9" in st["abortReason"]
         assert st["stableRevision"] == stable
     assert {r.path for r in evaluator.requests} == {f"/accuracy/{canary}"}
+
+
+TOKEN = "Bearer eval-5e1f9c2a"  # what the Secret holds; it must show nowhere
+
+
+@pytest.mark.parametrize(
+    ("chart_values", "granted"),
+    [([], False), (["rbac.secretReads.enabled=true"], True)],
+    ids=["default-rbac-refused", "secret-reads-granted"],
+)
+def test_a_header_from_a_secret_is_sent_where_the_chart_grants_it_and_shown_nowhere(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    evaluator: Sink,
+    chart_values: list[str],
+    granted: bool,
+) -> None:
+    cluster.kubectl(
+        "create", "secret", "generic", "eval-token", "-n", namespace,
+        f"--from-literal=authorization={TOKEN}",
+    )  # fmt: skip
+    body = rollout(evaluator)
+    (metric,) = body["canary"]["steps"][1]["analysis"]["metrics"]
+    metric["web"]["headers"] = [
+        {
+            "name": "Authorization",
+            "valueFrom": {"secretKeyRef": {"name": "eval-token", "key": "authorization"}},
+        }
+    ]
+    metric["consecutiveErrorLimit"] = 1
+    p.apply(cluster, p.classifier("clf", namespace, **body))
+    p.wait_status(cluster, namespace, "clf", "stable Healthy", phase="Healthy")
+    p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **body))
+    canary = p.wait_status(cluster, namespace, "clf", "canary at 50%", canaryWeight=50)[
+        "canaryRevision"
+    ]
+    evaluator.set(f"/accuracy/{canary}", {"accuracy": 0.95})
+    if granted:
+        st = p.wait_status(
+            cluster, namespace, "clf", "promotion", 90, phase="Healthy", stableRevision=canary
+        )
+        assert evaluator.requests
+        assert {r.headers["Authorization"] for r in evaluator.requests} == {TOKEN}
+    else:
+        st = p.wait_status(cluster, namespace, "clf", "the abort", 90, phase="Aborted")
+        assert f"Secret {namespace}/eval-token: refused (403)" in st["abortReason"]
+        assert "rbac.secretReads" in st["abortReason"]
+        assert evaluator.requests == []
+    events = kubectl_json(cluster, "get", "events", "-n", namespace)
+    shown = json.dumps(st) + json.dumps(events) + operator.logs()
+    assert TOKEN not in shown and "eval-5e1f9c2a" not in shown
 
 
 def test_each_transition_reaches_the_notification_webhooks_and_a_failing_one_is_reported(

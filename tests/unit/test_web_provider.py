@@ -110,3 +110,37 @@ def test_a_metric_is_refused_naming_the_field(fields: dict[str, Any], words: str
         AnalysisMetric.model_validate({"name": "m", "successCondition": "result > 0", **fields})
     text = str(err.value).replace("\n  ", ".").replace("\n", " ")
     assert words in text, text
+
+
+def secret_header(name: str = "token", key: str = "authorization") -> dict[str, Any]:
+    return {"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+
+
+def test_a_header_from_a_secret_is_read_in_the_pipelines_namespace(scorer: Sink) -> None:
+    scorer.set("/score", {"accuracy": 0.97})
+    read: list[tuple[str, str, str]] = []
+
+    def read_secret(namespace: str, name: str, key: str) -> str:
+        read.append((namespace, name, key))
+        return "Bearer t0ken"
+
+    m = metric(f"{scorer.url}/score", headers=[secret_header()])
+    subject = Subject(pipeline="clf", revision="r2", stable="r1", namespace="ml")
+    assert WebProvider(read_secret).query(m, subject) == 0.97
+    assert read == [("ml", "token", "authorization")]
+    assert scorer.requests[0].headers["Authorization"] == "Bearer t0ken"
+    with pytest.raises(AnalysisError, match="header Authorization: this operator reads no Secrets"):
+        WebProvider().query(m, subject)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"name": "A"},
+        {"name": "A", "value": "x", **{k: v for k, v in secret_header().items() if k != "name"}},
+    ],
+    ids=["neither", "both"],
+)
+def test_a_header_has_a_value_or_a_secret_not_both(header: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="set exactly one of value and valueFrom"):
+        metric("http://scorer/score", headers=[header])

@@ -124,4 +124,16 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- with .Values.rbac.secretReads }}
+{{- if .enabled }}
+# Secrets that web analysis metrics name in a header's valueFrom: get only, read at each
+# measurement, never listed, watched or cached.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+  {{- with .names }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -49,6 +49,7 @@ MAX_STEPS = 16
 MAX_ROLLOUT_STEPS = 32
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # Kubernetes' resource.Quantity (the pattern its OpenAPI schema and KServe's carry), without
 # the minus sign: <number> then a binary-SI suffix, a decimal-SI suffix or a decimal exponent.
 QUANTITY = (
@@ -384,11 +385,52 @@ class Pause(ApiModel):
     )
 
 
-class WebHeader(ApiModel):
+class Header(ApiModel):
+    """A header sent as written."""
+
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
     value: Annotated[str, Field(max_length=4096)] = Field(
         description="Sent as written, and shown to whoever reads the pipeline: no secrets."
     )
+
+
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the pipeline's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class HeaderSource(ApiModel):
+    secret_key_ref: SecretKeyRef = Field(
+        description="Read at each measurement; the operator must be allowed to read it "
+        "(the chart's `rbac.secretReads`). Never shown in status, Events or logs."
+    )
+
+
+class WebHeader(ApiModel):
+    """A header of a web call: a value as written, or one read from a Secret."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("has(self.value) != has(self.valueFrom)", "set exactly one of value and valueFrom"),
+        )
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
+    value: Annotated[str, Field(max_length=4096)] | None = Field(
+        default=None,
+        description="Sent as written, and shown to whoever reads the pipeline: no secrets.",
+    )
+    value_from: HeaderSource | None = Field(
+        default=None, description="A credential, e.g. `Authorization: Bearer ...`."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebHeader:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError(f"header {self.name}: set exactly one of value and valueFrom")
+        return self
 
 
 class WebMetric(ApiModel):
@@ -582,7 +624,7 @@ class Notification(ApiModel):
         description="Event reasons to send, e.g. RolloutStarted, Aborted, RolloutCompleted; "
         "empty: every transition.",
     )
-    headers: list[WebHeader] = Field(default_factory=list, max_length=16)
+    headers: list[Header] = Field(default_factory=list, max_length=16)
 
 
 class Rollout(ApiModel):

@@ -238,7 +238,7 @@ class Reconciler:
     """Where analysis queries run (None: the event loop's default executor)."""
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
-    web: AnalysisProvider = field(init=False, default_factory=WebProvider)
+    web: AnalysisProvider = field(init=False)
     notifier: Notifier = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
@@ -255,6 +255,23 @@ class Reconciler:
         self.provider_for = self.providers or providers(settings.prometheus_address, access)
         self.slots = asyncio.Semaphore(settings.workers)
         self.notifier = Notifier(self._notification_failed)
+        self.web = WebProvider(self._secret_value)
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret a web metric's header names, read now (see WebProvider)."""
+        where = f"Secret {namespace}/{name}"
+        try:
+            data = self.kube.read_secret(namespace, name)
+        except RefusedError as err:
+            raise AnalysisError(
+                f"{where}: refused ({err.status}): the operator reads Secrets only where the "
+                "chart grants it (rbac.secretReads)"
+            ) from None
+        if data is None:
+            raise AnalysisError(f"{where} does not exist")
+        if key not in data:
+            raise AnalysisError(f"{where} has no key {key}")
+        return data[key]
 
     async def reconcile(self, namespace: str, name: str, read: Callable[[], World]) -> float | None:
         """Bring one pipeline a step closer to its spec, as ``read`` shows it; return seconds
@@ -407,8 +424,9 @@ class Reconciler:
             return []
         analysis = canary_steps(seen.spec)[status.current_step_index].analysis
         address = (analysis.address if analysis else None) or self.settings.prometheus_address
+        owner = seen.basis.owner
         subject = Subject(
-            seen.basis.owner.name, status.canary_revision, status.stable_revision or ""
+            owner.name, status.canary_revision, status.stable_revision or "", owner.namespace
         )
         out = []
         for metric in seen.due:

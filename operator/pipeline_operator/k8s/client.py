@@ -8,6 +8,7 @@ leader).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH}
 LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
+READ_TIMEOUT = 10.0  # seconds: a direct read (a web metric's Secret)
 WRITE_TIMEOUT = 30.0  # seconds: the longest any write may take
 MIN_WRITE_WINDOW = 1.0  # seconds: with less left on the Lease, a write is not sent
 
@@ -237,6 +239,21 @@ class Kube:
                 raise
 
     # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded (None: not found); a refusal raises RefusedError. Never
+        cached, never logged."""
+        metrics.API_READS.labels(verb="get", kind="Secret").inc()
+        try:
+            secret = self._send(
+                "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}", timeout=READ_TIMEOUT
+            )
+        except RefusedError as err:
+            if err.status == 404:
+                return None
+            raise
+        data = secret.get("data") or {}
+        return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
 
     def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

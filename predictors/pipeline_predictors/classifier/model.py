@@ -58,6 +58,10 @@ class SequenceClassifier(EncoderModel):
     def configure(self, config: PretrainedConfig) -> None:
         id2label = config.id2label or {}
         self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
+        self.declare_labels(self.labels)
+
+    def observe_rows(self, rows: np.ndarray) -> None:
+        self.count_predictions(self.labels[int(i)] for i in np.argmax(rows, axis=-1))
 
     def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
         probs = softmax(rows)

@@ -51,6 +51,7 @@ class Subject:
     pipeline: str
     revision: str
     stable: str = ""
+    namespace: str = ""  # the pipeline's: where a web metric's Secrets are read
 
 
 class AnalysisProvider(Protocol):
