@@ -116,23 +116,21 @@ def manifest(name: str, stages: int, image: int = 1) -> dict[str, Any]:
 # -- a simulated apiserver and KServe --------------------------------------------------------
 
 
-def fieldset(value: Any) -> dict[str, Any]:
-    """The fieldsV1 set that owns every field of ``value`` (lists of named maps by key)."""
+def fieldset(value: Any, keyed: bool = True) -> dict[str, Any]:
+    """The fieldsV1 set that owns every field of ``value``. Lists of named maps are keyed by
+    name (or uid) as in KServe's CRDs and the built-in kinds (``keyed``), or atomic, as every
+    list of the pipeline CRD is (it declares no list type)."""
     if isinstance(value, dict):
-        return {f"f:{k}": fieldset(v) for k, v in value.items()}
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        if all("name" in v for v in value):
-            keyed = (("name", v) for v in value)
-        elif all("uid" in v for v in value):
-            keyed = (("uid", v) for v in value)
-        else:
-            return {}  # atomic
-        out: dict[str, Any] = {}
-        for key, item in keyed:
-            name = json.dumps({key: item[key]}, separators=(",", ":"))
-            out[f"k:{name}"] = {".": {}, **fieldset(item)}
-        return out
-    return {}
+        return {f"f:{k}": fieldset(v, keyed) for k, v in value.items()}
+    if keyed and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for key in ("name", "uid"):
+            if all(key in v for v in value):
+                out: dict[str, Any] = {}
+                for item in value:
+                    name = json.dumps({key: item[key]}, separators=(",", ":"))
+                    out[f"k:{name}"] = {".": {}, **fieldset(item)}
+                return out
+    return {}  # a scalar, or an atomic list
 
 
 def entry(
@@ -295,7 +293,7 @@ class Apiserver:
                             "f:kubectl.kubernetes.io/last-applied-configuration": {},
                         }
                     },
-                    "f:spec": fieldset(body["spec"]),
+                    "f:spec": fieldset(body["spec"], keyed=False),
                 },
             ),
             entry(
@@ -320,7 +318,13 @@ class Apiserver:
             e for e in self.pipeline["metadata"]["managedFields"] if not e.get("subresource")
         ]
         managed.append(
-            entry(self.manager, "Update", API_VERSION, {"f:status": fieldset(status)}, "status")
+            entry(
+                self.manager,
+                "Update",
+                API_VERSION,
+                {"f:status": fieldset(status, keyed=False)},
+                "status",
+            )
         )
         self.pipeline["metadata"]["managedFields"] = managed
         return copy.deepcopy(self.bump(self.pipeline))
