@@ -69,10 +69,13 @@ demo: demo-venv tools images ## Local cluster + KServe + operator; the example s
 bench: venv tools ## Operator benchmark: 500 and 2,000 pipelines with KServe, restart, handover (figures vs targets)
 	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/operator_bench.py
 
+bench-memory: venv ## The operator's heap by term (store per kind, snapshots, per pipeline), no cluster
+	PYTHONUNBUFFERED=1 PYTHONPATH=$(CURDIR) $(PY) bench/memory.py
+
 bench-cluster: venv tools ## Warm start time of the local cluster (median of 5 starts)
 	PYTHONUNBUFFERED=1 $(PY) bench/cluster_start.py
 
-.PHONY: help venv demo-venv tools prerequisites images test test-kserve-floor lint cluster-up cluster-down demo bench bench-cluster
+.PHONY: help venv demo-venv tools prerequisites images test test-kserve-floor lint cluster-up cluster-down demo bench bench-memory bench-cluster
 
 bench-dataplane: venv tools ## Data-plane benchmark on loopback: hops, dynamic batching, GPU if present
 	PYTHONUNBUFFERED=1 $(PY) bench/dataplane.py --out bench-results

@@ -113,7 +113,9 @@ def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
     trimmed = trim_child(body)
     assert trimmed["status"] == {"conditions": [{"type": "Ready", "status": "True"}]}
     # What drift reads: an Apply entry whole, the spec fields of an Update; no status entry.
-    assert trimmed["metadata"]["managedFields"] == [
+    # Each fieldset is kept as its JSON.
+    managed = trimmed["metadata"]["managedFields"]
+    assert [{**e, "fieldsV1": json.loads(e["fieldsV1"])} for e in managed] == [
         {
             "manager": "inference-pipelines",
             "operation": "Apply",

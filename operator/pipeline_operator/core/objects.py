@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline_operator.api.quantity import quantity
@@ -70,3 +73,24 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
         if owner.get("controller"):
             return str(owner.get("uid"))
     return None
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A JSON value kept compressed and decoded when read: how the operator's store holds what
+    a reconcile reads whole or not at all (a snapshot's spec). Equal when the values are
+    encoded alike."""
+
+    blob: bytes
+
+    @classmethod
+    def of(cls, value: Any) -> Packed:
+        return cls(zlib.compress(json.dumps(value, separators=(",", ":")).encode()))
+
+    def value(self) -> Any:
+        return json.loads(zlib.decompress(self.blob))
+
+
+def unpacked(value: Any) -> Any:
+    """``value``, decoded if it is :class:`Packed`."""
+    return value.value() if isinstance(value, Packed) else value

@@ -12,6 +12,7 @@ gives them): a cached object at or past the version a write returned has caught 
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from typing import Any
 
 from pipeline_operator.api.v1alpha1 import KIND
 from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name, graph_name
+from pipeline_operator.core.objects import Packed
 from pipeline_operator.core.observe.pods import (
     COMPONENT_LABEL,
     GRAPH_LABEL,
@@ -61,24 +63,20 @@ def cached(
     return Cached(compact((trimmer or trim)(body)), version(body))
 
 
-INTERNED_LENGTH = 100
-"""Strings up to this length are interned in the store; longer ones are rarely repeated."""
-
-
 def compact(value: Any) -> Any:
-    """``value`` rebuilt with its keys and short strings interned.
+    """``value`` rebuilt with its keys and strings interned.
 
     Each watch event is decoded on its own, so every object brings fresh copies of the same
-    keys (``f:spec``, ``kserve-container``, ...) and values (images, label values); the store
-    holds thousands of objects, and sharing one copy of each string makes it smaller
-    (measured with tracemalloc on the objects of 200 pipelines, with the managedFields trim:
-    103 KiB per pipeline to 61 KiB).
+    keys (``f:spec``, ``kserve-container``, ...) and values (images, label values, the serving
+    spec every InferenceService of a revision carries); the store holds thousands of objects,
+    and sharing one copy of each string makes it smaller. An interned string no object holds
+    any more is freed.
     """
     if isinstance(value, dict):
         return {sys.intern(k): compact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= INTERNED_LENGTH:
+    if isinstance(value, str):
         return sys.intern(value)
     return value
 
@@ -96,17 +94,25 @@ def _meta(body: Mapping[str, Any], *fields: str) -> dict[str, Any]:
     return {f: meta[f] for f in fields if meta.get(f) is not None}
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+"""What ``kubectl apply`` (client-side) leaves on a pipeline: a copy of the manifest that no
+reconcile reads, often the largest annotation."""
+
+
 def trim_pipeline(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A pipeline without its managedFields; its resourceVersion is kept (a status patch's
-    precondition)."""
+    """A pipeline without its managedFields and ``kubectl apply``'s copy of its manifest; its
+    resourceVersion is kept (a status patch's precondition)."""
+    meta = _meta(
+        body,
+        *("name", "namespace", "uid", "generation", "resourceVersion", "labels"),
+        *("annotations", "finalizers", "deletionTimestamp"),
+    )
+    if LAST_APPLIED in meta.get("annotations", {}):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind", KIND),
-        "metadata": _meta(
-            body,
-            *("name", "namespace", "uid", "generation", "resourceVersion", "labels"),
-            *("annotations", "finalizers", "deletionTimestamp"),
-        ),
+        "metadata": meta,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
@@ -116,8 +122,10 @@ def _managed(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """managedFields as ``drift`` reads them: who owns which fields, without timestamps.
 
     Entries of a subresource (status) are dropped, and an Update entry keeps only the spec
-    fields it owns: drift reads the whole set of an Apply entry (the operator's) and the spec
-    fields of every other entry.
+    fields it owns (none: it is dropped): drift reads the whole set of an Apply entry (the
+    operator's) and the spec fields of every other entry. Each fieldset is kept as its JSON
+    (keys sorted), which drift decodes: children of the same shape own the same fields, and
+    share one interned string where they would each hold a tree of small dicts.
     """
     kept = []
     for entry in entries:
@@ -125,15 +133,22 @@ def _managed(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         fields = entry.get("fieldsV1") or {}
         if entry.get("operation") != "Apply":
-            fields = {"f:spec": fields["f:spec"]} if "f:spec" in fields else {}
+            if "f:spec" not in fields:
+                continue  # owns no spec field: drift reads nothing of it
+            fields = {"f:spec": fields["f:spec"]}
         kept.append(
             {
                 "manager": entry.get("manager"),
                 "operation": entry.get("operation"),
-                "fieldsV1": fields,
+                "fieldsV1": json.dumps(fields, sort_keys=True, separators=(",", ":")),
             }
         )
     return kept
+
+
+CHILD_CONDITIONS = ("Ready",)
+"""The conditions of a child a reconcile reads (readiness reads an InferenceService's Ready);
+KServe reports several more on each."""
 
 
 def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,6 +169,7 @@ def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
             "conditions": [
                 {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
                 for c in status.get("conditions") or []
+                if c.get("type") in CHILD_CONDITIONS
             ],
             **({"url": status["url"]} if status.get("url") else {}),
         },
@@ -161,13 +177,15 @@ def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trim_revision(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A ControllerRevision holding a spec snapshot."""
+    """A ControllerRevision holding a spec snapshot; its ``data`` packed (a reconcile reads it
+    whole: ``snapshots.parse`` decodes it)."""
+    data = body.get("data")
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": _meta(body, "name", "namespace", "uid", "labels"),
         "revision": body.get("revision", 0),
-        "data": body.get("data"),
+        "data": Packed.of(data) if data is not None else None,
     }
 
 
