@@ -400,24 +400,24 @@ def v2_response(
     or JSON as its ``binary_data`` says (else as ``binary``); one not in ``outputs`` is
     ``InvalidInput``.
     """
-    chosen: list[RequestedOutput] | None = None
-    if requested:
-        check_requested_outputs(requested, outputs, model_name)
-        chosen = [
-            RequestedOutput(r.name, {"binary_data": _binary_data(r, binary)}) for r in requested
-        ]
-    tensors = (
-        [v2_output(r.name, outputs[r.name], _binary_data(r, binary)) for r in chosen]
-        if chosen
-        else [v2_output(name, array, binary) for name, array in outputs.items()]
+    check_requested_outputs(requested, outputs, model_name)
+    picks = (
+        [(r.name, _binary_data(r, binary)) for r in requested]
+        if requested
+        else [(name, binary) for name in outputs]
     )
     return InferResponse(
         response_id=request_id or "",
         model_name=model_name,
-        infer_outputs=tensors,
+        infer_outputs=[v2_output(name, outputs[name], raw) for name, raw in picks],
         parameters=dict(parameters) if parameters else None,
         use_binary_outputs=binary,
-        requested_outputs=chosen,
+        # KServe sends each requested output raw or JSON as its own binary_data says.
+        requested_outputs=(
+            [RequestedOutput(name, {"binary_data": raw}) for name, raw in picks]
+            if requested
+            else None
+        ),
     )
 
 
