@@ -25,11 +25,15 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from pipeline_serving.codecs import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    TEXT_INPUT,
     Instance,
     TextInstance,
     instances_from_v1,
     instances_from_v2,
     pad,
+    tensor_metadata,
 )
 from pipeline_serving.observability import ObservedModel
 
@@ -88,7 +92,15 @@ class EncoderModel(ObservedModel):
 
     @abstractmethod
     def format_v2(self, rows: np.ndarray, request: InferRequest) -> InferResponse:
-        """The v2 response for this request."""
+        """The v2 response for this request (its requested outputs only, when it names some)."""
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """v2 metadata: BYTES ``text``, or INT64 ``input_ids`` with ``attention_mask``."""
+        return [
+            tensor_metadata(TEXT_INPUT, "BYTES", [-1]),
+            tensor_metadata(INPUT_IDS, "INT64", [-1, -1]),
+            tensor_metadata(ATTENTION_MASK, "INT64", [-1, -1]),
+        ]
 
     def load(self) -> bool:
         model_dir = Path(self.options.model_dir)

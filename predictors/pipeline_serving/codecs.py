@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+)
 
 TEXT_INPUT = "text"
 INPUT_IDS = "input_ids"
@@ -357,20 +363,61 @@ def v2_input(name: str, array: np.ndarray) -> InferInput:
     return tensor
 
 
+def tensor_metadata(name: str, datatype: str, shape: Sequence[int]) -> dict[str, Any]:
+    """One input or output of a model's v2 metadata; -1 in ``shape``: any size."""
+    return {"name": name, "datatype": datatype, "shape": list(shape)}
+
+
+def check_requested_outputs(
+    requested: Sequence[RequestedOutput] | None, available: Collection[str], model_name: str
+) -> None:
+    """``InvalidInput`` naming the first requested output that is not ``available``."""
+    for output in requested or []:
+        if output.name not in available:
+            raise InvalidInput(
+                f"model {model_name!r} has no output {output.name!r}; its outputs: "
+                f"{list(available)}"
+            )
+
+
+def _binary_data(output: RequestedOutput, default: bool) -> bool:
+    """A requested output's own ``binary_data``, else the request's ``binary_data_output``."""
+    value = output.binary_data
+    return value if isinstance(value, bool) else default
+
+
 def v2_response(
     model_name: str,
     outputs: Mapping[str, np.ndarray],
     request_id: str | None = None,
     parameters: Mapping[str, str | int | bool] | None = None,
     binary: bool = False,
+    requested: Sequence[RequestedOutput] | None = None,
 ) -> InferResponse:
-    """A v2 response; ``binary`` (the request's ``binary_data_output``) sends raw tensors."""
+    """A v2 response; ``binary`` (the request's ``binary_data_output``) sends raw tensors.
+
+    ``requested`` (the request's ``outputs``) keeps only those outputs, in that order, each raw
+    or JSON as its ``binary_data`` says (else as ``binary``); one not in ``outputs`` is
+    ``InvalidInput``.
+    """
+    check_requested_outputs(requested, outputs, model_name)
+    picks = (
+        [(r.name, _binary_data(r, binary)) for r in requested]
+        if requested
+        else [(name, binary) for name in outputs]
+    )
     return InferResponse(
         response_id=request_id or "",
         model_name=model_name,
-        infer_outputs=[v2_output(name, array, binary) for name, array in outputs.items()],
+        infer_outputs=[v2_output(name, outputs[name], raw) for name, raw in picks],
         parameters=dict(parameters) if parameters else None,
         use_binary_outputs=binary,
+        # KServe sends each requested output raw or JSON as its own binary_data says.
+        requested_outputs=(
+            [RequestedOutput(name, {"binary_data": raw}) for name, raw in picks]
+            if requested
+            else None
+        ),
     )
 
 

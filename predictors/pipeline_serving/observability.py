@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Histogram
 
-from pipeline_serving.codecs import instance_count, non_finite_output
+from pipeline_serving.codecs import check_requested_outputs, instance_count, non_finite_output
 from pipeline_serving.errors import UpstreamError, UpstreamInvalidInput
 
 TRACER_NAME = "inference-pipelines.dataplane"
@@ -173,8 +173,9 @@ class ObservedModel(Model):  # type: ignore[misc]
     The server span's parent is the incoming ``traceparent``; the span stays current while
     pre-process, predict and post-process run, so outgoing calls made from them (with
     :func:`inject_trace_headers`) continue the same trace. A request of more than
-    ``max_instances`` instances (0: no cap) is refused before any work, and a response with a
-    NaN or an infinity in it is an ``InferenceError`` (500), never an answer with nulls.
+    ``max_instances`` instances (0: no cap), or a v2 request for an output that the model's
+    metadata (``get_output_types``) does not list, is refused before any work, and a response
+    with a NaN or an infinity in it is an ``InferenceError`` (500), never an answer with nulls.
     """
 
     stage_kind = "predictor"
@@ -244,6 +245,7 @@ class ObservedModel(Model):  # type: ignore[misc]
             ) as span:
                 try:
                     self.check_instances(body)
+                    self.check_outputs(body)
                     call = super().__call__(body, headers=headers, verb=verb)
                     result = await call if inspect.isawaitable(call) else call
                     self.check_finite(result[0])  # KServe answers (response, headers)
@@ -276,6 +278,12 @@ class ObservedModel(Model):  # type: ignore[misc]
                 f"the request has {count} instances; this server takes at most "
                 f"{self.max_instances} (--max_instances)"
             )
+
+    def check_outputs(self, body: object) -> None:
+        """Refuse a v2 request for an output that this model's metadata does not list."""
+        if isinstance(body, InferRequest) and body.request_outputs:
+            names = [tensor["name"] for tensor in self.get_output_types()]
+            check_requested_outputs(body.request_outputs, names, self.name)
 
     def check_finite(self, response: object) -> None:
         """Fail a response that holds a NaN or an infinity, naming where."""

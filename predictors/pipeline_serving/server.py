@@ -20,6 +20,7 @@ from kserve import model_server as kserve_model_server
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.predictor_config import PredictorConfig
 
+from pipeline_serving.content_type import JsonUnlessBinary
 from pipeline_serving.errors import add_upstream_handlers
 from pipeline_serving.observability import (
     DEFAULT_MAX_INSTANCES,
@@ -141,14 +142,15 @@ def frozen_heap() -> Iterator[None]:
 
 
 def serve(args: argparse.Namespace, models: Sequence[ObservedModel], service_name: str) -> None:
-    """Configure tracing, the event loop, logging, request limits and the statuses of upstream
-    failures, and run KServe's model server."""
+    """Configure tracing, the event loop, logging, request limits, the statuses of upstream
+    failures and v2 JSON bodies without a Content-Type, and run KServe's model server."""
     configure_tracing(service_name, args.trace_exporter, args.trace_file)
     use_event_loop(args.event_loop)
     for model in models:
         model.max_instances = args.max_instances
     # KServe's REST server serves this application; it adds its own handlers when it starts.
     add_upstream_handlers(kserve_model_server.app)
+    kserve_model_server.app.add_middleware(JsonUnlessBinary)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse, RequestedOutput
 
 from pipeline_serving.codecs import (
     ATTENTION_MASK,
@@ -31,6 +31,8 @@ from pipeline_serving.codecs import (
 )
 
 __all__ = [
+    "LABEL_OUTPUT",
+    "SCORE_OUTPUT",
     "LabelScores",
     "classification_v1",
     "classification_v2",
@@ -42,6 +44,10 @@ __all__ = [
     "tokenized_v2",
     "top_k",
 ]
+
+
+LABEL_OUTPUT = "label"
+SCORE_OUTPUT = "score"
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,15 @@ def tokenized_v2(
     pad_id: int,
     request_id: str | None = None,
     binary: bool = False,
+    requested: Sequence[RequestedOutput] | None = None,
 ) -> InferResponse:
     ids, mask = pad(rows, pad_id)
     return v2_response(
-        model_name, {INPUT_IDS: ids, ATTENTION_MASK: mask}, request_id, binary=binary
+        model_name,
+        {INPUT_IDS: ids, ATTENTION_MASK: mask},
+        request_id,
+        binary=binary,
+        requested=requested,
     )
 
 
@@ -167,10 +178,16 @@ def classification_v2(
     request_id: str | None = None,
     parameters: Mapping[str, str | int | bool] | None = None,
     binary: bool = False,
+    requested: Sequence[RequestedOutput] | None = None,
 ) -> InferResponse:
     """Outputs ``label`` (BYTES) and ``score`` (FP32), both ``[n, k]``."""
     labels = np.array([list(r.labels) for r in results], dtype=object)
     scores = np.array([list(r.scores) for r in results], dtype=np.float32)
     return v2_response(
-        model_name, {"label": labels, "score": scores}, request_id, parameters, binary
+        model_name,
+        {LABEL_OUTPUT: labels, SCORE_OUTPUT: scores},
+        request_id,
+        parameters,
+        binary,
+        requested,
     )

@@ -21,7 +21,13 @@ import numpy as np
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from transformers import PretrainedConfig
 
-from pipeline_serving.codecs import Instance, merge_revisions, softmax, v2_response
+from pipeline_serving.codecs import (
+    Instance,
+    merge_revisions,
+    softmax,
+    tensor_metadata,
+    v2_response,
+)
 
 from ..encoder import EncoderModel
 from ..runtime.options import EncoderOptions
@@ -30,11 +36,16 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+LOGITS = "logits"
+PROBABILITIES = "probabilities"
+LABEL = "label"
+CONFIDENT = "confident"
+
 
 class SequenceClassifier(EncoderModel):
     """Serves ``AutoModelForSequenceClassification`` (or its ONNX export) from a directory."""
 
-    onnx_output = "logits"
+    onnx_output = LOGITS
 
     def __init__(
         self, name: str, options: EncoderOptions, confidence_threshold: float | None = None
@@ -63,6 +74,19 @@ class SequenceClassifier(EncoderModel):
     def observe_rows(self, rows: np.ndarray) -> None:
         self.count_predictions(self.labels[int(i)] for i in np.argmax(rows, axis=-1))
 
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """v2 metadata: ``logits``, ``probabilities``, ``label`` and, with a confidence
+        threshold, ``confident``."""
+        labels = len(self.labels) or -1  # known once loaded
+        outputs = [
+            tensor_metadata(LOGITS, "FP32", [-1, labels]),
+            tensor_metadata(PROBABILITIES, "FP32", [-1, labels]),
+            tensor_metadata(LABEL, "BYTES", [-1]),
+        ]
+        if self.confidence_threshold is not None:
+            outputs.append(tensor_metadata(CONFIDENT, "BOOL", [-1]))
+        return outputs
+
     def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
         probs = softmax(rows)
         predictions = []
@@ -85,13 +109,14 @@ class SequenceClassifier(EncoderModel):
     def format_v2(self, rows: np.ndarray, request: InferRequest) -> InferResponse:
         probs = softmax(rows)
         labels = np.array([self.labels[int(i)] for i in np.argmax(probs, axis=-1)], dtype=object)
-        outputs = {"logits": rows, "probabilities": probs, "label": labels}
+        outputs = {LOGITS: rows, PROBABILITIES: probs, LABEL: labels}
         if self.confidence_threshold is not None:
-            outputs["confident"] = probs.max(axis=-1) >= self.confidence_threshold
+            outputs[CONFIDENT] = probs.max(axis=-1) >= self.confidence_threshold
         return v2_response(
             self.name,
             outputs,
             request_id=request.id,
             parameters={"revision": self.revision} if self.revision else None,
             binary=request.use_binary_outputs,
+            requested=request.request_outputs,
         )

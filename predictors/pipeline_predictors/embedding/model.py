@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
-from pipeline_serving.codecs import Instance, v2_response
+from pipeline_serving.codecs import Instance, tensor_metadata, v2_response
 
 from ..encoder import EncoderModel
 from ..runtime.options import EncoderOptions
+
+EMBEDDING = "embedding"
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,7 @@ class SentenceEmbedder(EncoderModel):
     def __init__(self, name: str, options: EncoderOptions, normalize: bool = True) -> None:
         super().__init__(name, options)
         self.normalize = normalize
+        self.dim = -1  # the encoder's hidden size, known once loaded
 
     def load_model(self, model_dir: Path, dtype: torch.dtype) -> PreTrainedModel:
         return AutoModel.from_pretrained(str(model_dir), local_files_only=True, torch_dtype=dtype)  # type: ignore[no-any-return]
@@ -47,14 +50,22 @@ class SentenceEmbedder(EncoderModel):
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled
 
+    def configure(self, config: PretrainedConfig) -> None:
+        self.dim = int(getattr(config, "hidden_size", None) or -1)
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """v2 metadata: FP32 ``embedding``, ``[n, dim]``."""
+        return [tensor_metadata(EMBEDDING, "FP32", [-1, self.dim])]
+
     def format_v1(self, rows: np.ndarray, instances: Sequence[Instance]) -> dict[str, Any]:
         return {"predictions": [[float(v) for v in row] for row in rows]}
 
     def format_v2(self, rows: np.ndarray, request: InferRequest) -> InferResponse:
         return v2_response(
             self.name,
-            {"embedding": rows},
+            {EMBEDDING: rows},
             request_id=request.id,
             parameters={"revision": self.revision} if self.revision else None,
             binary=request.use_binary_outputs,
+            requested=request.request_outputs,
         )

@@ -20,16 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse, RequestedOutput
 from opentelemetry.trace import SpanKind
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from pipeline_serving.codecs import merge_revisions
+from pipeline_serving.codecs import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    TEXT_INPUT,
+    merge_revisions,
+    tensor_metadata,
+)
 from pipeline_serving.errors import UpstreamError
 from pipeline_serving.observability import ObservedModel, inject_trace_headers, tracer
 
 from ..client import PredictorClient
 from ..codecs import (
+    LABEL_OUTPUT,
+    SCORE_OUTPUT,
     classification_v1,
     classification_v2,
     logits_from_response,
@@ -55,6 +63,7 @@ class _RequestState:
     rows: list[tuple[int, ...]]
     revisions: list[dict[str, str]] = field(default_factory=list)
     binary: bool = False  # a v2 client asked for binary outputs
+    requested: list[RequestedOutput] | None = None  # the v2 outputs it asked for, if named
 
 
 _state: contextvars.ContextVar[_RequestState] = contextvars.ContextVar("tokenizer_request")
@@ -141,6 +150,23 @@ class TokenizerTransformer(ObservedModel):
         config = self.predictor_config
         return config is None or config.predictor_protocol != "v1"
 
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """v2 metadata: BYTES ``text``."""
+        return [tensor_metadata(TEXT_INPUT, "BYTES", [-1])]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """v2 metadata: the top-k ``label`` and ``score``; tokenize-only, the tokens."""
+        if not self.has_predictor:
+            return [
+                tensor_metadata(INPUT_IDS, "INT64", [-1, -1]),
+                tensor_metadata(ATTENTION_MASK, "INT64", [-1, -1]),
+            ]
+        k = min(self.top_k, len(self.labels)) if self.labels else -1
+        return [
+            tensor_metadata(LABEL_OUTPUT, "BYTES", [-1, k]),
+            tensor_metadata(SCORE_OUTPUT, "FP32", [-1, k]),
+        ]
+
     def tokenize(self, texts: list[str]) -> list[tuple[int, ...]]:
         assert self.tokenizer is not None
         encoded = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
@@ -161,7 +187,8 @@ class TokenizerTransformer(ObservedModel):
         request_id = payload.id if isinstance(payload, InferRequest) else None
         lineage = [merge_revisions(r, self.lineage_key, self.revision) for r in revisions]
         binary = isinstance(payload, InferRequest) and payload.use_binary_outputs
-        _state.set(_RequestState(is_v2, request_id, rows, lineage, binary))
+        requested = payload.request_outputs if isinstance(payload, InferRequest) else None
+        _state.set(_RequestState(is_v2, request_id, rows, lineage, binary, requested))
         if self.has_predictor and not self.predictor_v2:
             return tokenized_v1(rows, [{}] * len(rows), key="instances")
         return tokenized_request(rows, self.predictor_model_name, self.pad_id, request_id)
@@ -217,7 +244,12 @@ class TokenizerTransformer(ObservedModel):
         if not self.has_predictor:
             if state.v2:
                 return tokenized_v2(
-                    state.rows, self.name, self.pad_id, state.request_id, state.binary
+                    state.rows,
+                    self.name,
+                    self.pad_id,
+                    state.request_id,
+                    state.binary,
+                    state.requested,
                 )
             return tokenized_v1(state.rows, state.revisions, key=self.tokens_key)
         try:
@@ -238,7 +270,9 @@ class TokenizerTransformer(ObservedModel):
         ]
         if state.v2:
             params = {k: v for k, v in lineage[0].items()} if lineage and lineage[0] else None
-            return classification_v2(results, self.name, state.request_id, params, state.binary)
+            return classification_v2(
+                results, self.name, state.request_id, params, state.binary, state.requested
+            )
         return classification_v1(results, lineage)
 
 
