@@ -238,7 +238,7 @@ class Kube:
             if err.status != 404:
                 raise
 
-    # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
+    # -- Secrets (a web metric's header credentials) ---------------------------------------
 
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's data, decoded (None: not found); a refusal raises RefusedError. Never
@@ -254,6 +254,8 @@ class Kube:
             raise
         data = secret.get("data") or {}
         return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+
+    # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
 
     def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
