@@ -265,7 +265,13 @@ def test_a_container_may_be_told_to_run_as_root(
     assert main["securityContext"]["runAsUser"] == 0
     assert "runAsNonRoot" not in main["securityContext"]
     assert main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    logs = cluster.kubectl(
-        "logs", "-n", namespace, pod["metadata"]["name"], "-c", "kserve-container"
-    ).stdout
-    assert logs.split()[0] == "0"
+
+    def printed_uid() -> str | None:
+        # Until the runtime has opened the container's log file, the kubelet answers with
+        # its own message ("failed to try resolving symlinks ...") in place of the log.
+        logs = cluster.kubectl(
+            "logs", "-n", namespace, pod["metadata"]["name"], "-c", "kserve-container"
+        ).stdout.split()
+        return logs[0] if logs and logs[0].isdigit() else None
+
+    assert wait_for(printed_uid, 60, "the container's uid in its log") == "0"
