@@ -76,3 +76,32 @@ def test_pipelines_are_not_in_the_all_category(cluster: Cluster, namespace: str)
     assert "inferencepipeline" not in listed
     own = cluster.kubectl("get", "kserve-pipelines", "-n", namespace, "-o", "name").stdout
     assert own.split() == ["inferencepipeline.pipelines.inference.dev/kept"]
+
+
+def test_a_job_metric_keeps_its_pod_template_and_needs_no_success_condition(
+    cluster: Cluster, namespace: str
+) -> None:
+    container = {
+        "name": "evaluate",
+        "image": "evaluation:1",
+        "volumeMounts": [{"name": "set", "mountPath": "/data"}],
+    }
+    volumes = [{"name": "set", "configMap": {"name": "labelled"}}]
+    job = {"template": {"spec": {"containers": [container], "volumes": volumes}}}
+    metric = {"name": "accuracy", "job": job}
+
+    def body(name: str, metric: dict[str, Any]) -> dict[str, Any]:
+        steps = [{"setWeight": 50}, {"analysis": {"metrics": [metric]}}]
+        return pipeline(name, namespace, {**MINIMAL, "rollout": {"canary": {"steps": steps}}})
+
+    (stored,) = dry_run(cluster, body("job", metric))
+    kept = stored["spec"]["rollout"]["canary"]["steps"][1]["analysis"]["metrics"][0]["job"]
+    assert kept["template"] == job["template"]  # unknown to the schema, kept whole
+    assert (kept["backoffLimit"], kept["activeDeadline"]) == (0, "10m")
+    refused = body("judged", {**metric, "successCondition": "result == 1"})
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(refused), check=False
+    )
+    assert result.returncode != 0
+    assert "spec.rollout.canary.steps[1].analysis.metrics[0]" in result.stderr
+    assert "a job metric's Job decides" in result.stderr

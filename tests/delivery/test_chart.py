@@ -56,6 +56,9 @@ NAMESPACED_RULES: set[Rule] = {
     *(("", "pods", v) for v in ("list", "watch")),
     ("", "events", "create"),
     ("events.k8s.io", "events", "create"),
+    # Job analysis metrics (pipeline_operator/providers/job.py).
+    *(("batch", "jobs", v) for v in ("get", "create")),
+    ("", "pods/log", "get"),
 }
 # kopf lists and watches CRDs cluster-wide in every mode.
 CRD_RULES: set[Rule] = {
@@ -287,6 +290,15 @@ def test_secret_reads_are_off_by_default_and_get_only_when_granted(helm: Helm) -
         "resources": ["secrets"],
         "verbs": ["get"],
         "resourceNames": ["eval-token"],
+    }
+
+
+def test_analysis_jobs_can_be_switched_off_alone(helm: Helm) -> None:
+    off = operator_role(helm.template("default", "--set", "rbac.analysisJobs.enabled=false"))
+    assert (NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES) - rules_of(off) == {
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "create"),
+        ("", "pods/log", "get"),
     }
 
 

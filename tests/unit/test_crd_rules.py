@@ -77,3 +77,24 @@ def test_root_is_refused_unless_run_as_non_root_is_turned_off() -> None:
     assert refusal.endswith("runAsUser 0 is root: set runAsNonRoot to false to run as root")
     assert admit(spec({"runAsUser": 0, "runAsNonRoot": False})) == []
     assert admit(spec({"runAsUser": 1000})) == []
+
+
+def test_a_job_metric_is_admitted_without_a_success_condition_and_refused_with_one() -> None:
+    template = {"spec": {"containers": [{"name": "e", "image": "e:1", "volumeMounts": []}]}}
+    job = {"name": "accuracy", "job": {"template": template}}
+
+    def spec(*metrics: dict) -> dict:
+        steps = [{"setWeight": 50}, {"analysis": {"metrics": list(metrics)}}]
+        return {**MINIMAL, "rollout": {"canary": {"steps": steps}}}
+
+    assert admit(spec(job)) == []
+    where = "spec.rollout.canary.steps[1].analysis.metrics[0]"
+    decides = (
+        f"{where}: query and web metrics need a successCondition; a job metric's Job decides, "
+        "without one"
+    )
+    assert admit(spec({**job, "successCondition": "result == 1"})) == [decides]
+    assert admit(spec({"name": "errors", "query": "up"})) == [decides]
+    assert admit(spec({**job, "query": "up"})) == [
+        f"{where}: set exactly one of query (Prometheus), web or job"
+    ]

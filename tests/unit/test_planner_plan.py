@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
 from pipeline_operator.core import naming
 from pipeline_operator.core.planner import MissingRevisionError, Owner, PlanError, plan
-from pipeline_operator.core.planner.graph import node_name, step_names
+from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, node_name, step_names
 
 OWNER = Owner(name="demo", namespace="ml", uid="uid-1")
 KSERVE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -145,6 +145,51 @@ def test_blue_green_previous_revision_kept_until_scale_down() -> None:
     revisions = [o["metadata"]["labels"].get(naming.LABEL_REVISION) for o in objects[:-1]]
     assert revisions == ["v2"] * 4 + ["v1"] * 4
     assert [o["metadata"]["name"] for o in objects if o["kind"] == "InferenceGraph"] == ["demo"]
+
+
+def test_a_canary_analysed_by_jobs_gets_a_graph_per_revision() -> None:
+    objects = plan(OWNER, SPECS, CANARY, revision_graphs=True)
+    graphs = [o for o in objects if o["kind"] == "InferenceGraph"]
+    assert [g["metadata"]["name"] for g in graphs] == ["demo", "demo-v1", "demo-v2"]
+    for graph, revision in zip(graphs[1:], ("v1", "v2"), strict=True):
+        labels = graph["metadata"]["labels"]
+        assert labels[naming.LABEL_ROLE] == "revision" and labels[naming.LABEL_REVISION] == revision
+        assert graph["metadata"]["annotations"][TRAFFIC_ANNOTATION] == f"{revision}=100"
+        services = {
+            step["serviceName"]
+            for node in graph["spec"]["nodes"].values()
+            for step in node["steps"]
+            if "serviceName" in step
+        }
+        assert services and all(s.endswith(f"-{revision}") for s in services), services
+    assert [g["metadata"]["name"] for g in graphs] == [
+        g["metadata"]["name"]
+        for g in plan(OWNER, SPECS, CANARY, revision_graphs=True)
+        if g["kind"] == "InferenceGraph"
+    ]
+
+
+@pytest.mark.parametrize(
+    "st_",
+    [
+        status(stableRevision="v1", phase="Healthy", traffic=[{"revision": "v1", "weight": 100}]),
+        status(
+            stableRevision="v1",
+            canaryRevision="v2",
+            strategy="BlueGreen",
+            phase="Progressing",
+            traffic=[{"revision": "v1", "weight": 100}],
+        ),
+    ],
+    ids=["no-canary", "blue-green"],
+)
+def test_revision_graphs_exist_only_while_a_canary_is_analysed(
+    st_: InferencePipelineStatus,
+) -> None:
+    graphs = [
+        o for o in plan(OWNER, SPECS, st_, revision_graphs=True) if o["kind"] == "InferenceGraph"
+    ]
+    assert all(g["metadata"]["labels"][naming.LABEL_ROLE] != "revision" for g in graphs)
 
 
 def test_long_names_are_truncated_with_a_hash() -> None:

@@ -17,7 +17,8 @@ from pipeline_operator.api.v1alpha1 import (
     Phase,
     Rollout,
 )
-from pipeline_operator.core.observe.routing import router_rollout, served_traffic
+from pipeline_operator.core.naming import LABEL_REVISION, LABEL_ROLE
+from pipeline_operator.core.observe.routing import revision_urls, router_rollout, served_traffic
 from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
 from pipeline_operator.core.rollout.analysis import due_measurements
 from tests.unit.world import World, reasons, sample_spec
@@ -226,3 +227,27 @@ def test_blue_green_auto_promotion_counts_from_the_preview_router_serving() -> N
     assert reasons(world.tick()) == ["PreviewReady"]
     world.advance(10)
     assert "RolloutCompleted" in reasons(world.tick())
+
+
+def test_revision_urls_name_the_ready_graphs_of_revisions_only() -> None:
+    def child(name: str, role: str, revision: str | None, ready: str) -> dict[str, Any]:
+        labels = {LABEL_ROLE: role, **({LABEL_REVISION: revision} if revision else {})}
+        return {
+            "kind": "InferenceGraph",
+            "metadata": {"name": name, "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]},
+        }
+
+    children = [
+        child("clf", "active", None, "True"),
+        child("clf-r1", "revision", "r1", "True"),
+        child("clf-r2", "revision", "r2", "False"),
+        {
+            "kind": "InferenceService",
+            "metadata": {
+                "name": "clf-m-r3",
+                "labels": {LABEL_ROLE: "revision", LABEL_REVISION: "r3"},
+            },
+        },
+    ]
+    assert revision_urls("ml", children) == {"r1": "http://clf-r1.ml.svc"}

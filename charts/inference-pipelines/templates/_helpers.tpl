@@ -124,6 +124,16 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.rbac.analysisJobs.enabled }}
+# Job analysis metrics: each measurement creates one Job and reads it, then the end of the
+# log of its pod (found by listing pods, above).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}
 {{- with .Values.rbac.secretReads }}
 {{- if .enabled }}
 # Secrets that web analysis metrics name in a header's valueFrom: get only, read at each

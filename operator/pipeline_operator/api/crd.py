@@ -77,7 +77,7 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "string"
     if out.get("type") == "object" and "properties" not in out:
         extra = out.get("additionalProperties")
-        if not extra or extra == {}:
+        if not extra or extra == {} or extra is True:
             out.pop("additionalProperties", None)
             out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "object" and "properties" in out:

@@ -472,13 +472,62 @@ class WebMetric(ApiModel):
         return self
 
 
+class JobMetric(ApiModel):
+    """A Kubernetes Job run against the revisions (Argo Rollouts' job metric): the
+    measurement succeeds when the Job completes and fails when it fails.
+
+    Every container of the template gets ``CANARY_URL`` and ``STABLE_URL`` (each revision's
+    own InferenceGraph, served while the canary is analysed), ``CANARY_REVISION``,
+    ``STABLE_REVISION``, ``PIPELINE`` and ``NAMESPACE``. The last lines of the Job's log are
+    kept in the measurement's message.
+    """
+
+    template: dict[str, Any] = Field(
+        description="A core/v1 PodTemplateSpec (`metadata`, `spec`), e.g. the kit's "
+        "evaluation image with a labelled set mounted from a ConfigMap. restartPolicy "
+        "defaults to Never."
+    )
+    backoff_limit: int = Field(
+        default=0, ge=0, le=10, description="Retries of a failed pod before the Job fails."
+    )
+    active_deadline: Duration = Field(
+        default="10m", description="Longest the Job may run; past it the Job fails."
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _runs_a_container(cls, template: dict[str, Any]) -> dict[str, Any]:
+        spec = template.get("spec")
+        containers = spec.get("containers") if isinstance(spec, dict) else None
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("template.spec.containers: at least one container is required")
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict) or not container.get("image"):
+                raise ValueError(f"template.spec.containers[{index}].image is required")
+            if not container.get("name"):
+                raise ValueError(f"template.spec.containers[{index}].name is required")
+        return template
+
+
+JOB_SUCCEEDED = "result == 1"
+"""A job metric's verdict: 1 when its Job completed, 0 when it failed."""
+
+
 class AnalysisMetric(ApiModel):
-    """One measured value: a PromQL ``query`` to the analysis' Prometheus, or a ``web``
-    call."""
+    """One measured value: a PromQL ``query`` to the analysis' Prometheus, a ``web`` call, or
+    a ``job`` whose exit decides."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
-            ("has(self.query) != has(self.web)", "set exactly one of query (Prometheus) or web"),
+            (
+                "[has(self.query), has(self.web), has(self.job)].filter(x, x).size() == 1",
+                "set exactly one of query (Prometheus), web or job",
+            ),
+            (
+                "has(self.job) != has(self.successCondition)",
+                "query and web metrics need a successCondition; a job metric's Job decides, "
+                "without one",
+            ),
         )
     )
 
@@ -491,10 +540,16 @@ class AnalysisMetric(ApiModel):
     web: WebMetric | None = Field(
         default=None, description="An HTTP call instead of a query: the answer's value."
     )
-    success_condition: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+    job: JobMetric | None = Field(
+        default=None,
+        description="A Job instead of a query: its exit decides. Each measurement runs one "
+        "Job, so `count: 1` runs it once.",
+    )
+    success_condition: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None,
         description="CEL condition on `result`, the measured value (a double), e.g. "
         "`result >= 0.99`, `result < 500 && result > 0` or `!(result > 0.05)`. A NaN result "
-        "fails."
+        "fails. Required for query and web metrics; a job metric has none.",
     )
     interval: Duration = "30s"
     count: int = Field(default=3, ge=1, le=100, description="Measurements to take.")
@@ -512,16 +567,26 @@ class AnalysisMetric(ApiModel):
 
     @field_validator("success_condition")
     @classmethod
-    def _condition_compiles(cls, condition: str) -> str:
-        if success_condition.AVAILABLE:
+    def _condition_compiles(cls, condition: str | None) -> str | None:
+        if condition is not None and success_condition.AVAILABLE:
             success_condition.compile_condition(condition)
         return condition
 
     @model_validator(mode="after")
     def _one_source(self) -> AnalysisMetric:
-        if (self.query is None) == (self.web is None):
-            raise ValueError("set exactly one of query (Prometheus) or web")
+        if sum(x is not None for x in (self.query, self.web, self.job)) != 1:
+            raise ValueError("set exactly one of query (Prometheus), web or job")
+        if (self.job is None) == (self.success_condition is None):
+            raise ValueError(
+                "query and web metrics need a successCondition; a job metric's Job decides, "
+                "without one"
+            )
         return self
+
+    @property
+    def condition(self) -> str:
+        """The CEL condition the measured value is judged by."""
+        return self.success_condition or JOB_SUCCEEDED
 
 
 class Analysis(ApiModel):

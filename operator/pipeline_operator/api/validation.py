@@ -105,7 +105,7 @@ def check_analysis(spec: InferencePipelineSpec) -> Iterator[str]:
     for i, step in enumerate(steps):
         for j, metric in enumerate(step.analysis.metrics if step.analysis is not None else []):
             try:
-                compile_condition(metric.success_condition)
+                compile_condition(metric.condition)
             except ConditionError as err:
                 path = f"spec.rollout.canary.steps[{i}].analysis.metrics[{j}].successCondition"
                 yield f"{path}: {err}"

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -47,7 +47,7 @@ from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
 from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
-from pipeline_operator.core.observe.routing import RouterRollout, served_traffic
+from pipeline_operator.core.observe.routing import RouterRollout, revision_urls, served_traffic
 from pipeline_operator.core.planner import (
     Owner,
     PlanError,
@@ -67,11 +67,12 @@ from pipeline_operator.core.rollout import (
     measure,
     step,
 )
-from pipeline_operator.core.rollout.analysis import Subject
+from pipeline_operator.core.rollout.analysis import Subject, runs_jobs, taken
 from pipeline_operator.core.rollout.clock import parse, stamp
 from pipeline_operator.core.rollout.steps import canary_steps
 from pipeline_operator.k8s.cache import OwnWrites, World, key_of
 from pipeline_operator.k8s.client import Kube, RefusedError
+from pipeline_operator.providers.job import JobProvider
 from pipeline_operator.providers.notify import Notifier, transition
 from pipeline_operator.providers.prometheus import Access, providers
 from pipeline_operator.providers.web import WebProvider
@@ -222,6 +223,35 @@ class Decided:
     wanted: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class KubeJobs:
+    """A job metric's calls to the API; a refusal is an analysis error that names it."""
+
+    kube: Kube
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.kube.read_job(namespace, name)
+        except RefusedError as err:
+            raise AnalysisError(
+                f"reading Job {namespace}/{name}: refused ({err.status}): {err}"
+            ) from None
+
+    def create_job(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        try:
+            self.kube.create_job(body)
+        except RefusedError as err:
+            where = f"Job {meta['namespace']}/{meta['name']}"
+            raise AnalysisError(f"creating {where}: refused ({err.status}): {err}") from None
+
+    def job_log(self, namespace: str, name: str, lines: int) -> str:
+        try:
+            return self.kube.job_log(namespace, name, lines)
+        except RefusedError as err:
+            raise AnalysisError(f"refused ({err.status}): {err}") from None
+
+
 @dataclass
 class Reconciler:
     """Reconciles pipelines through ``kube``; the decisions are the engine's and planner's."""
@@ -239,6 +269,7 @@ class Reconciler:
     options: PlanOptions = field(init=False)
     provider_for: Callable[[str], AnalysisProvider] = field(init=False)
     web: AnalysisProvider = field(init=False)
+    jobs: AnalysisProvider = field(init=False)
     notifier: Notifier = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
@@ -256,6 +287,7 @@ class Reconciler:
         self.slots = asyncio.Semaphore(settings.workers)
         self.notifier = Notifier(self._notification_failed)
         self.web = WebProvider(self._secret_value)
+        self.jobs = JobProvider(KubeJobs(self.kube))
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret a web metric's header names, read now (see WebProvider)."""
@@ -426,8 +458,16 @@ class Reconciler:
         address = (analysis.address if analysis else None) or self.settings.prometheus_address
         owner = seen.basis.owner
         subject = Subject(
-            owner.name, status.canary_revision, status.stable_revision or "", owner.namespace
+            owner.name,
+            status.canary_revision,
+            status.stable_revision or "",
+            owner.namespace,
+            uid=owner.uid,
+            step=status.current_step_index,
+            started=status.step_started_at or "",
+            urls=revision_urls(owner.namespace, seen.children),
         )
+        taken_before = status.analysis.measurements if status.analysis else []
         out = []
         for metric in seen.due:
             try:
@@ -437,13 +477,16 @@ class Reconciler:
                     Measurement(metric=metric.name, success=False, message=str(err), at=stamp(now))
                 )
                 continue
-            out.append(measure(provider, metric, subject, now))
+            ordinal = taken([m for m in taken_before if m.metric == metric.name])
+            out.append(measure(provider, metric, replace(subject, ordinal=ordinal), now))
         return out
 
     def _provider(self, metric: AnalysisMetric, address: str | None) -> AnalysisProvider:
-        """The metric's web call, or the Prometheus at ``address``."""
+        """The metric's web call or Job, or the Prometheus at ``address``."""
         if metric.web is not None:
             return self.web
+        if metric.job is not None:
+            return self.jobs
         if address is None:
             raise AnalysisError(
                 "no Prometheus address: set the analysis step's address or the operator's"
@@ -486,6 +529,7 @@ class Reconciler:
                 decision.status,
                 self.options,
                 capacity(seen.spec),
+                revision_graphs=runs_jobs(seen.spec),
             )
         except PlanError as err:
             return Stop(basis, Invalid("PlanFailed", str(err)))

@@ -108,6 +108,11 @@ def graph_name(pipeline: str, preview: bool = False) -> str:
     return fit_name(pipeline, "preview" if preview else "")
 
 
+def revision_graph_name(pipeline: str, revision: str) -> str:
+    """The graph that serves ``revision`` alone (revisions are hex: never ``preview``)."""
+    return fit_name(pipeline, revision)
+
+
 def labels(pipeline: str, revision: str | None = None, stage: str | None = None) -> dict[str, Any]:
     out = {LABEL_PIPELINE: fit_name(pipeline, limit=63), MANAGED_BY: OPERATOR_NAME}
     if revision:

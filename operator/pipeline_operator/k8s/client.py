@@ -9,6 +9,7 @@ leader).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -254,6 +255,57 @@ class Kube:
             raise
         data = secret.get("data") or {}
         return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
+
+    # -- Jobs (a job metric's measurements) ------------------------------------------------
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job (None: not found); a refusal raises RefusedError."""
+        metrics.API_READS.labels(verb="get", kind="Job").inc()
+        try:
+            return self._send(
+                "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", timeout=READ_TIMEOUT
+            )
+        except RefusedError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def create_job(self, body: dict[str, Any]) -> None:
+        """Create a Job; one of that name already there is left as it is."""
+        timeout = self._writing("create", "Job")
+        path = f"/apis/batch/v1/namespaces/{body['metadata']['namespace']}/jobs"
+        with contextlib.suppress(ConflictError):  # created by an earlier try of it
+            self._send("POST", path, body, timeout=timeout)
+
+    def job_log(self, namespace: str, name: str, lines: int) -> str:
+        """The last ``lines`` of the log of the Job's latest pod ("" when it has none)."""
+        metrics.API_READS.labels(verb="list", kind="Pod").inc()
+        pods = (
+            self._send(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/pods",
+                timeout=READ_TIMEOUT,
+                query={"labelSelector": f"batch.kubernetes.io/job-name={name}"},
+            ).get("items")
+            or []
+        )
+        if not pods:
+            return ""
+        latest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        metrics.API_READS.labels(verb="get", kind="PodLog").inc()
+        try:
+            log = self.core.read_namespaced_pod_log(
+                latest["metadata"]["name"],
+                namespace,
+                tail_lines=lines,
+                limit_bytes=16384,
+                _request_timeout=READ_TIMEOUT,
+            )
+        except ApiException as err:
+            if err.status is not None and 400 <= err.status < 500:
+                raise RefusedError(err.status, _reason(err)) from None
+            raise
+        return str(log)
 
     # -- the leader Lease (bookkeeping of the election: neither fenced nor counted) ---------
 

@@ -8,8 +8,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_operator.core.naming import LABEL_REVISION, LABEL_ROLE
+from pipeline_operator.core.objects import condition
 from pipeline_operator.core.observe.pods import draining_routers
-from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, parse_traffic
+from pipeline_operator.core.planner.graph import (
+    GRAPH_KIND,
+    ROLE_REVISION,
+    TRAFFIC_ANNOTATION,
+    parse_traffic,
+)
 
 
 @dataclass(frozen=True)
@@ -99,3 +106,18 @@ def router_rollout(
             False, f"router rolling out: {draining} old pods still serving their connections"
         )
     return RouterRollout(True, f"router serves the current routes ({available}/{want} ready)")
+
+
+def revision_urls(namespace: str, children: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Revision -> the in-cluster URL of its own graph (KServe's Service of it), for each
+    such graph KServe reports Ready."""
+    out = {}
+    for child in children:
+        labels = child["metadata"].get("labels") or {}
+        revision = labels.get(LABEL_REVISION)
+        if child["kind"] != GRAPH_KIND or labels.get(LABEL_ROLE) != ROLE_REVISION or not revision:
+            continue
+        ready = condition(dict(child), "Ready")
+        if ready is not None and ready.get("status") == "True":
+            out[revision] = f"http://{child['metadata']['name']}.{namespace}.svc"
+    return out

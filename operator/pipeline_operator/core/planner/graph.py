@@ -26,6 +26,7 @@ GRAPH_KIND = "InferenceGraph"
 ROOT = "root"  # KServe's router starts every request at the node named "root"
 ROLE_ACTIVE = "active"
 ROLE_PREVIEW = "preview"
+ROLE_REVISION = "revision"  # one revision's own graph, while a job metric analyses the canary
 TRAFFIC_ANNOTATION = f"{GROUP}/traffic"
 _DATA = {"Request": "$request", "Response": "$response"}
 
@@ -153,16 +154,18 @@ def build_inference_graph(
     weights: Mapping[str, int],
     specs: Mapping[str, InferencePipelineSpec],
     options: PlanOptions,
-    preview: bool = False,
+    role: str = ROLE_ACTIVE,
 ) -> dict[str, Any]:
-    """The pipeline's InferenceGraph (or its blue-green preview graph)."""
-    labels = {
-        **naming.labels(owner.name),
-        naming.LABEL_ROLE: ROLE_PREVIEW if preview else ROLE_ACTIVE,
-    }
-    metadata = build_metadata(
-        owner, naming.graph_name(owner.name, preview=preview), labels, options
-    )
+    """The pipeline's InferenceGraph, its blue-green preview graph, or (``ROLE_REVISION``)
+    the graph of the one revision ``weights`` names."""
+    labels = {**naming.labels(owner.name), naming.LABEL_ROLE: role}
+    if role == ROLE_REVISION:
+        (revision,) = weights
+        name = naming.revision_graph_name(owner.name, revision)
+        labels[naming.LABEL_REVISION] = revision
+    else:
+        name = naming.graph_name(owner.name, preview=role == ROLE_PREVIEW)
+    metadata = build_metadata(owner, name, labels, options)
     metadata["annotations"][TRAFFIC_ANNOTATION] = format_traffic(weights)
     return {
         "apiVersion": GRAPH_API_VERSION,

@@ -13,7 +13,11 @@ from pipeline_operator.api.v1alpha1 import (
     Scaling,
     TrafficTarget,
 )
-from pipeline_operator.core.planner.graph import build_inference_graph
+from pipeline_operator.core.planner.graph import (
+    ROLE_PREVIEW,
+    ROLE_REVISION,
+    build_inference_graph,
+)
 from pipeline_operator.core.planner.inference_service import build_inference_services
 from pipeline_operator.core.planner.options import (
     MissingRevisionError,
@@ -47,6 +51,13 @@ def preview_weights(status: InferencePipelineStatus) -> dict[str, int]:
     return {revision: 100}
 
 
+def evaluated_revisions(status: InferencePipelineStatus) -> list[str]:
+    """A canary in progress: its stable and canary revisions (those it has)."""
+    if status.strategy != "Canary" or not canary_active(status):
+        return []
+    return [r for r in (status.stable_revision, status.canary_revision) if r is not None]
+
+
 def snapshots(
     specs: Mapping[str, InferencePipelineSpec], revisions: list[str]
 ) -> dict[str, InferencePipelineSpec]:
@@ -74,6 +85,7 @@ def plan(
     status: InferencePipelineStatus,
     options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
     capacity: Mapping[str, Scaling] | None = None,
+    revision_graphs: bool = False,
 ) -> list[dict[str, Any]]:
     """Every desired child, in apply order: InferenceServices, then InferenceGraph(s).
 
@@ -81,7 +93,9 @@ def plan(
     scaled as ``capacity`` says for its name (the spec's scaling now, applied in place to
     every revision), else as its revision's snapshot. The graph: a Splitter over the
     revisions with traffic, absent while there is none. Blue-green with a preview deployed
-    adds the preview graph, routed wholly to the new revision.
+    adds the preview graph, routed wholly to the new revision. With ``revision_graphs`` (the
+    canary's analysis runs jobs against each revision), a canary in progress adds a graph of
+    the stable revision's own and one of the canary's.
     """
     revisions = active_revisions(status)
     weights = traffic_weights(status)
@@ -96,7 +110,11 @@ def plan(
     if weights:
         objects.append(build_inference_graph(owner, weights, active, options))
     if preview:
-        objects.append(build_inference_graph(owner, preview, active, options, preview=True))
+        objects.append(build_inference_graph(owner, preview, active, options, ROLE_PREVIEW))
+    if revision_graphs:
+        for revision in evaluated_revisions(status):
+            graph = build_inference_graph(owner, {revision: 100}, active, options, ROLE_REVISION)
+            objects.append(graph)
     check_names(objects)
     return objects
 

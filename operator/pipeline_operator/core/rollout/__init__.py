@@ -5,6 +5,8 @@ from pipeline_operator.core.rollout.analysis import (
     AnalysisError,
     AnalysisProvider,
     NoDataError,
+    PendingError,
+    Reading,
     measure,
 )
 from pipeline_operator.core.rollout.engine import (
@@ -24,6 +26,8 @@ __all__ = [
     "Event",
     "NoDataError",
     "Observations",
+    "PendingError",
+    "Reading",
     "due_measurements",
     "measure",
     "step",

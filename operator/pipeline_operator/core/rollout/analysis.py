@@ -13,9 +13,9 @@ taken; the step fails when any metric fails and succeeds when all succeed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pipeline_operator.api.success_condition import ConditionError, evaluate
@@ -32,6 +32,8 @@ from pipeline_operator.core.rollout.clock import parse, stamp
 from pipeline_operator.core.rollout.steps import canary_steps
 
 Verdict = Literal["Running", "Successful", "Failed"]
+JOB_POLL = timedelta(seconds=5)
+"""How soon a job metric's Job under way is looked at again."""
 
 
 class AnalysisError(Exception):
@@ -40,6 +42,18 @@ class AnalysisError(Exception):
 
 class NoDataError(AnalysisError):
     """The query matched no series."""
+
+
+class PendingError(NoDataError):
+    """The value is on its way (a job metric's Job still running): asked again shortly."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A value with what the provider says of it (a Job's outcome and log)."""
+
+    value: float
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -52,12 +66,18 @@ class Subject:
     revision: str
     stable: str = ""
     namespace: str = ""  # the pipeline's: where a web metric's Secrets are read
+    uid: str = ""  # the pipeline's: the owner of what a job metric creates
+    step: int = 0  # the canary step (0-based) being analysed
+    started: str = ""  # when that step began
+    ordinal: int = 0  # values of the metric taken in this analysis before this measurement
+    urls: Mapping[str, str] = field(default_factory=dict)
+    """Revision -> its own graph's URL, for each revision whose graph is Ready."""
 
 
 class AnalysisProvider(Protocol):
     """Where metric values come from, e.g. Prometheus."""
 
-    def query(self, metric: AnalysisMetric, subject: Subject) -> float:
+    def query(self, metric: AnalysisMetric, subject: Subject) -> float | Reading:
         """The metric's current value for ``subject``.
 
         Raises :class:`AnalysisError` when there is no value.
@@ -86,19 +106,22 @@ def measure(
     """
     at = stamp(now)
     try:
-        value = provider.query(metric, subject)
+        reading = provider.query(metric, subject)
     except NoDataError as error:
         return Measurement(
             metric=metric.name, success=False, no_data=True, message=str(error), at=at
         )
     except AnalysisError as error:
         return Measurement(metric=metric.name, success=False, error=True, message=str(error), at=at)
+    value, detail = (
+        (reading.value, reading.detail) if isinstance(reading, Reading) else (reading, "")
+    )
     try:
-        success = evaluate(metric.success_condition, value)
+        success = evaluate(metric.condition, value)
     except ConditionError as error:
         return Measurement(metric=metric.name, success=False, message=str(error), at=at)
     verb = "meets" if success else "fails"
-    message = f"result {value:g} {verb} {metric.success_condition}"
+    message = detail or f"result {value:g} {verb} {metric.condition}"
     return Measurement(metric=metric.name, value=value, success=success, message=message, at=at)
 
 
@@ -176,7 +199,10 @@ def record(
 def _progress(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
     mine = [m for m in measurements if m.metric == metric.name]
     out = f"{metric.name} {taken(mine)}/{metric.count}"
-    return f"{out} (no series yet: {mine[-1].message})" if mine and mine[-1].no_data else out
+    if not mine or not mine[-1].no_data:
+        return out
+    waiting = "under way" if metric.job is not None else "no series yet"
+    return f"{out} ({waiting}: {mine[-1].message})"
 
 
 def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str:
@@ -196,10 +222,24 @@ def _failure(metric: AnalysisMetric, measurements: Sequence[Measurement]) -> str
 
 def next_due(metric: AnalysisMetric, analysis: AnalysisStatus, started: datetime) -> datetime:
     """When ``metric`` is to be measured next: one interval after its last measurement, or
-    after the step began."""
+    after the step began; a job under way is looked at again within ``JOB_POLL``."""
     mine = [m for m in analysis.measurements if m.metric == metric.name]
     last = parse(mine[-1].at) if mine else started
-    return last + parse_duration(metric.interval)
+    interval = parse_duration(metric.interval)
+    if metric.job is not None and mine and mine[-1].no_data:
+        interval = min(interval, JOB_POLL)
+    return last + interval
+
+
+def runs_jobs(spec: InferencePipelineSpec) -> bool:
+    """Whether an analysis step of the canary has a job metric (its Jobs reach each revision
+    through a graph of the revision's own)."""
+    return any(
+        metric.job is not None
+        for step in canary_steps(spec)
+        if step.analysis is not None
+        for metric in step.analysis.metrics
+    )
 
 
 def due_measurements(
