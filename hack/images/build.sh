@@ -5,7 +5,8 @@
 #   hack/images/build.sh --list         (the image names, one line; builds nothing)
 #
 # The kit's own images (operator, predictors with torch and with ONNX Runtime only,
-# transformer) build from their Dockerfiles on the base hack/images/base.sh gives. KServe's
+# transformer, the evaluation job) build from their Dockerfiles on the base hack/images/base.sh
+# gives. KServe's
 # controller manager, its metrics proxy and its InferenceGraph router, and the pod sandbox
 # (pause) image, are built from the pinned tool set (hack/tools/build.sh: their own sources) into
 # images of one static binary each, under the names KServe's and Kubernetes' own releases use,
@@ -31,12 +32,13 @@ declare -A images=(
   [predictors]="$registry/predictors:$version"
   [predictors-onnx]="$registry/predictors:$version-onnx"
   [transformer]="$registry/transformer:$version"
+  [evaluation]="$registry/evaluation:$version"
   [kserve-controller]="kserve/kserve-controller:$KSERVE_VERSION"
   [router]="kserve/router:$KSERVE_VERSION"
   [kube-rbac-proxy]="quay.io/brancz/kube-rbac-proxy:$KUBE_RBAC_PROXY_VERSION"
   [pause]="registry.k8s.io/pause:3.10"
 )
-order=(operator predictors-onnx transformer predictors kserve-controller router kube-rbac-proxy pause)
+order=(operator predictors-onnx transformer evaluation predictors kserve-controller router kube-rbac-proxy pause)
 if [[ ${1:-} == --list ]]; then
   for image in "${order[@]}"; do printf '%s ' "${images[$image]}"; done; echo; exit 0
 fi
@@ -75,6 +77,7 @@ build() {
     predictors) kit_image "${images[$image]}" predictors/Dockerfile ;;
     predictors-onnx) kit_image "${images[$image]}" predictors/Dockerfile --build-arg EXTRA=onnx ;;
     transformer) kit_image "${images[$image]}" transformers_/Dockerfile ;;
+    evaluation) kit_image "${images[$image]}" evaluation/Dockerfile ;;
     kserve-controller) static_image "${images[$image]}" "$tools/bin/kserve-manager" manager ;;
     router) static_image "${images[$image]}" "$tools/bin/router" router ;;
     kube-rbac-proxy) static_image "${images[$image]}" "$tools/bin/kube-rbac-proxy" kube-rbac-proxy ;;
@@ -90,7 +93,7 @@ for image in "${wanted[@]}"; do build "$image"; done
 # (Every Dockerfile is one stage, so the layer cache is the tagged images' own parents.)
 docker image prune --force >/dev/null
 # Sizes, beside the targets on a slim base (the torch image carries CUDA's libraries).
-declare -A targets=([operator]=250 [predictors-onnx]=600 [transformer]=600)
+declare -A targets=([operator]=250 [predictors-onnx]=600 [transformer]=600 [evaluation]=250)
 printf '%-52s %9s %s\n' IMAGE "SIZE (MB)" TARGET
 for image in "${wanted[@]}"; do
   size=$(docker image inspect --format '{{.Size}}' "${images[$image]}" | awk '{printf "%.0f", $1 / 1e6}')

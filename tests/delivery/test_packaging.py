@@ -3,6 +3,7 @@ and the plugin runs on the base dependencies."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -49,7 +50,14 @@ def test_the_wheel_holds_the_product_and_no_test_harness(tmp_path: Path) -> None
     # Built from a copy: setuptools leaves a build/ directory beside the sources.
     source = tmp_path / "src"
     source.mkdir()
-    for part in ("pyproject.toml", "README.md", "operator", "predictors", "transformers_"):
+    for part in (
+        "pyproject.toml",
+        "README.md",
+        "operator",
+        "predictors",
+        "transformers_",
+        "evaluation",
+    ):
         copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
         copy(ROOT / part, source / part)
     build = ["wheel", "--no-deps", "--no-build-isolation", "-q", "--wheel-dir", str(tmp_path)]
@@ -67,8 +75,10 @@ def test_the_wheel_holds_the_product_and_no_test_harness(tmp_path: Path) -> None
         "pipeline_serving",
         "pipeline_predictors",
         "pipeline_transformers",
+        "pipeline_evaluation",
     }
     assert "pipeline_operator/__main__.py" in names
+    assert "pipeline_evaluation/__main__.py" in names
     assert "pipeline_predictors/retriever/model.py" in names
     leftovers = [n for n in names if re.search(r"harness|localcluster|testing\.py|world\.py", n)]
     assert leftovers == []
@@ -103,6 +113,69 @@ def test_dockerfiles_install_the_projects_extras_not_their_own_lists(
     installed = text.replace("${EXTRA}", default.group(1)) if default else text
     assert f'".[{extra}]"' in installed and "--constraint /constraints.txt" in text
     assert not re.search(r'pip install[^\n]*"(torch|kserve|kopf)[><=]', text)
+
+
+def test_the_evaluation_image_installs_its_package_alone() -> None:
+    """No dependency, no virtualenv, no constraints: the package and the base's Python."""
+    text = (ROOT / "evaluation" / "Dockerfile").read_text()
+    installs = re.findall(r"pip install ([^\n\\]*)", text)
+    assert [i.split() for i in installs] == [
+        ["--quiet", "--no-compile", "--no-deps", "--target", "/opt/app", "."]
+    ]
+    assert "ARG BASE_IMAGE=python:3.11-slim" in text and "FROM ${BASE_IMAGE}" in text
+    assert "/constraints.txt" not in text and "/opt/venv" not in text
+    assert re.search(r"^USER 65532(:65532)?$", text, re.MULTILINE)
+    assert 'ENTRYPOINT ["python", "-m", "pipeline_evaluation"]' in text
+    # Its bytecode is compiled into the image, none written at run time (read-only root).
+    assert "compileall" in text and "PYTHONDONTWRITEBYTECODE=1" in text
+
+
+def test_the_evaluation_package_imports_the_standard_library_alone() -> None:
+    package = ROOT / "evaluation" / "pipeline_evaluation"
+    imported = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    assert imported and imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+# The kit's images: name in hack/images/build.sh, Dockerfile, the folder it is built from.
+KIT_IMAGES = {
+    "operator": ("operator/Dockerfile", "operator"),
+    "predictors": ("predictors/Dockerfile", "predictors"),
+    "transformer": ("transformers_/Dockerfile", "transformers_"),
+    "evaluation": ("evaluation/Dockerfile", "evaluation"),
+}
+
+
+def test_make_images_builds_each_of_the_kits_images() -> None:
+    listed = subprocess.run(
+        ["bash", str(ROOT / "hack" / "images" / "build.sh"), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    version = PROJECT["version"]
+    script = (ROOT / "hack" / "images" / "build.sh").read_text()
+    for image, (dockerfile, _) in KIT_IMAGES.items():
+        assert f"ghcr.io/inference-pipelines/{image}:{version}" in listed
+        assert f'kit_image "${{images[$image]}}" {dockerfile}' in script
+    order = re.search(r"^order=\((.*)\)$", script, re.MULTILINE)
+    assert order and order.group(1).split().index("evaluation") == (
+        order.group(1).split().index("transformer") + 1
+    )
+    assert "[evaluation]=250" in script  # its size target, in MB
+
+
+def test_the_build_context_holds_each_component_but_not_its_dockerfile() -> None:
+    rules = (ROOT / ".dockerignore").read_text().splitlines()
+    for dockerfile, folder in KIT_IMAGES.values():
+        assert f"!{folder}/" in rules and dockerfile in rules
+        assert (ROOT / dockerfile).is_file()
 
 
 def test_the_plugin_needs_only_the_base_dependencies(tmp_path: Path) -> None:
