@@ -170,6 +170,23 @@ def test_status_report_of_analysis() -> None:
     assert "    success: 0.99 ok" in lines
 
 
+def test_status_report_of_webhook_gates() -> None:
+    call = {"name": "approve", "success": False, "message": "HTTP 403: not yet", "at": s.NOW}
+    obj = s.canary(
+        gates=[
+            {"type": "Step", "stepIndex": 1, "revision": s.V2, "phase": "Passed",
+             "calls": [{"name": "load", "success": True, "message": "HTTP 200", "at": s.NOW}]},
+            {"type": "ConfirmPromotion", "revision": s.V2, "phase": "Waiting", "calls": [call]},
+        ]
+    )  # fmt: skip
+    lines = status.render_status(obj, NOW).splitlines()
+    gates = lines[lines.index("Gates:") + 2 :]
+    assert gates[0].split()[:4] == ["Step", "2", "Passed", "load"]
+    assert gates[1].split()[:4] == ["ConfirmPromotion", "-", "Waiting", "approve"]
+    assert gates[1].endswith("HTTP 403: not yet")
+    assert "Gates:" not in status.render_status(s.healthy(), NOW)
+
+
 def test_summary_line() -> None:
     assert status.summary(s.canary()) == (
         f"Paused  stable {s.V1} 40%, canary {s.V2} 60%  "

@@ -1,4 +1,5 @@
-"""Canary analysis decided by a real Prometheus, with requests flowing through the pods.
+"""Canary analysis decided by a real Prometheus, and by the kit's evaluation Job, with
+requests flowing through the pods.
 
 The text-classifier example runs as KServe deploys it on the real nodes; a Prometheus finds
 the stage pods through Kubernetes service discovery (the scrape annotations the planner puts
@@ -6,10 +7,16 @@ on every stage) and scrapes their own metrics; the operator, in its pod, moves t
 and queries Prometheus for the canary's error rate. A canary whose new model refuses long
 inputs is aborted by the analysis and traffic returns to stable; a healthy one passes and is
 promoted.
+
+A job metric runs the evaluation image as a Job on the real node: it sends a labelled set to
+each revision's own graph and exits on accuracy and agreement. A canary that answers as the
+labels say is promoted; one whose model labels the texts otherwise is aborted, and the Job's
+report is in the status.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +25,14 @@ import pytest
 import yaml
 
 from tests import pipelines as p
+from tests.dataplane.harness import Baseline
 from tests.harness import Cluster
 from tests.harness.models import CORPUS
 from tests.harness.node import NODE_IP
 from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
 from tests.harness.prometheus import Prometheus
 from tests.harness.traffic import Traffic
-from tests.support import wait_for
+from tests.support import kubectl_json, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.local_only]
 
@@ -48,11 +56,20 @@ def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[Prometheus]:
         yield server
 
 
-def pipeline(namespace: str, model: str, prometheus: Prometheus) -> dict:
+def analysed(namespace: str, model: str, analysis: dict) -> dict:
+    """The example serving ``model``, its canary analysed at 50% by ``analysis``."""
     body = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
     body["metadata"]["namespace"] = namespace
     stage = body["spec"]["stages"][0]
     stage["transformer"]["storageUri"] = stage["predictor"]["container"]["storageUri"] = model
+    body["spec"]["rollout"] = {
+        "canary": {"steps": [{"setWeight": 50}, {"analysis": analysis}]},
+        "progressDeadlineSeconds": 600,
+    }
+    return fit_to_machine(body)
+
+
+def pipeline(namespace: str, model: str, prometheus: Prometheus) -> dict:
     analysis = {
         "address": prometheus.address,
         "metrics": [
@@ -65,11 +82,7 @@ def pipeline(namespace: str, model: str, prometheus: Prometheus) -> dict:
             }
         ],
     }
-    body["spec"]["rollout"] = {
-        "canary": {"steps": [{"setWeight": 50}, {"analysis": analysis}]},
-        "progressDeadlineSeconds": 600,
-    }
-    return fit_to_machine(body)
+    return analysed(namespace, model, analysis)
 
 
 @pytest.mark.parametrize(
@@ -126,3 +139,113 @@ def test_analysis_on_live_traffic_promotes_or_aborts_the_canary(
     else:
         assert len(measurements) == 2 and all(m["success"] for m in measurements), measurements
         assert "AnalysisSucceeded" in p.events(cluster, namespace, name)
+
+
+EVALUATION_IMAGE = "ghcr.io/inference-pipelines/evaluation:0.1.0"
+LABELLED = "sentiment-labelled"
+
+
+def evaluated(namespace: str, model: str) -> dict:
+    """The example with its canary judged by the evaluation Job on the labelled set."""
+    container = {
+        "name": "evaluate",
+        "image": EVALUATION_IMAGE,
+        "imagePullPolicy": "Never",
+        "args": ["--labelled=/data/set.jsonl", "--max-accuracy-drop=0.01", "--min-agreement=0.95"],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "labelled", "mountPath": "/data", "readOnly": True}],
+    }
+    template = {
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "labelled", "configMap": {"name": LABELLED}}],
+        }
+    }
+    metric = {"name": "labelled-accuracy", "count": 1, "job": {"template": template}}
+    return analysed(namespace, model, {"metrics": [metric]})
+
+
+def labelled_set(cluster: Cluster, namespace: str, model: Path) -> None:
+    """The corpus labelled by ``model`` (computed here, not asked of the cluster), as the
+    ConfigMap the Job mounts."""
+    labels = [label for label, _ in Baseline(model).top1(TEXTS)]
+    lines = [json.dumps({"input": t, "label": y}) for t, y in zip(TEXTS, labels, strict=True)]
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": LABELLED, "namespace": namespace},
+        "data": {"set.jsonl": "\n".join(lines) + "\n"},
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("model", "outcome"),
+    # A retrained copy of v1 answers as the labels say; v2, another model, labels otherwise.
+    [("pvc://models/sentiment-v1-retrained", "Healthy"), ("pvc://models/sentiment-v2", "Aborted")],
+    ids=["agreeing-canary-promoted", "disagreeing-canary-aborted"],
+)
+def test_the_evaluation_job_promotes_or_aborts_the_canary_on_a_labelled_set(
+    cluster: Cluster,
+    namespace: str,
+    operator_release: str,
+    example_models: dict[str, Path],
+    model: str,
+    outcome: str,
+) -> None:
+    name = "text-classifier"
+    v1 = example_models["pvc://models/sentiment-v1"]
+    install_models(namespace, {**example_models, "pvc://models/sentiment-v1-retrained": v1})
+    labelled_set(cluster, namespace, v1)
+    p.apply(cluster, evaluated(namespace, "pvc://models/sentiment-v1"))
+    stable = p.wait_status(cluster, namespace, name, "v1 Healthy", timeout=600, phase="Healthy")
+    p.apply(cluster, evaluated(namespace, model))
+    canary = wait_for(
+        lambda: p.status(cluster, namespace, name).get("canaryRevision"), 60, "the canary"
+    )
+
+    def ended() -> dict | None:
+        st = p.status(cluster, namespace, name)
+        promoted = st.get("stableRevision") == canary and st.get("phase") == "Healthy"
+        return st if promoted or st.get("phase") == "Aborted" else None
+
+    st = wait_for(ended, 600, f"the evaluation to end {outcome}")
+    assert st["phase"] == outcome, st
+    [measured] = [m for m in st["analysis"]["measurements"] if not m["no_data"]]
+    report = json.loads(measured["message"].rsplit("log: ", 1)[1].splitlines()[-1])
+    assert report["samples"] == len(TEXTS)
+    assert report["stable"]["revision"] == stable["stableRevision"]
+    assert report["canary"]["revision"] == canary
+    assert report["stable"]["accuracy"] >= 0.95, report  # the labels are v1's answers
+    if outcome == "Healthy":
+        assert measured["success"] and report["passed"], report
+        assert report["canary"]["accuracy"] == report["stable"]["accuracy"], report
+        assert report["agreement"] == 1.0, report
+        assert "AnalysisSucceeded" in p.events(cluster, namespace, name)
+    else:
+        assert not measured["success"] and not report["passed"], report
+        assert report["agreement"] < 0.95, report
+        assert "labelled-accuracy" in st["abortReason"]
+        assert st["traffic"] == [{"revision": stable["stableRevision"], "weight": 100}]
+        assert "AnalysisFailed" in p.events(cluster, namespace, name)
+    jobs = kubectl_json(cluster, "get", "jobs", "-n", namespace)["items"]
+    assert [j["metadata"]["ownerReferences"][0]["name"] for j in jobs] == [name]
+    # The graphs of each revision's own serve the analysis only: gone once it has ended.
+    wait_for(
+        lambda: (
+            [
+                g
+                for g in p.children(cluster, namespace, "InferenceGraph")
+                if g["metadata"]["name"] != name
+            ]
+            == []
+        ),
+        120,
+        "the revision graphs to be removed",
+    )

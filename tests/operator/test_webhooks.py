@@ -171,3 +171,87 @@ def test_each_transition_reaches_the_notification_webhooks_and_a_failing_one_is_
         )
         assert {r.json()["reason"] for r in pager.requests} == {"RolloutCompleted"}
         assert len(pager.requests) == 3, "tried three times"
+
+
+def test_webhook_gates_hold_the_canary_until_they_answer_and_post_rollout_is_told(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """A pre-rollout smoke test and a step check pass; confirm-promotion refuses (403) until
+    the test lets it answer 200; the post-rollout webhook is told of the promotion."""
+    with http_sink() as gate:
+        gate.set("/approve", {"approved": False}, status=403)
+        hook = {"url": gate.url, "retries": 0, "timeout": "2s"}
+        rollout = {
+            "strategy": "Canary",
+            "canary": {"steps": [{"setWeight": 50}]},
+            "webhooks": [
+                {**hook, "name": "smoke", "type": "PreRollout", "url": f"{gate.url}/smoke"},
+                {**hook, "name": "check", "type": "Step", "url": f"{gate.url}/check"},
+                {**hook, "name": "approve", "type": "ConfirmPromotion",
+                 "url": f"{gate.url}/approve"},
+                {**hook, "name": "done", "type": "PostRollout", "url": f"{gate.url}/done",
+                 "metadata": {"team": "ml"}},
+            ],
+        }  # fmt: skip
+        p.apply(cluster, p.classifier("clf", namespace, **rollout))
+        stable = p.wait_status(cluster, namespace, "clf", "stable", phase="Healthy")
+        p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
+
+        def refused() -> dict[str, Any] | None:
+            st = p.status(cluster, namespace, "clf")
+            return st if "approve: HTTP 403" in st.get("message", "") else None
+
+        st = refused() or wait_for(refused, 90, "confirm-promotion to refuse")
+        canary = st["canaryRevision"]
+        assert st["canaryWeight"] == 50 and st["phase"] == "Progressing"
+        assert "waiting for confirm-promotion webhooks" in st["message"]
+        gates = {g["type"]: g["phase"] for g in st["gates"]}
+        assert gates == {"PreRollout": "Passed", "Step": "Passed", "ConfirmPromotion": "Waiting"}
+        paths = [r.path for r in gate.requests]
+        assert paths.index("/smoke") < paths.index("/check") < paths.index("/approve")
+        smoke = next(r.json() for r in gate.requests if r.path == "/smoke")
+        assert (smoke["type"], smoke["canaryRevision"], smoke["canaryWeight"]) == (
+            "PreRollout",
+            canary,
+            0,
+        )
+        assert next(r.json() for r in gate.requests if r.path == "/check")["step"] == 1
+
+        gate.set("/approve", {"approved": True})
+        p.wait_status(
+            cluster, namespace, "clf", "promotion", 60, phase="Healthy", stableRevision=canary
+        )
+        done = wait_for(
+            lambda: next((r.json() for r in gate.requests if r.path == "/done"), None),
+            30,
+            "the post-rollout webhook",
+        )
+        assert (done["phase"], done["stableRevision"], done["metadata"]) == (
+            "Healthy",
+            canary,
+            {"team": "ml"},
+        )
+        assert stable["stableRevision"] != canary
+        events = p.events(cluster, namespace, "clf")
+        assert "GateWaiting" in events and "GatePassed" in events
+
+
+def test_a_failing_pre_rollout_webhook_aborts_before_any_traffic_moves(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    with http_sink() as gate:
+        gate.default = (500, b'{"error": "smoke test failed: 3 of 10 answers wrong"}')
+        rollout = {
+            "strategy": "Canary",
+            "canary": {"steps": [{"setWeight": 50}]},
+            "webhooks": [{"name": "smoke", "type": "PreRollout", "url": gate.url, "retries": 1}],
+        }
+        p.apply(cluster, p.classifier("clf", namespace, **rollout))
+        stable = p.wait_status(cluster, namespace, "clf", "stable", phase="Healthy")
+        p.apply(cluster, p.classifier("clf", namespace, model="bert-v2", **rollout))
+        st = p.wait_status(cluster, namespace, "clf", "the abort", 90, phase="Aborted")
+    assert "pre-rollout gate webhook smoke: HTTP 500" in st["abortReason"]
+    assert "3 of 10 answers wrong" in st["abortReason"] and "after 2 tries" in st["abortReason"]
+    assert st["traffic"] == [{"revision": stable["stableRevision"], "weight": 100}]
+    assert len(gate.requests) == 2
+    assert "GateFailed" in p.events(cluster, namespace, "clf")

@@ -23,7 +23,9 @@ EVENTS = [
 def deliver(sinks: list[Notification]) -> list[str]:
     """Send the three transitions; what ``report`` was told."""
     reported: list[str] = []
-    notifier = Notifier(lambda _, message: reported.append(message), sleep=lambda _: None)
+    notifier = Notifier(
+        lambda _, reason, message: reported.append(f"{reason}: {message}"), sleep=lambda _: None
+    )
     bodies = [transition(PIPELINE, STATUS, e, "2026-01-01T00:00:00Z") for e in EVENTS]
     notifier.send(PIPELINE, sinks, bodies)
     notifier.pool.shutdown(wait=True)
@@ -61,11 +63,15 @@ def test_a_failed_post_is_retried_and_one_that_keeps_failing_reported() -> None:
         sink.queue = [(503, b"{}"), (200, b"{}"), (500, b""), (500, b""), (500, b"")]
         reported = deliver([Notification(url=sink.url, reasons=["RolloutStarted", "Aborted"])])
     assert [r.json()["reason"] for r in sink.requests] == ["RolloutStarted"] * 2 + ["Aborted"] * 3
-    assert reported == [f"Aborted not delivered to {sink.url}: HTTP 500"]
+    assert reported == [
+        f"NotificationFailed: Aborted not delivered to {sink.url}: HTTP 500 after 3 tries"
+    ]
 
 
 def test_an_unreachable_sink_is_reported() -> None:
     with http_sink() as sink:
         url = sink.url
     reported = deliver([Notification(url=url, reasons=["Aborted"])])
-    assert len(reported) == 1 and reported[0].startswith(f"Aborted not delivered to {url}: ")
+    assert len(reported) == 1 and reported[0].startswith(
+        f"NotificationFailed: Aborted not delivered to {url}: no answer: "
+    )

@@ -3,7 +3,7 @@ commands, fed to :func:`~pipeline_operator.core.rollout.engine.step` one reconci
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +16,10 @@ from pipeline_operator.api.v1alpha1 import (
     PredictorSpec,
     Rollout,
     Stage,
+    WebhookCall,
 )
 from pipeline_operator.core.rollout.engine import Command, Decision, Event, Observations, step
+from pipeline_operator.core.rollout.model import GateKey
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -55,6 +57,7 @@ class World:
         command: Verb | None = None,
         measurements: Sequence[Measurement] = (),
         invalid: str | None = None,
+        webhook_calls: Mapping[GateKey, Sequence[WebhookCall]] | None = None,
     ) -> Observations:
         """Observations of the world now; each command gets a distinct raw value."""
         issued = None
@@ -71,6 +74,7 @@ class World:
             reasons=dict(self.reasons),
             command=issued,
             measurements=tuple(measurements),
+            webhook_calls=dict(webhook_calls or {}),
             invalid=invalid,
             served=self.served,
             preview_served=self.preview_served,
@@ -84,13 +88,15 @@ class World:
         command: Verb | None = None,
         measurements: Sequence[Measurement] = (),
         invalid: str | None = None,
+        webhook_calls: Mapping[GateKey, Sequence[WebhookCall]] | None = None,
     ) -> Decision:
         """One reconcile: the engine's decision becomes the resource's status.
 
         When the decision moved traffic and the router follows, the reconcile that KServe's
         router rollout triggers runs too; the returned decision holds both steps' events.
         """
-        decision = step(self.spec, self.status, self.observe(command, measurements, invalid))
+        obs = self.observe(command, measurements, invalid, webhook_calls)
+        decision = step(self.spec, self.status, obs)
         moved = decision.status.traffic != self.status.traffic
         self.status = decision.status
         self.events.extend(decision.events)

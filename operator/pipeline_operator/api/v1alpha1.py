@@ -692,6 +692,36 @@ class Notification(ApiModel):
     headers: list[Header] = Field(default_factory=list, max_length=16)
 
 
+WebhookType = Literal["PreRollout", "Step", "ConfirmPromotion", "PostRollout", "Rollback"]
+GATE_TYPES: tuple[WebhookType, ...] = ("PreRollout", "Step", "ConfirmPromotion", "Rollback")
+"""The webhook types the rollout waits on (PostRollout is told, not waited on)."""
+
+
+class Webhook(ApiModel):
+    """A rollout gate (Flagger's webhooks): a JSON POST whose answer lets the canary go on.
+
+    ``PreRollout``: once the canary is Ready, before any traffic moves to it; ``Step``: at
+    each step, once the router serves its weight. A 2xx answer passes; anything else, after
+    the retries, aborts the rollout. ``ConfirmPromotion``: after the last step; the rollout
+    waits, asking again every 10 s, until it answers 2xx. ``Rollback``: asked every 10 s while
+    the canary is in progress; a 2xx answer aborts it. ``PostRollout``: told once the rollout
+    is promoted or aborted (a failure is a Warning Event, nothing more). The body is in
+    docs/operations.md.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+    type: WebhookType
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    headers: list[Header] = Field(default_factory=list, max_length=16)
+    timeout: Duration = Field(default="10s", description="For each try.")
+    retries: int = Field(
+        default=2, ge=0, le=5, description="Tries after the first on no answer or a 5xx."
+    )
+    metadata: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict, max_length=16, description="Sent as the body's `metadata`."
+    )
+
+
 class Rollout(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
@@ -702,6 +732,15 @@ class Rollout(ApiModel):
             (
                 "self.strategy == 'BlueGreen' || !has(self.blueGreen)",
                 "blueGreen is only valid with strategy BlueGreen",
+            ),
+            (
+                "self.strategy == 'Canary' || !has(self.webhooks) || self.webhooks.size() == 0",
+                "webhooks are only valid with strategy Canary",
+            ),
+            (
+                "!has(self.webhooks) || self.webhooks.all(w, "
+                "self.webhooks.filter(x, x.name == w.name).size() == 1)",
+                "webhook names must be unique",
             ),
         )
     )
@@ -718,6 +757,20 @@ class Rollout(ApiModel):
     notifications: list[Notification] = Field(
         default_factory=list, max_length=4, description="Webhooks told of each transition."
     )
+    webhooks: list[Webhook] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Gates of a canary rollout: webhooks it waits on or is told of.",
+    )
+
+    @model_validator(mode="after")
+    def _webhooks_fit(self) -> Rollout:
+        if self.webhooks and self.strategy != "Canary":
+            raise ValueError("webhooks are only valid with strategy Canary")
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("webhook names must be unique")
+        return self
 
 
 # -- spec ------------------------------------------------------------------------------------
@@ -906,6 +959,26 @@ class AnalysisStatus(StatusModel):
     message: str = ""
 
 
+class WebhookCall(StatusModel):
+    name: str
+    success: bool = Field(description="It answered 2xx.")
+    message: str = ""
+    at: str
+
+
+class GateStatus(StatusModel):
+    type: WebhookType
+    step_index: int | None = Field(
+        default=None, description="Step webhooks: the step (0-based) they were called at."
+    )
+    revision: str
+    phase: Literal["Waiting", "Passed", "Failed"] = "Waiting"
+    calls: list[WebhookCall] = Field(
+        default_factory=list, description="The latest call of each webhook of this type."
+    )
+    message: str = ""
+
+
 class InferencePipelineStatus(StatusModel):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -969,6 +1042,9 @@ class InferencePipelineStatus(StatusModel):
     url: str | None = None
     preview_url: str | None = None
     analysis: AnalysisStatus | None = None
+    gates: list[GateStatus] = Field(
+        default_factory=list, description="The webhook gates of the canary in progress."
+    )
     last_command: CommandAck | None = None
     ready: str = Field(default="", description="Ready stages of the serving revisions, e.g. 3/3.")
     step: str = Field(

@@ -169,6 +169,21 @@ def analysis_lines(status: InferencePipelineStatus) -> list[str]:
     return lines
 
 
+def gate_lines(status: InferencePipelineStatus, now: datetime) -> list[str]:
+    """The webhook gates of the canary, one row per webhook's latest answer."""
+    rows = []
+    for gate in status.gates:
+        step = NONE if gate.step_index is None else str(gate.step_index + 1)
+        for call in gate.calls or [None]:
+            answer = (call.message or ("2xx" if call.success else "")) if call else "not called"
+            called = age(call.at, now) if call else NONE
+            rows.append([gate.type, step, gate.phase, call.name if call else NONE, called, answer])
+    if not rows:
+        return []
+    head = ("TYPE", "STEP", "PHASE", "WEBHOOK", "AGE", "ANSWER")
+    return ["Gates:", *indent(table(head, rows))]
+
+
 def _outcome(measurement: Measurement) -> str:
     if measurement.no_data:
         return "no series"
@@ -207,6 +222,7 @@ def render_status(obj: dict[str, Any], now: datetime) -> str:
         router_lines(status),
         refusal_lines(status),
         analysis_lines(status),
+        gate_lines(status, now),
         condition_lines(status, now),
         command_lines(status, now),
     ]

@@ -40,6 +40,8 @@ from pipeline_operator.api.v1alpha1 import (
     Measurement,
     Phase,
     RouterStatus,
+    Webhook,
+    WebhookCall,
 )
 from pipeline_operator.api.validation import lint, unreadable, validate
 from pipeline_operator.core.naming import graph_name
@@ -64,11 +66,14 @@ from pipeline_operator.core.rollout import (
     Decision,
     Observations,
     due_measurements,
+    gates,
     measure,
     step,
 )
 from pipeline_operator.core.rollout.analysis import Subject, runs_jobs, taken
 from pipeline_operator.core.rollout.clock import parse, stamp
+from pipeline_operator.core.rollout.gates import ROLLOUT_ENDED, due_webhooks
+from pipeline_operator.core.rollout.model import GateKey
 from pipeline_operator.core.rollout.steps import canary_steps
 from pipeline_operator.k8s.cache import OwnWrites, World, key_of
 from pipeline_operator.k8s.client import Kube, RefusedError
@@ -76,6 +81,7 @@ from pipeline_operator.providers.job import JobProvider
 from pipeline_operator.providers.notify import Notifier, transition
 from pipeline_operator.providers.prometheus import Access, providers
 from pipeline_operator.providers.web import WebProvider
+from pipeline_operator.providers.webhooks import WebhookCaller, webhook_body
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.telemetry import metrics
 from pipeline_operator.telemetry.tracing import tracer
@@ -213,6 +219,17 @@ class Observed:
     command: Command | None
     due: list[AnalysisMetric]
     """Analysis metrics to measure now."""
+    hooks: dict[GateKey, list[Webhook]]
+    """Webhooks of the gates the canary waits on, to call now."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a reconcile asked of the world outside before deciding: analysis values and
+    webhook answers."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    calls: dict[GateKey, list[WebhookCall]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,7 @@ class Reconciler:
     web: AnalysisProvider = field(init=False)
     jobs: AnalysisProvider = field(init=False)
     notifier: Notifier = field(init=False)
+    webhooks: WebhookCaller = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
 
@@ -285,7 +303,8 @@ class Reconciler:
         )
         self.provider_for = self.providers or providers(settings.prometheus_address, access)
         self.slots = asyncio.Semaphore(settings.workers)
-        self.notifier = Notifier(self._notification_failed)
+        self.notifier = Notifier(self._delivery_failed)
+        self.webhooks = WebhookCaller()
         self.web = WebProvider(self._secret_value)
         self.jobs = JobProvider(KubeJobs(self.kube))
 
@@ -328,9 +347,9 @@ class Reconciler:
         self, namespace: str, name: str, read: Callable[[], World]
     ) -> float | None:
         seen = self.observe(read())
-        measured: dict[tuple[Any, ...], list[Measurement]] = {}
-        if isinstance(seen, Observed) and seen.due:
-            measured[_due(seen)] = await self._run(self.analysis_pool, self.measure, seen)
+        measured: dict[tuple[Any, ...], Measured] = {}
+        if isinstance(seen, Observed) and (seen.due or seen.hooks):
+            measured[_due(seen)] = await self._run(self.analysis_pool, self.ask, seen)
         waited = bool(measured) or self.slots.locked()
         async with self.slots:
             if waited:  # the view may have changed meanwhile: read it again
@@ -339,7 +358,7 @@ class Reconciler:
                 metrics.forget_pipeline(namespace, name)
                 return None
             outcome = (
-                self.decide(seen, measured.get(_due(seen), []))
+                self.decide(seen, measured.get(_due(seen), Measured()))
                 if isinstance(seen, Observed)
                 else seen
             )
@@ -425,6 +444,7 @@ class Reconciler:
             routing=self._routing(name, children, world),
             command=command,
             due=due_measurements(spec, status, basis.now),
+            hooks=due_webhooks(spec, status, basis.now),
         )
 
     def _routing(self, name: str, children: list[dict[str, Any]], world: World) -> Routing:
@@ -448,6 +468,24 @@ class Reconciler:
         body = snapshots.build(basis.owner, revision, spec, snapshots.next_number(snaps))
         basis.store.append(body)
         return snapshots.parse([body])
+
+    def ask(self, seen: Observed) -> Measured:
+        """Measure the analysis metrics and call the webhooks due now."""
+        return Measured(self.measure(seen) if seen.due else [], self.call_hooks(seen))
+
+    def call_hooks(self, seen: Observed) -> dict[GateKey, list[WebhookCall]]:
+        """Call each due webhook of the gates the canary waits on."""
+        pipeline, status = seen.basis.pipeline, seen.basis.status
+        out: dict[GateKey, list[WebhookCall]] = {}
+        for key, hooks in seen.hooks.items():
+            calls = out.setdefault(key, [])
+            for hook in hooks:
+                answer = self.webhooks.call(hook, webhook_body(pipeline, status, hook, key[1]))
+                at = stamp(self.clock())
+                calls.append(
+                    WebhookCall(name=hook.name, success=answer.ok, message=answer.message, at=at)
+                )
+        return out
 
     def measure(self, seen: Observed) -> list[Measurement]:
         """Run the analysis queries due now."""
@@ -495,7 +533,7 @@ class Reconciler:
 
     # -- decide ------------------------------------------------------------------------------
 
-    def decide(self, seen: Observed, measurements: list[Measurement]) -> Decided | Stop:
+    def decide(self, seen: Observed, measured: Measured) -> Decided | Stop:
         """The engine's next status and the objects the planner renders for it (pure)."""
         basis = seen.basis
         decision = step(
@@ -507,7 +545,8 @@ class Reconciler:
                 ready=seen.readiness.ready,
                 reasons=seen.readiness.reasons,
                 command=seen.command,
-                measurements=measurements,
+                measurements=measured.measurements,
+                webhook_calls=measured.calls,
                 invalid=seen.invalid,
                 served=seen.routing.served,
                 preview_served=seen.routing.preview_served,
@@ -730,10 +769,13 @@ class Reconciler:
             at = stamp(self.clock())
             bodies = [transition(pipeline, decision.status, e, at) for e in decision.events]
             self.notifier.send(pipeline, sinks, bodies)
+        if any(e.reason in ROLLOUT_ENDED for e in decision.events):
+            for hook in gates.webhooks_of(spec, "PostRollout"):
+                self.notifier.tell(pipeline, hook, webhook_body(pipeline, decision.status, hook))
 
-    def _notification_failed(self, pipeline: dict[str, Any], message: str) -> None:
-        log.warning("%s NotificationFailed: %s", pipeline["metadata"]["name"], message)
-        self.kube.post_event(pipeline, "Warning", "NotificationFailed", message)
+    def _delivery_failed(self, pipeline: dict[str, Any], reason: str, message: str) -> None:
+        log.warning("%s %s: %s", pipeline["metadata"]["name"], reason, message)
+        self.kube.post_event(pipeline, "Warning", reason, message)
 
     def _export(self, namespace: str, name: str, status: InferencePipelineStatus) -> None:
         traffic = {t.revision: t.weight for t in status.traffic}
@@ -780,7 +822,9 @@ class Reconciler:
 
 
 def _due(seen: Observed) -> tuple[Any, ...]:
-    """What a set of analysis measurements is for: the rollout, its step and the metrics."""
+    """What a set of measurements and webhook calls is for: the rollout, its step, the
+    metrics and the gates' webhooks."""
     status = seen.basis.status
     rollout = (status.canary_revision, status.current_step_index)
-    return (*rollout, *(m.name for m in seen.due))
+    hooks = ((key, h.name) for key, hooks in seen.hooks.items() for h in hooks)
+    return (*rollout, *(m.name for m in seen.due), *hooks)

@@ -3,15 +3,15 @@ the sinks a pipeline names in ``spec.rollout.notifications``.
 
 Delivery is best effort and off the reconcile's path: one sender thread, in the order the
 transitions happened; each POST has a timeout and is tried up to three times (after 0.5 s and
-1 s). A sink that still fails is reported as a Warning Event ``NotificationFailed`` on the
-pipeline and counted in ``pipeline_operator_notifications_total{outcome="failed"}``. A
-transition is sent at most once: one the operator decided just before it stopped is not sent
-again after the restart.
+1 s) on no answer or a 5xx. A sink that still fails is reported as a Warning Event
+``NotificationFailed`` on the pipeline and counted in
+``pipeline_operator_notifications_total{outcome="failed"}``. A transition is sent at most once:
+one the operator decided just before it stopped is not sent again after the restart.
+PostRollout webhooks are delivered the same way (a failure: ``WebhookFailed``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,12 +19,12 @@ from typing import Any
 
 import urllib3
 
-from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Notification
+from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Notification, Webhook
 from pipeline_operator.core.rollout import Event
+from pipeline_operator.providers.webhooks import Target, post_json, webhook_target
 from pipeline_operator.telemetry import metrics
 
 TIMEOUT_SECONDS = 5.0
-BACKOFF_SECONDS = (0.5, 1.0)
 
 
 def transition(
@@ -46,15 +46,14 @@ def transition(
     }
 
 
-class Notifier:
-    """Sends transitions to notification webhooks; ``report(pipeline, message)`` is told of
-    each that could not be delivered."""
+Report = Callable[[dict[str, Any], str, str], None]
+"""Told (pipeline, Event reason, message) of each body that could not be delivered."""
 
-    def __init__(
-        self,
-        report: Callable[[dict[str, Any], str], None],
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+
+class Notifier:
+    """Sends transitions to notification webhooks, and post-rollout webhooks their bodies."""
+
+    def __init__(self, report: Report, sleep: Callable[[float], None] = time.sleep) -> None:
         self.report = report
         self.sleep = sleep
         self.http = urllib3.PoolManager(retries=False)
@@ -69,33 +68,20 @@ class Notifier:
         """Queue ``bodies`` for each sink that wants their reasons."""
         for sink in sinks:
             wanted = [b for b in bodies if not sink.reasons or b["reason"] in sink.reasons]
-            if wanted:
-                self.pool.submit(self._deliver, pipeline, sink, wanted)
+            target = Target(sink.url, {h.name: h.value for h in sink.headers}, TIMEOUT_SECONDS, 2)
+            for body in wanted:
+                what = f"{body['reason']} not delivered to {sink.url}"
+                self.pool.submit(self._deliver, pipeline, target, body, "NotificationFailed", what)
+
+    def tell(self, pipeline: dict[str, Any], hook: Webhook, body: dict[str, Any]) -> None:
+        """Queue a post-rollout webhook's call."""
+        what = f"post-rollout webhook {hook.name} ({hook.url}) not answered 2xx"
+        self.pool.submit(self._deliver, pipeline, webhook_target(hook), body, "WebhookFailed", what)
 
     def _deliver(
-        self, pipeline: dict[str, Any], sink: Notification, bodies: Sequence[dict[str, Any]]
+        self, pipeline: dict[str, Any], target: Target, body: dict[str, Any], reason: str, what: str
     ) -> None:
-        for body in bodies:
-            error = self._post(sink, body)
-            metrics.NOTIFICATIONS.labels("failed" if error else "sent").inc()
-            if error:
-                self.report(pipeline, f"{body['reason']} not delivered to {sink.url}: {error}")
-
-    def _post(self, sink: Notification, body: dict[str, Any]) -> str | None:
-        """None once the sink answered 2xx; else what went wrong on the last try."""
-        headers = {"Content-Type": "application/json", **{h.name: h.value for h in sink.headers}}
-        data = json.dumps(body).encode()
-        error = ""
-        for pause in (0.0, *BACKOFF_SECONDS):
-            self.sleep(pause)
-            try:
-                response = self.http.request(
-                    "POST", sink.url, body=data, headers=headers, timeout=TIMEOUT_SECONDS
-                )
-            except urllib3.exceptions.HTTPError as err:
-                error = str(err)
-                continue
-            if 200 <= response.status < 300:
-                return None
-            error = f"HTTP {response.status}"
-        return error
+        answer = post_json(self.http, target, body, self.sleep)
+        metrics.NOTIFICATIONS.labels("sent" if answer.ok else "failed").inc()
+        if not answer.ok:
+            self.report(pipeline, reason, f"{what}: {answer.message}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pipeline_operator.api.v1alpha1 import Analysis, AnalysisStatus, Pause, Phase, parse_duration
-from pipeline_operator.core.rollout import scale, transitions
+from pipeline_operator.core.rollout import gates, scale, transitions
 from pipeline_operator.core.rollout.analysis import metric_verdict, next_due, record
 from pipeline_operator.core.rollout.clock import parse
 from pipeline_operator.core.rollout.context import Run
@@ -18,16 +18,22 @@ _MIN_INTERVAL = timedelta(seconds=1)
 def progress(run: Run, promote_once: bool = False) -> None:
     """Advance the canary from its current step; promote it after the last one.
 
-    Steps are only walked while the canary is Ready. ``promote_once`` (a promote command)
-    skips the next pause or analysis step.
+    Steps are only walked while the canary is Ready, past its pre-rollout webhooks; each
+    step waits on its step webhooks once the router serves its weight, and promotion on the
+    confirm-promotion ones. ``promote_once`` (a promote command) skips the next pause or
+    analysis step, never a webhook gate.
     """
     s = run.status
+    if gates.rolled_back(run):
+        return
     if not run.ready(s.canary_revision):
         if not scale.roll_through(run):
             transitions.wait_for_ready(run, "canary")
         return
     s.waiting_since = None
     s.phase = Phase.PROGRESSING
+    if not gates.passed(run, "PreRollout"):
+        return
     steps = canary_steps(run.spec)
     index = min(s.current_step_index or 0, len(steps))
     while index < len(steps):
@@ -54,11 +60,17 @@ def progress(run: Run, promote_once: bool = False) -> None:
                 return
         elif step.analysis is not None and not _analyze(run, index, step.analysis):
             return
+        if gates.webhooks_of(run.spec, "Step") and not (
+            _routed(run) and gates.passed(run, "Step", index)
+        ):
+            return
         index += 1
         s.current_step_index = index
         s.step_started_at = run.stamp
         s.paused_at = None
         s.phase = Phase.PROGRESSING
+    if not gates.passed(run, "ConfirmPromotion"):
+        return
     if scale.grow(run, 100):
         transitions.promote(run)
     else:

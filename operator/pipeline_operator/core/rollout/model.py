@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Literal
 
 from pipeline_operator.api.command_annotation import Command
-from pipeline_operator.api.v1alpha1 import InferencePipelineStatus, Measurement
+from pipeline_operator.api.v1alpha1 import (
+    InferencePipelineStatus,
+    Measurement,
+    WebhookCall,
+    WebhookType,
+)
+
+GateKey = tuple[WebhookType, int | None, str]
+"""A webhook gate: its type, its step (Step gates), the canary revision."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,8 @@ class Observations:
     reasons: Mapping[str, str] = field(default_factory=dict)
     command: Command | None = None
     measurements: Sequence[Measurement] = ()
+    webhook_calls: Mapping[GateKey, Sequence[WebhookCall]] = field(default_factory=dict)
+    """The answers of the webhooks called for each gate this reconcile (see gates.py)."""
     invalid: str | None = None
     warnings: Sequence[str] = ()
     """What :func:`pipeline_operator.api.validation.lint` says of the spec: it deploys, but

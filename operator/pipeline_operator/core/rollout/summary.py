@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pipeline_operator.api.v1alpha1 import Phase
 from pipeline_operator.core.revisions import canary_active
-from pipeline_operator.core.rollout import scale
+from pipeline_operator.core.rollout import gates, scale
 from pipeline_operator.core.rollout.bluegreen import settings
 from pipeline_operator.core.rollout.clock import parse, stamp
 from pipeline_operator.core.rollout.context import Run
@@ -72,6 +72,9 @@ def _rollout(run: Run) -> str:
             return f"{head}: Ready, waiting for promote"
         at = stamp(parse(s.paused_at) + timedelta(seconds=auto))
         return f"{head}: Ready, promoting automatically at {at}"
+    gate = gates.waiting_for(s, index)
+    if gate is not None:
+        return f"{head}: {gates.describe(gate)}"
     step = steps[index] if index < len(steps) else None
     started = s.paused_at is not None or s.analysis is not None
     if step is not None and step.set_weight is None and not started:

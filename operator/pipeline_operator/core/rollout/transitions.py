@@ -38,6 +38,7 @@ def start(run: Run, why: str = "") -> None:
     s.step_started_at = run.stamp
     s.abort_reason = None
     s.analysis = None
+    s.gates = []
     s.phase = Phase.PROGRESSING
     role = canary_role(run.spec.rollout.strategy)
     suffix = f" ({why})" if why else ""
@@ -69,6 +70,7 @@ def revert(run: Run) -> None:
     s.canary_revision = None
     s.abort_reason = None
     s.analysis = None
+    s.gates = []
     s.phase = None
     run.outcome = "NoRollout"
     run.normal(
@@ -131,6 +133,7 @@ def promote(run: Run) -> None:
     s.stable_ready_at = run.stamp if run.ready(new) else None
     s.canary_revision = None
     s.abort_reason = None
+    s.gates = []
     s.phase = Phase.HEALTHY
     if run.spec.rollout.strategy == "BlueGreen":
         delay = (run.spec.rollout.blue_green or BlueGreen()).scale_down_delay_seconds
