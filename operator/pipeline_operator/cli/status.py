@@ -174,10 +174,11 @@ def gate_lines(status: InferencePipelineStatus, now: datetime) -> list[str]:
     rows = []
     for gate in status.gates:
         step = NONE if gate.step_index is None else str(gate.step_index + 1)
-        for call in gate.calls or [None]:
-            answer = (call.message or ("2xx" if call.success else "")) if call else "not called"
-            called = age(call.at, now) if call else NONE
-            rows.append([gate.type, step, gate.phase, call.name if call else NONE, called, answer])
+        if not gate.calls:
+            rows.append([gate.type, step, gate.phase, NONE, NONE, "not called yet"])
+        for call in gate.calls:
+            answer = call.message or ("2xx" if call.success else "")
+            rows.append([gate.type, step, gate.phase, call.name, age(call.at, now), answer])
     if not rows:
         return []
     head = ("TYPE", "STEP", "PHASE", "WEBHOOK", "AGE", "ANSWER")
