@@ -56,6 +56,11 @@ class OperatorSettings(BaseSettings):
     prometheus_address: str | None = Field(
         default=None, description="Default Prometheus for analysis steps without an address."
     )
+    gateway_api: bool = Field(
+        default=False,
+        description="Route pipelines that ask for it through Gateway API HTTPRoutes (the "
+        "gateway.networking.k8s.io CRDs must be installed; HTTPRoutes are watched).",
+    )
     prometheus_bearer_token_file: Path | None = Field(
         default=None,
         description="File holding a bearer token for prometheus_address (re-read per query).",

@@ -768,3 +768,19 @@ def test_helm_install_namespaced_schedules_on_cpu_and_uninstall_keeps_the_crd(
 
     wait_for(released, 60, "helm uninstall to remove the release's objects")
     assert kubectl_json(cluster, "get", "crd", CRD_NAME)["metadata"]["uid"] == crd_uid
+
+
+def test_gateway_api_routing_adds_the_httproute_rules_and_setting_only_when_enabled(
+    helm: Helm,
+) -> None:
+    objects = helm.template("default", "--set", "gatewayAPI.enabled=true")
+    assert rules_of(operator_role(objects)) - (NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES) == {
+        ("gateway.networking.k8s.io", "httproutes", v)
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+    }
+    (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "PIPELINE_OPERATOR_GATEWAY_API", "value": "true"} in container["env"]
+    (default,) = only(helm.template("default"), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert all(e["name"] != "PIPELINE_OPERATOR_GATEWAY_API" for e in default["env"])

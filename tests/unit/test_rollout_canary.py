@@ -8,6 +8,8 @@ from pipeline_operator.api.v1alpha1 import (
     Pause,
     Phase,
     Rollout,
+    SetMirror,
+    TrafficRouting,
 )
 from pipeline_operator.core.revisions import active_revisions, canary_active
 from tests.unit.world import World, reasons, sample_spec
@@ -462,3 +464,34 @@ def test_observed_generation_and_strategy_are_recorded() -> None:
     assert decision.status.observed_generation == 7
     assert decision.status.strategy == "Canary"
     assert all(c.observed_generation == 7 for c in decision.status.conditions)
+
+
+def test_a_mirror_step_copies_requests_until_a_later_step_changes_it_or_the_rollout_ends() -> None:
+    steps = [
+        CanaryStep(set_mirror=SetMirror(percent=25)),
+        CanaryStep(pause=Pause(duration="30s")),
+        CanaryStep(set_weight=50),
+        CanaryStep(pause=Pause()),
+    ]
+    routing = TrafficRouting.model_validate({"gatewayAPI": {"parentRefs": [{"name": "gw"}]}})
+    rollout = Rollout(canary=Canary(steps=steps), traffic_routing=routing)
+    world = healthy(World(spec=sample_spec(rollout)))
+    world.router_follows = False
+    world.served, world.mirror_served = {"r1": 100}, 0
+    world.desired, world.ready["r2"] = "r2", True
+    decision = world.tick()
+    assert "MirrorChanged" in reasons(decision) and world.status.mirror_percent == 25
+    assert world.status.canary_weight == 0 and world.status.paused_at is None
+    world.advance(60)
+    world.tick()
+    assert world.status.paused_at is None  # the pause waits for the route to mirror
+    world.mirror_served = 25
+    world.tick()
+    assert world.status.paused_at is not None
+    assert "(mirrored 25%)" in world.status.message
+    world.router_follows = True
+    world.advance(30)
+    world.tick()
+    assert (world.status.canary_weight, world.status.mirror_percent) == (50, 25)
+    world.tick("promote")
+    assert world.status.stable_revision == "r2" and world.status.mirror_percent == 0

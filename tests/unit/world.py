@@ -46,6 +46,7 @@ class World:
     """KServe rolls each graph change out to the routers before the next reconcile; when
     False, the routers keep serving ``served`` / ``preview_served``."""
     served: dict[str, int] | None = None
+    mirror_served: int = 0
     preview_served: str | None = None
     replicas: dict[str, dict[str, int]] = field(default_factory=dict)
     """Revision -> stage -> ready pods; a revision left out is not waited on."""
@@ -66,6 +67,7 @@ class World:
             issued = Command(command, f"{command}/{self.issued}")
         if self.router_follows:
             self.served = {t.revision: t.weight for t in self.status.traffic if t.weight}
+            self.mirror_served = self.status.mirror_percent
             self.preview_served = self.status.canary_revision
         return Observations(
             now=self.now,
@@ -77,6 +79,7 @@ class World:
             webhook_calls=dict(webhook_calls or {}),
             invalid=invalid,
             served=self.served,
+            mirror_served=self.mirror_served,
             preview_served=self.preview_served,
             routing="" if self.router_follows else "router rolling out",
             replicas={rev: dict(stages) for rev, stages in self.replicas.items()},
@@ -97,7 +100,10 @@ class World:
         """
         obs = self.observe(command, measurements, invalid, webhook_calls)
         decision = step(self.spec, self.status, obs)
-        moved = decision.status.traffic != self.status.traffic
+        moved = (decision.status.traffic, decision.status.mirror_percent) != (
+            self.status.traffic,
+            self.status.mirror_percent,
+        )
         self.status = decision.status
         self.events.extend(decision.events)
         if moved and self.router_follows:

@@ -124,6 +124,13 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.gatewayAPI.enabled }}
+# Pipelines routed through the Gateway API: each one's HTTPRoute, applied, watched (for the
+# Gateways' verdicts) and removed.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- if .Values.rbac.analysisJobs.enabled }}
 # Job analysis metrics: each measurement creates one Job and reads it, then the end of the
 # log of its pod (found by listing pods, above).

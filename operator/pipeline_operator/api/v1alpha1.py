@@ -622,13 +622,24 @@ class SetCanaryScale(ApiModel):
     )
 
 
+class SetMirror(ApiModel):
+    """Copy a share of the live requests to the canary from this step on (shadow traffic):
+    its answers are discarded and never waited on by the caller. Needs the Gateway API
+    traffic routing."""
+
+    percent: int = Field(
+        ge=0, le=100, description="Share of the requests copied to the canary; 0 stops."
+    )
+
+
 class CanaryStep(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
                 "[has(self.setWeight), has(self.pause), has(self.analysis), "
-                "has(self.setCanaryScale)].filter(x, x).size() == 1",
-                "a canary step sets exactly one of setWeight, pause, analysis or setCanaryScale",
+                "has(self.setCanaryScale), has(self.setMirror)].filter(x, x).size() == 1",
+                "a canary step sets exactly one of setWeight, pause, analysis, setCanaryScale "
+                "or setMirror",
             ),
         )
     )
@@ -637,6 +648,7 @@ class CanaryStep(ApiModel):
     pause: Pause | None = None
     analysis: Analysis | None = None
     set_canary_scale: SetCanaryScale | None = None
+    set_mirror: SetMirror | None = None
 
 
 class Canary(ApiModel):
@@ -676,6 +688,110 @@ class BlueGreen(ApiModel):
     scale_down_delay_seconds: int = Field(
         default=30, ge=0, le=86400, description="How long the old revision stays after promotion."
     )
+
+
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class ParentRef(ApiModel):
+    """A Gateway (listener) the pipeline's HTTPRoute attaches to."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    namespace: Annotated[str, Field(max_length=63, pattern=DNS_LABEL)] | None = Field(
+        default=None, description="The Gateway's namespace; default: the pipeline's."
+    )
+    section_name: Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)] | None = Field(
+        default=None, description="One listener of the Gateway; default: every listener."
+    )
+
+
+class GatewayRouting(ApiModel):
+    """Route through a Gateway API HTTPRoute the operator owns: each revision is served by
+    an InferenceGraph of its own, and the route splits, pins cohorts and mirrors."""
+
+    parent_refs: list[ParentRef] = Field(min_length=1, max_length=8)
+    hostnames: list[
+        Annotated[
+            str,
+            Field(
+                max_length=253,
+                pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            ),
+        ]
+    ] = Field(default_factory=list, max_length=16, description="Default: the Gateway's.")
+
+
+class HeaderMatch(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=HEADER_NAME)]
+    value: Annotated[str, Field(min_length=1, max_length=4096)]
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+
+
+class CookieMatch(ApiModel):
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=HEADER_NAME)]
+    value: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^;,\s\\\"]+$")]
+
+
+class Cohort(ApiModel):
+    """Requests that always reach one revision (testers, a segment): matched by a header or
+    a cookie, before any split."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.header) != has(self.cookie)",
+                "a cohort sets exactly one of header or cookie",
+            ),
+        )
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+    revision: Literal["Canary", "Stable"] = Field(
+        description="Canary: the revision being rolled out (the stable one when none is)."
+    )
+    header: HeaderMatch | None = None
+    cookie: CookieMatch | None = None
+
+    @model_validator(mode="after")
+    def _one_match(self) -> Cohort:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("a cohort sets exactly one of header or cookie")
+        return self
+
+
+class Stickiness(ApiModel):
+    """Keep each user on one revision through a rollout: a user is named by a header or a
+    cookie whose value ends in hex digits (a UUID, a hash of the user id); the canary serves
+    the users whose last two digits fall in its share, so a user it took stays on it as
+    its weight grows."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.header) != has(self.cookie)",
+                "stickiness sets exactly one of header or cookie",
+            ),
+        )
+    )
+
+    header: Annotated[str, Field(min_length=1, max_length=256, pattern=HEADER_NAME)] | None = None
+    cookie: Annotated[str, Field(min_length=1, max_length=256, pattern=HEADER_NAME)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Stickiness:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("stickiness sets exactly one of header or cookie")
+        return self
+
+
+class TrafficRouting(ApiModel):
+    """How a revision's share reaches it: without ``gatewayAPI``, KServe's InferenceGraph
+    Splitter (draws per request); with it, a Gateway API HTTPRoute, which also pins cohorts,
+    keeps users sticky and mirrors."""
+
+    gateway_api: GatewayRouting | None = Field(default=None, alias="gatewayAPI")
+    cohorts: list[Cohort] = Field(default_factory=list, max_length=8)
+    stickiness: Stickiness | None = None
 
 
 class Notification(ApiModel):
@@ -742,6 +858,18 @@ class Rollout(ApiModel):
                 "self.webhooks.filter(x, x.name == w.name).size() == 1)",
                 "webhook names must be unique",
             ),
+            (
+                "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI)) || "
+                "!has(self.canary) || self.canary.steps.all(s, !has(s.setMirror))",
+                "setMirror steps need trafficRouting.gatewayAPI: KServe's Splitter cannot mirror",
+            ),
+            (
+                "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI)) || "
+                "!has(self.trafficRouting) || (self.trafficRouting.cohorts.size() == 0 "
+                "&& !has(self.trafficRouting.stickiness))",
+                "cohorts and stickiness need trafficRouting.gatewayAPI: KServe's Splitter "
+                "routes on neither headers nor cookies",
+            ),
         )
     )
 
@@ -762,6 +890,24 @@ class Rollout(ApiModel):
         max_length=8,
         description="Gates of a canary rollout: webhooks it waits on or is told of.",
     )
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting)
+
+    @model_validator(mode="after")
+    def _routing_can_do_it(self) -> Rollout:
+        routing = self.traffic_routing
+        if routing.gateway_api is not None:
+            return self
+        steps = self.canary.steps if self.canary is not None else []
+        if any(step.set_mirror is not None for step in steps):
+            raise ValueError(
+                "setMirror steps need trafficRouting.gatewayAPI: KServe's Splitter cannot mirror"
+            )
+        if routing.cohorts or routing.stickiness is not None:
+            raise ValueError(
+                "cohorts and stickiness need trafficRouting.gatewayAPI: KServe's Splitter "
+                "routes on neither headers nor cookies"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhooks_fit(self) -> Rollout:
@@ -1027,6 +1173,9 @@ class InferencePipelineStatus(StatusModel):
     abort_reason: str | None = None
     traffic: list[TrafficTarget] = Field(default_factory=list)
     canary_weight: int = 0
+    mirror_percent: int = Field(
+        default=0, description="Share of the requests copied to the canary (setMirror)."
+    )
     canary_scale: int | None = Field(
         default=None,
         description="Percent of each stage's replicas the canary runs (at least 1): its "

@@ -49,7 +49,12 @@ from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
 from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
-from pipeline_operator.core.observe.routing import RouterRollout, revision_urls, served_traffic
+from pipeline_operator.core.observe.routing import (
+    RouterRollout,
+    revision_urls,
+    route_served,
+    served_traffic,
+)
 from pipeline_operator.core.planner import (
     Owner,
     PlanError,
@@ -58,6 +63,7 @@ from pipeline_operator.core.planner import (
     plan,
     plan_revision,
 )
+from pipeline_operator.core.planner.route import ROUTE_KIND
 from pipeline_operator.core.revisions import active_revisions
 from pipeline_operator.core.rollout import (
     AnalysisError,
@@ -131,6 +137,7 @@ class Routing:
     served: dict[str, int] | None
     preview_served: str | None
     waiting: str
+    mirror_served: int = 0
 
     @classmethod
     def observe(
@@ -138,16 +145,24 @@ class Routing:
         graphs: dict[str, tuple[dict[str, int] | None, RouterRollout | None]],
         main: str,
         preview: str,
+        route: tuple[str, tuple[dict[str, int] | None, int, RouterRollout]] | None = None,
     ) -> Routing:
+        """From the main and preview graphs' routers, or the HTTPRoute (``route``: its
+        name and :func:`route_served`) where the pipeline routes through a Gateway."""
         rollouts = {g: r for g, (_, r) in graphs.items() if r is not None}
-        served = graphs.get(main, (None, None))[0]
+        served = graphs.get(main, (None, None))[0] if main in graphs else {}
+        mirror = 0
+        if route is not None:
+            name, (served, mirror, rollout) = route
+            rollouts[f"HTTPRoute {name}"] = rollout
         previewed = graphs.get(preview, (None, None))[0] or {}
         waiting = "; ".join(f"{g}: {r.message}" for g, r in rollouts.items() if not r.rolled_out)
         return cls(
             rollouts=rollouts,
-            served=served if main in graphs else {},
+            served=served,
             preview_served=next(iter(previewed), None),
             waiting=waiting,
+            mirror_served=mirror,
         )
 
     def report(self, changed: set[str]) -> list[RouterStatus]:
@@ -395,7 +410,7 @@ class Reconciler:
             problems = "; ".join(unreadable(err))
             return Stop(basis, Invalid("InvalidSpec", f"invalid spec: {problems}"))
 
-        invalid = "; ".join(validate(spec)) or None
+        invalid = "; ".join([*validate(spec), *self._unsupported(spec)]) or None
         # Only what this pipeline controls: a same-named pipeline recreated, or another
         # pipeline whose names hash alike, is never adopted or pruned.
         children = [c for c in world.children if controller_uid(c) == owner.uid]
@@ -447,14 +462,25 @@ class Reconciler:
             hooks=due_webhooks(spec, status, basis.now),
         )
 
+    def _unsupported(self, spec: InferencePipelineSpec) -> list[str]:
+        """What the spec asks of this operator's installation that it was not given."""
+        if spec.rollout.traffic_routing.gateway_api is not None and not self.settings.gateway_api:
+            return [
+                "spec.rollout.trafficRouting.gatewayAPI: this operator runs without Gateway API "
+                "support: install its chart with gatewayAPI.enabled=true"
+            ]
+        return []
+
     def _routing(self, name: str, children: list[dict[str, Any]], world: World) -> Routing:
         graphs = {c["metadata"]["name"]: c for c in children if c["kind"] == "InferenceGraph"}
         main, preview = graph_name(name), graph_name(name, preview=True)
         wanted = [g for g in (main, preview) if g in graphs]
+        route = next((c for c in children if c["kind"] == ROUTE_KIND), None)
         return Routing.observe(
             {g: served_traffic(graphs[g], world.routers.get(g), world.pods) for g in wanted},
             main,
             preview,
+            (route["metadata"]["name"], route_served(route, graphs)) if route else None,
         )
 
     def _snapshot(
@@ -549,6 +575,7 @@ class Reconciler:
                 webhook_calls=measured.calls,
                 invalid=seen.invalid,
                 served=seen.routing.served,
+                mirror_served=seen.routing.mirror_served,
                 preview_served=seen.routing.preview_served,
                 routing=seen.routing.waiting,
                 replicas=seen.readiness.replicas,
@@ -569,6 +596,7 @@ class Reconciler:
                 self.options,
                 capacity(seen.spec),
                 revision_graphs=runs_jobs(seen.spec),
+                routing=seen.spec.rollout.traffic_routing,
             )
         except PlanError as err:
             return Stop(basis, Invalid("PlanFailed", str(err)))

@@ -176,6 +176,32 @@ def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def trim_route(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An HTTPRoute: what a child keeps, its generation, and each Gateway's verdict on it
+    (``status.parents``: the parent, and its Accepted and ResolvedRefs conditions)."""
+    child = trim_child(body)
+    generation = body.get("metadata", {}).get("generation")
+    if generation is not None:
+        child["metadata"]["generation"] = generation
+    child["status"] = {
+        "parents": [
+            {
+                "parentRef": parent.get("parentRef") or {},
+                "conditions": [
+                    {k: c[k] for k in ROUTE_CONDITION_KEYS if k in c}
+                    for c in parent.get("conditions") or []
+                    if c.get("type") in ("Accepted", "ResolvedRefs")
+                ],
+            }
+            for parent in (body.get("status") or {}).get("parents") or []
+        ]
+    }
+    return child
+
+
+ROUTE_CONDITION_KEYS = ("type", "status", "reason", "message", "observedGeneration")
+
+
 def trim_revision(body: Mapping[str, Any]) -> dict[str, Any]:
     """A ControllerRevision holding a spec snapshot; its ``data`` packed (a reconcile reads it
     whole: ``snapshots.parse`` decodes it)."""
@@ -290,10 +316,11 @@ class Kind:
 PIPELINES = Kind(KIND, trim_pipeline, None)
 SERVICES = Kind("InferenceService", trim_child)
 GRAPHS = Kind("InferenceGraph", trim_child)
+ROUTES = Kind("HTTPRoute", trim_route)
 SNAPSHOTS = Kind("ControllerRevision", trim_revision)
 PODS = Kind("Pod", trim_pod)
 ROUTERS = Kind("Deployment", trim_router, ROUTER_LABEL)
-OWNED = (SERVICES, GRAPHS, SNAPSHOTS)
+OWNED = (SERVICES, GRAPHS, ROUTES, SNAPSHOTS)
 """The kinds the operator writes for a pipeline."""
 
 
@@ -460,7 +487,7 @@ def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
     """The view one reconcile of ``namespace/name`` reads."""
     label = (namespace, pipeline_label(name))
     pipelines = [p for p in store.get(PIPELINES, label) if p.body["metadata"]["name"] == name]
-    children = [*store.get(SERVICES, label), *store.get(GRAPHS, label)]
+    children = [*store.get(SERVICES, label), *store.get(GRAPHS, label), *store.get(ROUTES, label)]
     graphs = (graph_name(name), graph_name(name, preview=True))
     routers = {g: next(iter(store.get(ROUTERS, (namespace, g))), None) for g in graphs}
     return _view(

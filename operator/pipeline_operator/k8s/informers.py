@@ -21,7 +21,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from pipeline_operator.k8s.cache import (
     PODS,
     ROUTER_LABEL,
     ROUTERS,
+    ROUTES,
     SERVICES,
     SNAPSHOTS,
     Kind,
@@ -82,6 +83,8 @@ WATCHED = (
     Resource(PODS, "", "v1", "pods", LABEL_PIPELINE),
     Resource(ROUTERS, "apps", "v1", "deployments", ROUTER_LABEL),
 )
+HTTP_ROUTES = Resource(ROUTES, "gateway.networking.k8s.io", "v1", "httproutes", LABEL_PIPELINE)
+"""Watched too where the operator routes through the Gateway API (settings.gateway_api)."""
 
 
 @dataclass(frozen=True)
@@ -288,12 +291,13 @@ class Watches:
         namespaces: list[str | None],
         store: Store,
         on_change: Callable[[set[Label], Change | Listed | None], None],
+        resources: Sequence[Resource] = WATCHED,
     ) -> None:
         self.store, self.on_change = store, on_change
         self.informers = [
             Informer(api, resource, namespace, self._deliver)
             for namespace in namespaces
-            for resource in WATCHED
+            for resource in resources
         ]
         self._unlisted = {(i.resource.plural, i.namespace) for i in self.informers}
         self._unlistable: Unlistable | None = None

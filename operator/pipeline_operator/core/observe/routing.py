@@ -17,6 +17,7 @@ from pipeline_operator.core.planner.graph import (
     TRAFFIC_ANNOTATION,
     parse_traffic,
 )
+from pipeline_operator.core.planner.route import MIRROR_ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,57 @@ def revision_urls(namespace: str, children: Iterable[Mapping[str, Any]]) -> dict
         if ready is not None and ready.get("status") == "True":
             out[revision] = f"http://{child['metadata']['name']}.{namespace}.svc"
     return out
+
+
+def route_served(
+    route: Mapping[str, Any], graphs: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, int] | None, int, RouterRollout]:
+    """The split and the mirror share an HTTPRoute serves (None, 0 until it does), and what
+    it waits for: every Gateway it names has Accepted it and ResolvedRefs at its generation,
+    and every graph it routes to (``graphs``, by name) is Ready."""
+    meta = route["metadata"]
+    generation = meta.get("generation", 0)
+    parents = (route.get("status") or {}).get("parents") or []
+    for ref in route["spec"].get("parentRefs") or []:
+        gateway = f"Gateway {ref.get('namespace') or meta['namespace']}/{ref['name']}"
+        verdict = next((p for p in parents if _same_parent(p["parentRef"], ref, meta)), None)
+        if verdict is None:
+            return None, 0, RouterRollout(False, f"route not yet seen by {gateway}")
+        for kind in ("Accepted", "ResolvedRefs"):
+            found = next((c for c in verdict["conditions"] if c["type"] == kind), None)
+            if found is None or found.get("observedGeneration", 0) < generation:
+                return None, 0, RouterRollout(False, f"{gateway}: {kind} not yet reported")
+            if found["status"] != "True":
+                why = ": ".join(x for x in (found.get("reason"), found.get("message")) if x)
+                return None, 0, RouterRollout(False, f"{gateway}: not {kind}: {why}")
+    for name in _backends(route):
+        graph = graphs.get(name)
+        ready = condition(dict(graph), "Ready") if graph is not None else None
+        if ready is None or ready.get("status") != "True":
+            return None, 0, RouterRollout(False, f"route waits for graph {name} to be Ready")
+    annotations = meta.get("annotations") or {}
+    mirror = parse_traffic(annotations.get(MIRROR_ANNOTATION, "")) or {}
+    served = parse_traffic(annotations.get(TRAFFIC_ANNOTATION, ""))
+    return served, sum(mirror.values()), RouterRollout(True, "route accepted by its Gateways")
+
+
+def _same_parent(seen: Mapping[str, Any], ref: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    here = meta["namespace"]
+    return (
+        seen.get("name") == ref["name"]
+        and (seen.get("namespace") or here) == (ref.get("namespace") or here)
+        and seen.get("sectionName") == ref.get("sectionName")
+    )
+
+
+def _backends(route: Mapping[str, Any]) -> list[str]:
+    names = []
+    for rule in route["spec"].get("rules") or []:
+        refs = [*(rule.get("backendRefs") or [])]
+        refs += [
+            f["requestMirror"]["backendRef"]
+            for f in rule.get("filters") or []
+            if "requestMirror" in f
+        ]
+        names += [ref["name"] for ref in refs]
+    return list(dict.fromkeys(names))

@@ -11,6 +11,7 @@ from pipeline_operator.api.v1alpha1 import (
     InferencePipelineStatus,
     Phase,
     Scaling,
+    TrafficRouting,
     TrafficTarget,
 )
 from pipeline_operator.core.planner.graph import (
@@ -25,6 +26,7 @@ from pipeline_operator.core.planner.options import (
     PlanError,
     PlanOptions,
 )
+from pipeline_operator.core.planner.route import build_http_route
 from pipeline_operator.core.revisions import active_revisions, canary_active, scale_of
 
 # KServe's webhooks accept InferenceService and InferenceGraph names of this form only.
@@ -86,8 +88,10 @@ def plan(
     options: PlanOptions = PlanOptions(),  # noqa: B008 - frozen, never mutated
     capacity: Mapping[str, Scaling] | None = None,
     revision_graphs: bool = False,
+    routing: TrafficRouting | None = None,
 ) -> list[dict[str, Any]]:
-    """Every desired child, in apply order: InferenceServices, then InferenceGraph(s).
+    """Every desired child, in apply order: InferenceServices, InferenceGraph(s), then the
+    HTTPRoute.
 
     InferenceServices: one per stage of each active revision (stable first), each stage
     scaled as ``capacity`` says for its name (the spec's scaling now, applied in place to
@@ -95,7 +99,9 @@ def plan(
     revisions with traffic, absent while there is none. Blue-green with a preview deployed
     adds the preview graph, routed wholly to the new revision. With ``revision_graphs`` (the
     canary's analysis runs jobs against each revision), a canary in progress adds a graph of
-    the stable revision's own and one of the canary's.
+    the stable revision's own and one of the canary's. With ``routing`` through the Gateway
+    API, every revision the route sends requests to has a graph of its own and the HTTPRoute
+    splits between them, in place of the Splitter graph.
     """
     revisions = active_revisions(status)
     weights = traffic_weights(status)
@@ -107,16 +113,35 @@ def plan(
         objects += build_inference_services(
             owner, active[revision], revision, options, scale, capacity or {}
         )
-    if weights:
+    route_by = routing if routing is not None and routing.gateway_api is not None else None
+    if weights and route_by is None:
         objects.append(build_inference_graph(owner, weights, active, options))
     if preview:
         objects.append(build_inference_graph(owner, preview, active, options, ROLE_PREVIEW))
-    if revision_graphs:
-        for revision in evaluated_revisions(status):
-            graph = build_inference_graph(owner, {revision: 100}, active, options, ROLE_REVISION)
-            objects.append(graph)
+    own = evaluated_revisions(status) if revision_graphs else []
+    if route_by is not None and weights:
+        own += routed_revisions(status, weights, route_by)
+    for revision in dict.fromkeys(own):
+        objects.append(
+            build_inference_graph(owner, {revision: 100}, active, options, ROLE_REVISION)
+        )
+    if route_by is not None and weights:
+        objects.append(build_http_route(owner, route_by, weights, status, options))
     check_names(objects)
     return objects
+
+
+def routed_revisions(
+    status: InferencePipelineStatus, weights: Mapping[str, int], routing: TrafficRouting
+) -> list[str]:
+    """The revisions an HTTPRoute sends requests to: those with weight, the stable one, and
+    the canary in progress when it is mirrored to or a cohort or sticky user is pinned to it."""
+    out = [*weights, *([status.stable_revision] if status.stable_revision else [])]
+    canary = status.canary_revision if canary_active(status) else None
+    pinned = status.mirror_percent or any(c.revision == "Canary" for c in routing.cohorts)
+    if canary and pinned:
+        out.append(canary)
+    return list(dict.fromkeys(out))
 
 
 def first_deploy_status(revision: str) -> InferencePipelineStatus:

@@ -47,6 +47,8 @@ def progress(run: Run, promote_once: bool = False) -> None:
         elif step.set_canary_scale is not None:
             if not scale.grow(run, scale_at(run.spec, index, s.canary_weight)):
                 return
+        elif step.set_mirror is not None:
+            _set_mirror(run, index, step.set_mirror.percent)
         elif promote_once:
             promote_once = False
             if s.analysis is not None and s.analysis.step_index == index:
@@ -88,6 +90,17 @@ def _set_weight(run: Run, index: int, weight: int) -> None:
         s.canary_weight = weight
 
 
+def _set_mirror(run: Run, index: int, percent: int) -> None:
+    s = run.status
+    if s.mirror_percent != percent:
+        run.normal(
+            "MirrorChanged",
+            f"canary {s.canary_revision}: mirrored {s.mirror_percent}% -> {percent}% of the "
+            f"requests ({position(index, run.spec)})",
+        )
+        s.mirror_percent = percent
+
+
 def _routed(run: Run) -> bool:
     """Whether the router serves the current weight, so that a pause or an analysis can run.
 
@@ -96,7 +109,8 @@ def _routed(run: Run) -> bool:
     """
     s = run.status
     served = run.obs.served
-    if served is not None and served.get(s.canary_revision or "", 0) == s.canary_weight:
+    weight_served = served is not None and served.get(s.canary_revision or "", 0) == s.canary_weight
+    if weight_served and run.obs.mirror_served == s.mirror_percent:
         return True
     if s.paused_at is None and s.analysis is None:
         s.step_started_at = run.stamp

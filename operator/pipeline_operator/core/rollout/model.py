@@ -38,6 +38,8 @@ class Observations:
     served: Mapping[str, int] | None = None
     """Revision -> weight that the main graph's router serves on every replica; None while
     KServe rolls the router out (it restarts it on every graph change) or when unknown."""
+    mirror_served: int = 0
+    """The share of requests the route copies to the canary, once it serves that."""
     preview_served: str | None = None
     """The revision the blue-green preview router serves on every replica, if any."""
     routing: str = ""

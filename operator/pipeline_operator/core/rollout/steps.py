@@ -27,8 +27,9 @@ def scale_at(spec: InferencePipelineSpec, index: int, weight: int) -> int:
 
 
 def describe(step: CanaryStep) -> str:
-    """``setWeight 20%``, ``setCanaryScale 50``, ``pause 30s``, ``pause (until promote)`` or
-    ``analysis error-rate, p99``: for messages and the plugin's list of steps."""
+    """``setWeight 20%``, ``setCanaryScale 50``, ``pause 30s``, ``pause (until promote)``,
+    ``analysis error-rate, p99`` or ``setMirror 10%``: for messages and the plugin's list of
+    steps."""
     if step.set_weight is not None:
         return f"setWeight {step.set_weight}%"
     if step.set_canary_scale is not None:
@@ -38,6 +39,8 @@ def describe(step: CanaryStep) -> str:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promote)"
     if step.analysis is not None:
         return "analysis " + ", ".join(m.name for m in step.analysis.metrics)
+    if step.set_mirror is not None:
+        return f"setMirror {step.set_mirror.percent}%"
     return "?"
 
 

@@ -47,10 +47,11 @@ def _rollout(run: Run) -> str:
     index = s.current_step_index or 0
     if run.spec.rollout.strategy == "BlueGreen":
         head = f"preview {revision}"
-    elif index < len(steps):
-        head = f"canary {revision} at {s.canary_weight}%, {position(index, run.spec)}"
     else:
-        head = f"canary {revision} at {s.canary_weight}%"
+        mirrored = f" (mirrored {s.mirror_percent}%)" if s.mirror_percent else ""
+        head = f"canary {revision} at {s.canary_weight}%{mirrored}"
+        if index < len(steps):
+            head += f", {position(index, run.spec)}"
     if s.spec_paused_at is not None:
         return f"{head}: held by spec.paused"
     if scale.rolling_through(run):

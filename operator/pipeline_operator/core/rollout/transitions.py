@@ -23,6 +23,7 @@ def _reset(run: Run) -> None:
     s.paused_at = None
     s.waiting_since = None
     s.canary_weight = 0
+    s.mirror_percent = 0
     s.canary_scale = None
 
 
