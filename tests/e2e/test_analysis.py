@@ -217,7 +217,7 @@ def test_the_evaluation_job_promotes_or_aborts_the_canary_on_a_labelled_set(
 
     st = wait_for(ended, 600, f"the evaluation to end {outcome}")
     assert st["phase"] == outcome, st
-    [measured] = [m for m in st["analysis"]["measurements"] if not m["no_data"]]
+    [measured] = [m for m in st["analysis"]["measurements"] if not m.get("noData")]
     report = json.loads(measured["message"].rsplit("log: ", 1)[1].splitlines()[-1])
     assert report["samples"] == len(TEXTS)
     assert report["stable"]["revision"] == stable["stableRevision"]
