@@ -85,6 +85,13 @@ def pipeline(namespace: str, model: str, prometheus: Prometheus) -> dict:
     return analysed(namespace, model, analysis)
 
 
+def ended(cluster: Cluster, namespace: str, name: str, canary: str) -> dict | None:
+    """The pipeline's status once the rollout of ``canary`` was promoted or aborted."""
+    st = p.status(cluster, namespace, name)
+    promoted = st.get("stableRevision") == canary and st.get("phase") == "Healthy"
+    return st if promoted or st.get("phase") == "Aborted" else None
+
+
 @pytest.mark.parametrize(
     ("model", "outcome"),
     [("pvc://models/sentiment-v2", "Healthy"), ("pvc://models/sentiment-short", "Aborted")],
@@ -112,12 +119,9 @@ def test_analysis_on_live_traffic_promotes_or_aborts_the_canary(
             lambda: p.status(cluster, namespace, name).get("canaryRevision"), 60, "the canary"
         )
 
-        def ended() -> dict | None:
-            st = p.status(cluster, namespace, name)
-            promoted = st.get("stableRevision") == canary and st.get("phase") == "Healthy"
-            return st if promoted or st.get("phase") == "Aborted" else None
-
-        st = wait_for(ended, 600, f"the analysis to end {outcome}")
+        st = wait_for(
+            lambda: ended(cluster, namespace, name, canary), 600, f"the analysis to end {outcome}"
+        )
         seen = Counter((a.status, a.revisions) for a in traffic.answers)
         assert any(a.revisions == {canary} for a in traffic.answers), f"no canary answer: {seen}"
         # Once the router has rolled out the decision, every request goes to the winner.
@@ -210,12 +214,9 @@ def test_the_evaluation_job_promotes_or_aborts_the_canary_on_a_labelled_set(
         lambda: p.status(cluster, namespace, name).get("canaryRevision"), 60, "the canary"
     )
 
-    def ended() -> dict | None:
-        st = p.status(cluster, namespace, name)
-        promoted = st.get("stableRevision") == canary and st.get("phase") == "Healthy"
-        return st if promoted or st.get("phase") == "Aborted" else None
-
-    st = wait_for(ended, 600, f"the evaluation to end {outcome}")
+    st = wait_for(
+        lambda: ended(cluster, namespace, name, canary), 600, f"the evaluation to end {outcome}"
+    )
     assert st["phase"] == outcome, st
     [measured] = [m for m in st["analysis"]["measurements"] if not m.get("noData")]
     report = json.loads(measured["message"].rsplit("log: ", 1)[1].splitlines()[-1])
