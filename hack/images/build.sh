@@ -10,8 +10,10 @@
 # controller manager, its metrics proxy and its InferenceGraph router, and the pod sandbox
 # (pause) image, are built from the pinned tool set (hack/tools/build.sh: their own sources) into
 # images of one static binary each, under the names KServe's and Kubernetes' own releases use,
-# so the configuration that names them needs no change. Docker's layer cache makes a rebuild
-# with nothing changed take seconds.
+# so the configuration that names them needs no change. So are the backends the Gateway API
+# conformance suite deploys (tests/gateway): its echo server, from the pinned gateway-api
+# module, and a CoreDNS (the tool set's) under the tag its base manifests name. Docker's layer
+# cache makes a rebuild with nothing changed take seconds.
 #
 # Each image's size is printed on stdout, beside its target; progress goes to stderr.
 set -euo pipefail
@@ -37,8 +39,13 @@ declare -A images=(
   [router]="kserve/router:$KSERVE_VERSION"
   [kube-rbac-proxy]="quay.io/brancz/kube-rbac-proxy:$KUBE_RBAC_PROXY_VERSION"
   [pause]="registry.k8s.io/pause:3.10"
+  # The names the conformance suite's base manifests (sigs.k8s.io/gateway-api@GATEWAY_API_VERSION,
+  # conformance/base/manifests.yaml) give its images.
+  [gateway-echo]="gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd"
+  [gateway-coredns]="registry.k8s.io/coredns/coredns:v1.12.2"
 )
-order=(operator predictors-onnx transformer evaluation predictors kserve-controller router kube-rbac-proxy pause)
+order=(operator predictors-onnx transformer evaluation predictors kserve-controller router kube-rbac-proxy pause
+  gateway-echo gateway-coredns)
 if [[ ${1:-} == --list ]]; then
   for image in "${order[@]}"; do printf '%s ' "${images[$image]}"; done; echo; exit 0
 fi
@@ -48,17 +55,18 @@ tools=$(bash "$root/hack/tools/build.sh" | tail -n 1)
 base=$(bash "$here/base.sh" | tail -n 1)
 
 # An image of one static binary and nothing else (KServe's manager and router, the pod
-# sandbox), run as non-root: what upstream ships on distroless/static, without the base.
+# sandbox), run as non-root (or as USER): what upstream ships on distroless/static, without the
+# base.
 static_image() {
-  local image=$1 source=$2 binary=$3 context
+  local image=$1 source=$2 binary=$3 user=${4:-65532:65532} context
   context=$(mktemp -d)
   if [[ $source == *.c ]]; then
     gcc -Os -static -o "$context/$binary" "$source" && strip "$context/$binary"
   else
     cp "$source" "$context/$binary"
   fi
-  printf 'FROM scratch\nCOPY %s /%s\nUSER 65532:65532\nENTRYPOINT ["/%s"]\n' \
-    "$binary" "$binary" "$binary" | docker build --quiet -f - -t "$image" "$context" >&2
+  printf 'FROM scratch\nCOPY %s /%s\nUSER %s\nENTRYPOINT ["/%s"]\n' \
+    "$binary" "$binary" "$user" "$binary" | docker build --quiet -f - -t "$image" "$context" >&2
   rm -rf "$context"
 }
 
@@ -83,6 +91,11 @@ build() {
     kube-rbac-proxy) static_image "${images[$image]}" "$tools/bin/kube-rbac-proxy" kube-rbac-proxy ;;
     # Kubernetes' own pause container, from the pinned module's source.
     pause) static_image "${images[$image]}" "$tools/pause/pause.c" pause ;;
+    gateway-echo) static_image "${images[$image]}" "$tools/bin/echo-basic" echo-basic ;;
+    # Root: the suite's Deployment binds port 53 with NET_BIND_SERVICE only, which a non-root
+    # user does not get without file capabilities. (Its Corefile serves UDPRoute tests, which
+    # tests/gateway does not run.)
+    gateway-coredns) static_image "${images[$image]}" "$tools/bin/coredns" coredns 0:0 ;;
     *) log "unknown image $image (one of: ${order[*]})"; return 1 ;;
   esac
   log "built ${images[$image]} in $((SECONDS - started))s"

@@ -4,9 +4,9 @@
 # Every tool is built from its wrapper Go module (hack/tools/<tool>/go.mod + go.sum) with
 # GOTOOLCHAIN=local, so nothing but the Go module proxy is reached. Each tool is cached under
 # $PIPELINE_TOOLS_CACHE/store/<tool>-<key>, the key being a hash of its wrapper and of this
-# script, so a version bump rebuilds that tool only. The tool set (bin/, kserve-crds/ and
-# kserve-config/) is assembled under $PIPELINE_TOOLS_CACHE/sets/<key>; its path is the last
-# line printed on stdout.
+# script, so a version bump rebuilds that tool only. The tool set (bin/, kserve-crds/,
+# kserve-config/ and gateway-api-crds/) is assembled under $PIPELINE_TOOLS_CACHE/sets/<key>;
+# its path is the last line printed on stdout.
 # Progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +28,7 @@ log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # A tool's cache key: its wrapper module and how it is built.
 key_of() {
   { cat "$here/$1/go.mod" "$here/$1/go.sum"
-    echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}${tags[$1]:+ tags=${tags[$1]}}"; } \
+    echo "${ldflags[$1]} ${packages[$1]} ${outputs[$1]:-}${tags[$1]:+ tags=${tags[$1]}}${tests[$1]:+ tests=${tests[$1]}}"; } \
     | sha256sum | cut -c1-12
 }
 
@@ -67,6 +67,8 @@ declare -A ldflags=(
   [prometheus]="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
   [coredns]="-s -w"
   [kube-rbac-proxy]="-s -w"
+  [traefik]="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v} -X github.com/traefik/traefik/v3/pkg/version.BuildDate=1970-01-01T00:00:00Z"
+  [gateway-api]="-s -w"
 )
 declare -A packages=(
   [kubernetes]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
@@ -78,13 +80,18 @@ declare -A packages=(
   [prometheus]="github.com/prometheus/prometheus/cmd/prometheus"
   [coredns]="github.com/coredns/coredns"
   [kube-rbac-proxy]="github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy"
+  [traefik]="github.com/traefik/traefik/v3/cmd/traefik"
+  [gateway-api]="sigs.k8s.io/gateway-api/conformance/echo-basic"
 )
 # Build tags: Prometheus without its cloud service discoveries (static, file and Kubernetes SD
 # remain: the local cluster's Prometheus finds the stage pods the way a user's would).
 declare -A tags=([prometheus]="remove_all_sd,enable_kubernetes_sd")
 # go build names a binary after its package; some are renamed (old name:new name).
 declare -A outputs=([etcd]="server:etcd" [kserve]="manager:kserve-manager" [kserve-floor]="manager:kserve-manager")
-order=(kubernetes etcd kwok helm "$kserve" prometheus coredns kube-rbac-proxy)
+# Test binaries (`go test -c`) some tools bring (package:binary): the Gateway API conformance
+# suite, run against the harness's Gateway API implementation.
+declare -A tests=([gateway-api]="sigs.k8s.io/gateway-api/conformance:gateway-api-conformance")
+order=(kubernetes etcd kwok helm "$kserve" prometheus coredns kube-rbac-proxy traefik gateway-api)
 
 build_tool() {
   local tool=$1 dir
@@ -98,6 +105,9 @@ build_tool() {
     # shellcheck disable=SC2086
     (cd "$here/$tool" && go build -tags "${tags[$tool]:-}" -ldflags "${ldflags[$tool]}" \
       -o "$dir/bin/" ${packages[$tool]})
+    for test in ${tests[$tool]:-}; do
+      (cd "$here/$tool" && go test -c -ldflags "${ldflags[$tool]}" -o "$dir/bin/${test#*:}" "${test%%:*}")
+    done
     for rename in ${outputs[$tool]:-}; do mv "$dir/bin/${rename%%:*}" "$dir/bin/${rename#*:}"; done
     touch "$dir/.complete"
     log "$tool: built in $((SECONDS - started))s"
@@ -106,7 +116,7 @@ build_tool() {
 }
 
 # The set's key: its tools' keys and the layout version of what is assembled beside them.
-set_layout=4
+set_layout=5
 set_key=$({ echo "$set_layout"; for t in "${order[@]}"; do key_of "$t"; done; } | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
 # A set is reusable when complete and none of its links dangles (a store entry was removed).
@@ -134,6 +144,13 @@ if ! set_ok; then
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
   mkdir -p "$set_dir/pause"
   cp "$kube_dir/build/pause/linux/pause.c" "$set_dir/pause/"
+  # The Gateway API CRDs, both channels, from the module the conformance suite is built from.
+  gateway_dir=$(cd "$here/gateway-api" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$set_dir/gateway-api-crds"
+  cp -R "$gateway_dir/config/crd/standard" "$gateway_dir/config/crd/experimental" "$set_dir/gateway-api-crds/"
+  chmod -R u+w "$set_dir/gateway-api-crds"
+  rm -f "$set_dir"/gateway-api-crds/*/kustomization.yaml
   { grep -E '^[A-Z_]+=' "$here/versions.env" | grep -v '^KSERVE_VERSION='
     echo "KSERVE_VERSION=$KSERVE_VERSION"; } > "$set_dir/versions.env"
   touch "$set_dir/.complete"

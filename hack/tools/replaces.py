@@ -4,7 +4,7 @@
 Local-path replaces of Kubernetes staging modules (``k8s.io/X => ./staging/src/k8s.io/X``)
 become the published ``k8s.io/X v0.MINOR.PATCH``; other local-path replaces (etcd's sibling
 modules, already required at their published versions) are dropped; module-to-module
-replaces are copied.
+replaces are copied, and so are ``exclude`` directives (ignored in a dependency too).
 Usage: replaces.py UPSTREAM_GO_MOD UPSTREAM_VERSION
 """
 
@@ -24,8 +24,18 @@ def replace_lines(gomod: str, upstream_version: str) -> list[str]:
         gomod,
         flags=re.S,
     )
+    body = re.sub(
+        r"exclude\s*\((.*?)\)",
+        lambda m: "\n".join("exclude " + line for line in m.group(1).splitlines()),
+        body,
+        flags=re.S,
+    )
     out = []
     for line in body.splitlines():
+        exclude = re.match(r"\s*exclude\s+(\S+)\s+(\S+)", line)
+        if exclude:
+            out.append(f"exclude {exclude.group(1)} {exclude.group(2)}")
+            continue
         match = re.match(r"\s*replace\s+(\S+)(?:\s+\S+)?\s*=>\s*(\S+)(?:\s+(\S+))?", line)
         if not match:
             continue

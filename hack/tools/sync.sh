@@ -48,6 +48,11 @@ wrapper kserve-floor "github.com/kserve/kserve@$KSERVE_FLOOR" github.com/kserve/
 wrapper coredns "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
 wrapper kube-rbac-proxy "github.com/brancz/kube-rbac-proxy@$KUBE_RBAC_PROXY_VERSION" \
   github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy
+# The Gateway API implementation (its Kubernetes Gateway provider) and the Gateway API
+# conformance suite (a package built with `go test -c`) with its echo backend.
+wrapper traefik "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
+wrapper gateway-api "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+  sigs.k8s.io/gateway-api/conformance sigs.k8s.io/gateway-api/conformance/echo-basic
 # Prometheus tags v3.X.Y; its Go module publishes the same commit as v0.3XX.Y.
 prometheus_module() {
   local v=${1#v} major minor patch

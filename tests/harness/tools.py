@@ -1,4 +1,5 @@
-"""The pinned tool set (control-plane binaries, kwok, helm, KServe CRDs and router).
+"""The pinned tool set (control-plane binaries, kwok, helm, KServe CRDs and router, Traefik and
+the Gateway API CRDs and conformance suite).
 
 Built from Go modules by ``hack/tools/build.sh`` into a versioned cache outside the repo and
 reused when present. ``PIPELINE_TOOLS_DIR`` names a prebuilt set instead.
@@ -37,6 +38,13 @@ class ToolSet:
     @property
     def kserve_crds(self) -> list[Path]:
         return sorted((self.root / "kserve-crds").glob("*.yaml"))
+
+    def gateway_api_crds(self, channel: str = "standard") -> list[Path]:
+        """The Gateway API CRDs of one release channel (``standard`` or ``experimental``)."""
+        found = sorted((self.root / "gateway-api-crds" / channel).glob("*.yaml"))
+        if not found:
+            raise ToolError(f"no Gateway API CRDs of channel {channel!r} in {self.root}")
+        return found
 
     def versions(self) -> dict[str, str]:
         lines = (self.root / "versions.env").read_text(encoding="utf-8").splitlines()
