@@ -179,10 +179,8 @@ class Gateway:
         self.namespace = namespace
         self.class_name = f"traefik-{namespace}-{name}"
         self.host = host
-        self.port = free_port_on(host)
-        self.traefik = Traefik(
-            cluster, workdir, {"web": self.port}, self.class_name, host=host, channel=channel
-        )
+        self.port = 0
+        self.traefik = Traefik(cluster, workdir, {}, self.class_name, host=host, channel=channel)
 
     @property
     def address(self) -> str:
@@ -190,6 +188,8 @@ class Gateway:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60) -> Gateway:
+        self.port = free_port_on(self.host)
+        self.traefik.entrypoints = {"web": self.port}
         self.traefik.start(timeout)
         try:
             self._apply_gateway()
