@@ -31,7 +31,14 @@ MINIMAL = {"stages": [{"name": "model", "predictor": {"container": {"image": "ex
 _ALTERNATIVES = [
     (r"\.predictor$", {"model", "container"}),
     (r"\.canary\.steps\[\d+\]$", {"pause", "analysis"}),
+    # A metric's provider, a cohort's match: exactly one of each.
+    (r"\.metrics\[\d+\]$", {"web", "job"}),
+    (r"\.cohorts\[\d+\]$", {"header", "cookie"}),
+    # Cohorts and stickiness route through the Gateway API alone.
+    (r"\.trafficRouting$", {"gatewayAPI"}),
 ]
+# Objects of optional fields that set exactly one of them: never empty.
+_ONE_OF = {"stickiness"}
 
 
 @cache
@@ -113,7 +120,8 @@ def _blocks(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[str
         block = sub.get("type") in ("object", "array") and name not in schema.get("required", [])
         if block and not _alternative(path, name):
             yield f"{where} removed", {k: v for k, v in value.items() if k != name}
-        if block and sub.get("type") == "object" and not sub.get("required") and value[name]:
+        emptied = not sub.get("required") and name not in _ONE_OF
+        if block and sub.get("type") == "object" and emptied and value[name]:
             yield f"{where} empty", {**value, name: {}}
         for label, variant in _blocks(sub, value[name], where):
             yield label, {**value, name: variant}

@@ -865,8 +865,8 @@ class Rollout(ApiModel):
             ),
             (
                 "(has(self.trafficRouting) && has(self.trafficRouting.gatewayAPI)) || "
-                "!has(self.trafficRouting) || (self.trafficRouting.cohorts.size() == 0 "
-                "&& !has(self.trafficRouting.stickiness))",
+                "!has(self.trafficRouting) || ((!has(self.trafficRouting.cohorts) || "
+                "self.trafficRouting.cohorts.size() == 0) && !has(self.trafficRouting.stickiness))",
                 "cohorts and stickiness need trafficRouting.gatewayAPI: KServe's Splitter "
                 "routes on neither headers nor cookies",
             ),
