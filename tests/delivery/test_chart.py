@@ -774,10 +774,20 @@ def test_gateway_api_routing_adds_the_httproute_rules_and_setting_only_when_enab
     helm: Helm,
 ) -> None:
     objects = helm.template("default", "--set", "gatewayAPI.enabled=true")
-    assert rules_of(operator_role(objects)) - (NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES) == {
-        ("gateway.networking.k8s.io", "httproutes", v)
-        for v in ("get", "list", "watch", "create", "patch", "delete")
-    }
+    gateways = {("gateway.networking.k8s.io", r, "get") for r in ("gateways", "gatewayclasses")}
+    assert (
+        rules_of(operator_role(objects)) - (NAMESPACED_RULES | CRD_RULES | NAMESPACE_RULES)
+        == {
+            ("gateway.networking.k8s.io", "httproutes", v)
+            for v in ("get", "list", "watch", "create", "patch", "delete")
+        }
+        | gateways
+    )
+    # Watching one namespace, the operator still reads the Gateways of others, and classes.
+    namespaced = helm.template(
+        "default", "--set", "gatewayAPI.enabled=true", "--set-json", 'watch.namespaces=["ml"]'
+    )
+    assert rules_of(operator_role(namespaced)) - CRD_RULES == gateways
     (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert {"name": "PIPELINE_OPERATOR_GATEWAY_API", "value": "true"} in container["env"]
     (default,) = only(helm.template("default"), "Deployment")["spec"]["template"]["spec"][

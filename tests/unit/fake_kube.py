@@ -28,6 +28,9 @@ class FakeKube:
         self.refuse: Callable[[dict[str, Any]], str | None] = lambda obj: None
         """Says why a write of ``obj`` is refused, or None to accept it."""
         self.applied: list[str] = []
+        self.gateways: dict[tuple[str, str], dict[str, Any]] = {}
+        self.gateway_classes: dict[str, dict[str, Any]] = {}
+        self.gateway_reads = 0
 
     def world(self) -> World:
         """What a reconcile of the pipeline reads."""
@@ -48,6 +51,14 @@ class FakeKube:
         status = self.pipeline.get("status") or {}
         self.pipeline["status"] = apply_merge_patch(status, patch)
         return copy.deepcopy(self.pipeline)
+
+    # -- Gateways
+    def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.gateway_reads += 1
+        return copy.deepcopy(self.gateways.get((namespace, name)))
+
+    def read_gateway_class(self, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.gateway_classes.get(name))
 
     # -- children
     def pods(self) -> list[dict[str, Any]]:

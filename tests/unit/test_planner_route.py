@@ -93,6 +93,15 @@ def test_a_mirror_copies_the_stable_share_to_the_canary() -> None:
     assert route["metadata"]["annotations"]["pipelines.inference.dev/mirror"] == "r2=20"
 
 
+def test_a_whole_mirror_is_written_without_a_percentage() -> None:
+    status = CANARY.model_copy(
+        update={"traffic": [TrafficTarget(revision="r1", weight=100)], "mirror_percent": 100}
+    )
+    _, route = route_of(status)
+    (split,) = route["spec"]["rules"]
+    assert split["filters"][0]["requestMirror"] == {"backendRef": {"name": "clf-r2", "port": 80}}
+
+
 def test_cohorts_come_first_and_reach_their_revision() -> None:
     cohorts = [
         {"name": "testers", "revision": "Canary", "header": {"name": "X-Cohort", "value": "qa"}},

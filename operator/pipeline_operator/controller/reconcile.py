@@ -44,10 +44,12 @@ from pipeline_operator.api.v1alpha1 import (
     WebhookCall,
 )
 from pipeline_operator.api.validation import lint, unreadable, validate
+from pipeline_operator.controller.gateways import GatewaySupports
 from pipeline_operator.core.naming import graph_name
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
+from pipeline_operator.core.observe.gateways import GatewayKey, gateway_keys, unsupported_mirrors
 from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
 from pipeline_operator.core.observe.routing import (
     RouterRollout,
@@ -236,6 +238,10 @@ class Observed:
     """Analysis metrics to measure now."""
     hooks: dict[GateKey, list[Webhook]]
     """Webhooks of the gates the canary waits on, to call now."""
+    gateways_due: list[GatewayKey] = field(default_factory=list)
+    """Gateways whose support the spec depends on and that are to be read first."""
+    warnings: list[str] = field(default_factory=list)
+    """What the operator could not check of the spec (besides the lint warnings)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,7 @@ class Reconciler:
     jobs: AnalysisProvider = field(init=False)
     notifier: Notifier = field(init=False)
     webhooks: WebhookCaller = field(init=False)
+    gateways: GatewaySupports = field(init=False)
     slots: asyncio.Semaphore = field(init=False)
     """Reconciles past their analysis queries, at most one per API worker."""
 
@@ -322,6 +329,7 @@ class Reconciler:
         self.webhooks = WebhookCaller()
         self.web = WebProvider(self._secret_value)
         self.jobs = JobProvider(KubeJobs(self.kube))
+        self.gateways = GatewaySupports(self.kube)
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         """One key of a Secret a web metric's header names, read now (see WebProvider)."""
@@ -362,6 +370,9 @@ class Reconciler:
         self, namespace: str, name: str, read: Callable[[], World]
     ) -> float | None:
         seen = self.observe(read())
+        if isinstance(seen, Observed) and seen.gateways_due:
+            await self._run(self.api_pool, self.gateways.read, seen.gateways_due)
+            seen = self.observe(read())
         measured: dict[tuple[Any, ...], Measured] = {}
         if isinstance(seen, Observed) and (seen.due or seen.hooks):
             measured[_due(seen)] = await self._run(self.analysis_pool, self.ask, seen)
@@ -410,7 +421,15 @@ class Reconciler:
             problems = "; ".join(unreadable(err))
             return Stop(basis, Invalid("InvalidSpec", f"invalid spec: {problems}"))
 
-        invalid = "; ".join([*validate(spec), *self._unsupported(spec)]) or None
+        supports, gateways_due = self.gateways.known(gateway_keys(spec, owner.namespace))
+        unsupported = [*self._unsupported(spec), *unsupported_mirrors(spec, supports)]
+        invalid = "; ".join([*validate(spec), *unsupported]) or None
+        unchecked = [
+            f"spec.rollout.trafficRouting.gatewayAPI: not known whether Gateway "
+            f"{'/'.join(s.gateway)} mirrors: {s.error}"
+            for s in supports
+            if s.error
+        ]
         # Only what this pipeline controls: a same-named pipeline recreated, or another
         # pipeline whose names hash alike, is never adopted or pruned.
         children = [c for c in world.children if controller_uid(c) == owner.uid]
@@ -460,6 +479,8 @@ class Reconciler:
             command=command,
             due=due_measurements(spec, status, basis.now),
             hooks=due_webhooks(spec, status, basis.now),
+            gateways_due=gateways_due,
+            warnings=unchecked,
         )
 
     def _unsupported(self, spec: InferencePipelineSpec) -> list[str]:
@@ -583,7 +604,7 @@ class Reconciler:
                     r.name: [st.name for st in r.stages if st.unschedulable]
                     for r in seen.readiness.revisions
                 },
-                warnings=lint(seen.spec, self.options.deployment_mode),
+                warnings=[*lint(seen.spec, self.options.deployment_mode), *seen.warnings],
             ),
             generation=basis.pipeline["metadata"].get("generation"),
         )

@@ -31,6 +31,7 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
+GATEWAY_API = "/apis/gateway.networking.k8s.io/v1"
 CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH, "HTTPRoute": ROUTE}
 LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
 READ_TIMEOUT = 10.0  # seconds: a direct read (a web metric's Secret)
@@ -257,19 +258,30 @@ class Kube:
         data = secret.get("data") or {}
         return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in data.items()}
 
-    # -- Jobs (a job metric's measurements) ------------------------------------------------
+    # -- Gateways (what a pipeline's HTTPRoute attaches to) -------------------------------
 
-    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Job (None: not found); a refusal raises RefusedError."""
-        metrics.API_READS.labels(verb="get", kind="Job").inc()
+    def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Gateway API Gateway (None: not found); a refusal raises RefusedError."""
+        return self._read("Gateway", f"{GATEWAY_API}/namespaces/{namespace}/gateways/{name}")
+
+    def read_gateway_class(self, name: str) -> dict[str, Any] | None:
+        """A GatewayClass (None: not found); a refusal raises RefusedError."""
+        return self._read("GatewayClass", f"{GATEWAY_API}/gatewayclasses/{name}")
+
+    def _read(self, kind: str, path: str) -> dict[str, Any] | None:
+        metrics.API_READS.labels(verb="get", kind=kind).inc()
         try:
-            return self._send(
-                "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", timeout=READ_TIMEOUT
-            )
+            return self._send("GET", path, timeout=READ_TIMEOUT)
         except RefusedError as err:
             if err.status == 404:
                 return None
             raise
+
+    # -- Jobs (a job metric's measurements) ------------------------------------------------
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job (None: not found); a refusal raises RefusedError."""
+        return self._read("Job", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
 
     def create_job(self, body: dict[str, Any]) -> None:
         """Create a Job; one of that name already there is left as it is."""

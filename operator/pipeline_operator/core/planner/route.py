@@ -70,7 +70,9 @@ def build_http_route(
 
     filters = []
     if mirror and canary:
-        mirror_to = {"backendRef": backend(canary), "percent": mirror}
+        # Without ``percent``, a filter copies every request: what implementations without
+        # the percentage mirror (HTTPRouteRequestPercentageMirror) support.
+        mirror_to = {"backendRef": backend(canary), **({"percent": mirror} if mirror < 100 else {})}
         filters = [{"type": "RequestMirror", "requestMirror": mirror_to}]
     rules = [
         {"matches": [cohort_match(c)], "backendRefs": [backend(_revision(c, stable, target))]}
