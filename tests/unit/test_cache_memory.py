@@ -90,7 +90,7 @@ def test_fieldsets_are_kept_as_one_shared_json_string_and_entries_owning_no_spec
     ]
 
 
-def test_a_child_keeps_its_ready_condition_alone() -> None:
+def test_a_child_keeps_its_ready_condition_and_those_that_failed() -> None:
     live = child()
     live["status"] = {
         "url": "http://clf",
@@ -103,7 +103,10 @@ def test_a_child_keeps_its_ready_condition_alone() -> None:
     kept = stored(live)
     assert kept["status"] == {
         "url": "http://clf",
-        "conditions": [{"type": "Ready", "status": "False", "reason": "R", "message": "M"}],
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "R", "message": "M"},
+            {"type": "PredictorReady", "status": "False", "reason": "R"},
+        ],
     }
     # What readiness reads: the Ready condition's status, message and reason.
     assert condition(kept, "Ready") == {

@@ -8,7 +8,7 @@ from typing import Any
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, RevisionStatus, StageStatus
 from pipeline_operator.core.observe import pods
 from pipeline_operator.core.observe.readiness import readiness
-from pipeline_operator.k8s.cache import trim_pod
+from pipeline_operator.k8s.cache import trim_child, trim_pod
 
 WHY = "0/6 nodes are available: 2 Insufficient nvidia.com/gpu, 4 node(s) didn't match selector"
 
@@ -62,6 +62,23 @@ def test_a_stage_short_of_pods_is_not_ready_and_says_why() -> None:
 
     running = pods.by_component([pod("p-m-r1"), pod("p-m-r1")])
     assert readiness("p", {"r1": SPEC}, [service("p-m-r1", 2)], running).ready["r1"]
+
+
+def test_a_component_kserve_failed_to_reconcile_is_named_while_ready_is_unknown() -> None:
+    failed = service("p-m-r1", 1)
+    failed["spec"]["transformer"] = {"minReplicas": 1}
+    why = 'failed creating host name: invalid domain name "p-m-r1-transformer-ml.example.com"'
+    failed["status"]["conditions"] = [
+        {"type": "PredictorReady", "status": "True"},
+        {"type": "Ready", "status": "Unknown"},
+        {"type": "TransformerReady", "status": "False", "reason": "ReconcileFailed", "message": why},
+        {"type": "IngressReady", "status": "Unknown"},
+    ]
+    cached = trim_child(failed)  # as the cache keeps it: Ready and what is False
+    assert [c["type"] for c in cached["status"]["conditions"]] == ["Ready", "TransformerReady"]
+    running = pods.by_component([pod("p-m-r1")])
+    [stage] = readiness("p", {"r1": SPEC}, [cached], running).revisions[0].stages
+    assert stage.message == f"1/2 pods ready; TransformerReady: {why}"
 
 
 def revision(why: str = "", pending: int = 0) -> list[RevisionStatus]:

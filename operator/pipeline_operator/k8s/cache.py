@@ -148,7 +148,8 @@ def _managed(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 CHILD_CONDITIONS = ("Ready",)
 """The conditions of a child a reconcile reads (readiness reads an InferenceService's Ready);
-KServe reports several more on each."""
+KServe reports several more on each, of which only those that are False are kept: why a
+component failed (``TransformerReady``: ``ReconcileFailed``), which Ready may not say."""
 
 
 def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,7 +170,7 @@ def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
             "conditions": [
                 {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
                 for c in status.get("conditions") or []
-                if c.get("type") in CHILD_CONDITIONS
+                if c.get("type") in CHILD_CONDITIONS or c.get("status") == "False"
             ],
             **({"url": status["url"]} if status.get("url") else {}),
         },

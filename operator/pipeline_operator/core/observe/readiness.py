@@ -90,12 +90,23 @@ def _stage_status(
     if condition_ready is None:
         return counts.model_copy(update={"message": "not reported Ready yet"}), ready_pods
     ok = condition_ready.get("status") == "True"
-    message = "" if ok else condition_ready.get("message") or condition_ready.get("reason") or ""
+    message = "" if ok else condition_ready.get("message") or _failed(service) or ""
+    if not ok and not message:
+        message = condition_ready.get("reason") or ""
     if short:
         message = "; ".join(m for m in (_pod_message(counts), message) if m)
     return counts.model_copy(
         update={"ready": ok and not short, "message": message or ("" if ok else "not Ready")}
     ), ready_pods
+
+
+def _failed(service: Mapping[str, Any]) -> str | None:
+    """What a component's False condition says (``TransformerReady: fails to create ...``):
+    KServe may leave Ready Unknown, without a message, while one of them has failed."""
+    for c in (service.get("status") or {}).get("conditions") or []:
+        if c.get("type") != "Ready" and c.get("status") == "False" and c.get("message"):
+            return f"{c['type']}: {c['message']}"
+    return None
 
 
 def _pod_message(stage: StageStatus) -> str:
