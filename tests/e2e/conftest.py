@@ -1,6 +1,7 @@
 """Fixtures for the real-container tier: the operator installed by ``helm install`` of the
-chart (two replicas electing a leader, from the image ``make images`` built), and the
-examples' models on the claims the pods mount."""
+chart (two replicas electing a leader, from the image ``make images`` built, with Gateway API
+routing enabled over the Gateway API CRDs), and the examples' models on the claims the pods
+mount."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ def operator_release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     control-plane tier's per-namespace operators never meet it."""
     if not isinstance(cluster, LocalCluster):
         pytest.skip("the chart is installed by the harness on the local cluster only")
+    # The Gateway API's CRDs first: an operator with gatewayAPI.enabled watches HTTPRoutes.
+    # Pipelines without trafficRouting.gatewayAPI keep KServe's Splitter, as without it.
+    cluster.apply_crds(cluster.tools.gateway_api_crds())
     helm = Helm(cluster.tools, cluster.kubeconfig, tmp_path_factory.mktemp("helm"))
-    helm.install_operator(RELEASE, OPERATOR_NAMESPACE)
+    helm.install_operator(RELEASE, OPERATOR_NAMESPACE, "--set", "gatewayAPI.enabled=true")
     selector = f"app.kubernetes.io/instance={RELEASE}"
 
     def ready_pods() -> list[dict] | None:

@@ -25,9 +25,8 @@ import pytest
 import yaml
 
 from tests import pipelines as p
-from tests.dataplane.harness import Baseline
+from tests.e2e.labelled import EVALUATION_IMAGE, LABELLED, TEXTS, labelled_set
 from tests.harness import Cluster
-from tests.harness.models import CORPUS
 from tests.harness.node import NODE_IP
 from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
 from tests.harness.prometheus import Prometheus
@@ -37,8 +36,6 @@ from tests.support import kubectl_json, wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.local_only]
 
 EXAMPLE = Path(__file__).parents[2] / "manifests" / "examples" / "01-text-classifier"
-# Short and long texts: the broken canary's model takes at most 16 tokens.
-TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
 ERROR_RATE = (
     '(sum(rate(pipeline_stage_requests_total{pipeline="{{pipeline}}",revision="{{revision}}",'
     'outcome=~"internal|invalid_input"}[15s])) or vector(0)) / max(sum by (stage, component) '
@@ -145,10 +142,6 @@ def test_analysis_on_live_traffic_promotes_or_aborts_the_canary(
         assert "AnalysisSucceeded" in p.events(cluster, namespace, name)
 
 
-EVALUATION_IMAGE = "ghcr.io/inference-pipelines/evaluation:0.1.0"
-LABELLED = "sentiment-labelled"
-
-
 def evaluated(namespace: str, model: str) -> dict:
     """The example with its canary judged by the evaluation Job on the labelled set."""
     container = {
@@ -173,20 +166,6 @@ def evaluated(namespace: str, model: str) -> dict:
     }
     metric = {"name": "labelled-accuracy", "count": 1, "job": {"template": template}}
     return analysed(namespace, model, {"metrics": [metric]})
-
-
-def labelled_set(cluster: Cluster, namespace: str, model: Path) -> None:
-    """The corpus labelled by ``model`` (computed here, not asked of the cluster), as the
-    ConfigMap the Job mounts."""
-    labels = [label for label, _ in Baseline(model).top1(TEXTS)]
-    lines = [json.dumps({"input": t, "label": y}) for t, y in zip(TEXTS, labels, strict=True)]
-    body = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": LABELLED, "namespace": namespace},
-        "data": {"set.jsonl": "\n".join(lines) + "\n"},
-    }
-    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
 
 
 @pytest.mark.parametrize(

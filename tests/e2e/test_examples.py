@@ -13,6 +13,7 @@ import yaml
 
 from tests import pipelines as p
 from tests.dataplane.harness import Baseline
+from tests.e2e.labelled import TEXTS
 from tests.harness import Cluster
 from tests.harness.models import CORPUS
 from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
@@ -21,9 +22,20 @@ from tests.support import kubectl_json, wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.local_only]
 
 ROOT = Path(__file__).parents[2]
-EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*/pipeline.yaml"))
+
+
+def through_gateway(example: Path) -> bool:
+    """Whether an example routes through a Gateway (test_experiments.py runs it, with one)."""
+    rollout = yaml.safe_load(example.read_text())["spec"].get("rollout", {})
+    return "gatewayAPI" in rollout.get("trafficRouting", {})
+
+
+EXAMPLES = [
+    e
+    for e in sorted((ROOT / "manifests" / "examples").glob("*/pipeline.yaml"))
+    if not through_gateway(e)
+]
 README = ROOT / "README.md"
-TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
 # Pods start from images on a 2-core machine: a torch server takes tens of seconds to load.
 READY_TIMEOUT = 600
 

@@ -19,6 +19,7 @@ def test_there_are_examples_for_each_composition() -> None:
         "02-ensemble",
         "03-cascade",
         "04-retrieval",
+        "05-experiments",
     ]
     for example in EXAMPLES:
         assert (example.parent / "README.md").exists()

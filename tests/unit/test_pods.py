@@ -71,7 +71,7 @@ def test_a_component_kserve_failed_to_reconcile_is_named_while_ready_is_unknown(
     failed["status"]["conditions"] = [
         {"type": "PredictorReady", "status": "True"},
         {"type": "Ready", "status": "Unknown"},
-        {"type": "TransformerReady", "status": "False", "reason": "ReconcileFailed", "message": why},
+        {"type": "TransformerReady", "status": "False", "reason": "Failed", "message": why},
         {"type": "IngressReady", "status": "Unknown"},
     ]
     cached = trim_child(failed)  # as the cache keeps it: Ready and what is False
