@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline_operator.api import crd
+import yaml
+
+from pipeline_operator.api import crd, reference
 from pipeline_operator.api import v1alpha1 as api
+from pipeline_operator.api.v1alpha1 import InferencePipelineSpec
+from pipeline_operator.api.validation import validate
+from tests.unit.admission import MINIMAL, admit
 
 
 def test_committed_crd_files_are_up_to_date() -> None:
@@ -56,8 +61,16 @@ def test_schema_is_structural() -> None:
 
 
 def test_api_reference_is_up_to_date() -> None:
-    from pipeline_operator.api import reference
-
     assert reference.REFERENCE_FILE.read_text(encoding="utf-8") == reference.render(), (
         "docs/api.md is stale: run python -m pipeline_operator.api.reference"
     )
+
+
+def test_the_reference_experiments_snippet_is_admitted() -> None:
+    snippet = reference.EXPERIMENTS.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = {**MINIMAL, **yaml.safe_load(snippet)}
+    assert admit(spec) == []
+    model = InferencePipelineSpec.model_validate(spec)
+    assert validate(model) == []
+    steps = model.rollout.canary.steps if model.rollout.canary else []
+    assert [s.set_mirror.percent for s in steps if s.set_mirror] == [20, 0]

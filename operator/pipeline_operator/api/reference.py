@@ -127,6 +127,47 @@ def _section(model: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXPERIMENTS = """## Experiments
+
+A canary through a Gateway API HTTPRoute (`trafficRouting.gatewayAPI`) can copy live
+requests to the new revision before it answers any (`setMirror`), pin a cohort to it by a
+header or cookie, keep each user on one revision (`stickiness`), be judged by a Job on a
+labelled set (`job` metrics, e.g. the kit's evaluation image) and wait for a webhook before
+promotion (`webhooks`). `manifests/examples/05-experiments` runs all but the mirror through
+a real Gateway; a mirror needs a Gateway whose class lists `HTTPRouteRequestMirror`
+(`HTTPRouteRequestPercentageMirror` for a share) in `status.supportedFeatures`, or the
+pipeline is refused, naming the step (docs/operations.md).
+
+```yaml
+rollout:
+  trafficRouting:
+    gatewayAPI: {parentRefs: [{name: inference-gateway, namespace: gateway}]}
+    cohorts: [{name: testers, revision: Canary, header: {name: X-Cohort, value: testers}}]
+    stickiness: {header: X-User-Id}
+  webhooks:
+    - {name: approve, type: ConfirmPromotion, url: "http://approvals.ops.svc/approve"}
+  canary:
+    steps:
+      - setMirror: {percent: 20}         # shadow: copies, answers discarded
+      - pause: {duration: 10m}
+      - setMirror: {percent: 0}
+      - setWeight: 10
+      - analysis:
+          metrics:
+            - name: labelled-accuracy
+              job:
+                template:
+                  spec:
+                    containers:
+                      - name: evaluate
+                        image: ghcr.io/inference-pipelines/evaluation:0.1.0
+                        args: ["--labelled=/data/set.jsonl", "--min-agreement=0.95"]
+      - setWeight: 50
+```
+
+"""
+
+
 def render() -> str:
     head = f"""# API reference: {api.KIND} {api.API_VERSION}
 
@@ -160,7 +201,7 @@ the field `spec.paused`; see [the CLI](cli.md).
   that does not compile is refused when the pipeline is rendered or reconciled, naming the
   field; a NaN result fails every condition.
 
-## Spec
+{EXPERIMENTS}## Spec
 """
     spec = "\n".join(_section(m) for m in _models(api.InferencePipelineSpec))
     status = "\n".join(
