@@ -169,9 +169,9 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
         st = wait_for(lambda: gate_waiting(cluster, namespace), 600, "the promotion gate")
         assert st["canaryWeight"] == 50, st
         at_50 = {user: [ask(http, url, {"X-User-Id": user}) for _ in range(2)] for user in users}
-        testers_50 = Counter(ask(http, url, cohort) for _ in range(100))
+        testers_50 = Counter(ask(http, url, cohort) for _ in range(900))
         split = Counter(ask(http, url) for _ in range(300))
-        assert testers_50 == {canary: 100}, testers_50
+        assert testers_50 == {canary: 900}, testers_50
         flipped = [u for u in taken_10 if at_50[u] != [canary, canary]]
         assert not flipped, f"users the canary took at 10% that left it at 50%: {flipped}"
         wavered = [u for u, seen in at_50.items() if len(set(seen)) > 1]
@@ -240,8 +240,8 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
         assert {ask(http, url) for _ in range(20)} == {promoted}
 
     figures = {
-        "rollout_requests": USERS * 3 + 100 + 100 + 300,
-        "cohort_correct": f"{testers_10[canary] + testers_50[canary]}/200",
+        "rollout_requests": USERS * 3 + 100 + 900 + 300,
+        "cohort_correct": f"{testers_10[canary] + testers_50[canary]}/1000",
         "sticky_users_taken_at_10": len(taken_10),
         "sticky_users_taken_at_50": len(taken_50),
         "split_canary_of_300_at_50": split[canary],
