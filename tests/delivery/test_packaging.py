@@ -164,7 +164,7 @@ def test_make_images_builds_each_of_the_kits_images() -> None:
     for image, (dockerfile, _) in KIT_IMAGES.items():
         assert f"ghcr.io/inference-pipelines/{image}:{version}" in listed
         assert f'kit_image "${{images[$image]}}" {dockerfile}' in script
-    order = re.search(r"^order=\((.*)\)$", script, re.MULTILINE)
+    order = re.search(r"^order=\((.*?)\)$", script, re.MULTILINE | re.DOTALL)
     assert order and order.group(1).split().index("evaluation") == (
         order.group(1).split().index("transformer") + 1
     )
