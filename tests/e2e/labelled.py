@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.dataplane.harness import Baseline
 from tests.harness import Cluster
@@ -15,6 +16,16 @@ TEXTS = [*CORPUS, *(f"{a} but {b}" for a in CORPUS[:4] for b in CORPUS[8:])]
 EVALUATION_IMAGE = "ghcr.io/inference-pipelines/evaluation:0.1.0"
 LABELLED = "sentiment-labelled"
 """The ConfigMap of the labelled set (its key ``set.jsonl``)."""
+
+
+def job_report(message: str) -> dict[str, Any]:
+    """The evaluation Job's report in a measurement's message (the end of its log): the last
+    JSON line. The log merges the container's stdout and stderr, so a progress line may land
+    after the report (the last line on stdout)."""
+    log = message.rsplit("log: ", 1)[1]
+    lines = [line for line in log.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON report in the Job's log: {log!r}"
+    return dict(json.loads(lines[-1]))
 
 
 def labelled_set(cluster: Cluster, namespace: str, model: Path) -> None:

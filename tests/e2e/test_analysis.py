@@ -16,7 +16,6 @@ report is in the status.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from tests import pipelines as p
-from tests.e2e.labelled import EVALUATION_IMAGE, LABELLED, TEXTS, labelled_set
+from tests.e2e.labelled import EVALUATION_IMAGE, LABELLED, TEXTS, job_report, labelled_set
 from tests.harness import Cluster
 from tests.harness.node import NODE_IP
 from tests.harness.pod_serving import fit_to_machine, graph_url, install_models
@@ -198,7 +197,7 @@ def test_the_evaluation_job_promotes_or_aborts_the_canary_on_a_labelled_set(
     )
     assert st["phase"] == outcome, st
     [measured] = [m for m in st["analysis"]["measurements"] if not m.get("noData")]
-    report = json.loads(measured["message"].rsplit("log: ", 1)[1].splitlines()[-1])
+    report = job_report(measured["message"])
     assert report["samples"] == len(TEXTS)
     assert report["stable"]["revision"] == stable["stableRevision"]
     assert report["canary"]["revision"] == canary

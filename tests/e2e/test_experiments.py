@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests import pipelines as p
-from tests.e2e.labelled import TEXTS, labelled_set
+from tests.e2e.labelled import TEXTS, job_report, labelled_set
 from tests.harness import Cluster, LocalCluster
 from tests.harness.gateway import Gateway, wait_for_route
 from tests.harness.node import NODE_IP
@@ -204,7 +204,7 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
         assert st["phase"] == "Healthy" and st["traffic"] == [{"revision": canary, "weight": 100}]
         [measured] = [m for m in st["analysis"]["measurements"] if not m.get("noData")]
         assert measured["success"], measured
-        report = json.loads(measured["message"].rsplit("log: ", 1)[1].splitlines()[-1])
+        report = job_report(measured["message"])
         assert report["agreement"] == 1.0 and report["passed"], report
         assert any(r.path == "/approve" for r in approvals.requests)
         job_seconds = _job_seconds(cluster, namespace)
