@@ -13,9 +13,9 @@ history limit, are built by the real snapshot code with other images.
 Then, with tracemalloc, the objects are put in a fresh store kind by kind as a listing would,
 and the heap each term retains is measured: the store per kind, the operator's own-write
 records (every pipeline with the writes of one reconcile in flight, the worst case; none
-once the watch caught up), and the per-pipeline state (kopf's memory of the pipeline and its
-daemon task, the loop's last view, the wake-up event, the metrics series). Prints bytes per
-object, per pipeline, and totals at 2,550 and 10,000 pipelines.
+once the watch caught up), and the per-pipeline state term by term (kopf's memory of the
+pipeline, the loop's last view, the metrics series, the daemon's task and wake-up event).
+Prints bytes per object, per pipeline, and totals at 2,550 and 10,000 pipelines.
 
 tracemalloc counts the Python heap the objects hold; the process's RSS adds the interpreter
 and its imports (the baseline below), allocator slack, and transients (a listing's pages).
@@ -667,41 +667,60 @@ def measure(pipelines: list[tuple[str, Converged]], settings: OperatorSettings) 
     for name, _ in pipelines:  # the watch caught up: only the tracking itself is left
         cache.world(store, writes, NAMESPACE, name)
 
-    state = asyncio.run(per_pipeline_state(pipelines, store, writes))
-    terms.append(Term("per-pipeline state", len(pipelines), state))
+    terms += asyncio.run(per_pipeline_state(pipelines, store, writes))
     tracemalloc.stop()
     return terms
 
 
 async def per_pipeline_state(
     pipelines: list[tuple[str, Converged]], store: Store, writes: OwnWrites
-) -> int:
-    """What the operator holds per pipeline besides the store: kopf's memory of it (the
-    pipeline as last delivered, which its daemon gets as ``body``), the daemon's task waiting
-    in the reconcile loop's sleep, the loop's last view, its wake-up event, the metrics."""
+) -> list[Term]:
+    """What the operator holds per pipeline besides the store, term by term: kopf's memory of
+    it (the pipeline as last delivered, untrimmed, which its daemon gets as ``body``), the
+    loop's last view, the metrics series, and the daemon's task waiting in the reconcile
+    loop's sleep with its wake-up event and stop flag."""
     await asyncio.sleep(0)
-    before = traced()
-    wakeups = Wakeups()
+    count = len(pipelines)
     held: list[Any] = []
-    tasks = []
-    for name, one in pipelines:
+    terms = []
+
+    before = traced()
+    memories = []
+    for _, one in pipelines:
         memory = ResourceMemory()
         memory.daemons_memory.live_fresh_body = bodies.Body(load(one.objects[KIND][0]))  # type: ignore[arg-type]
+        memories.append(memory)
+    terms.append(Term("per pipeline: kopf's body of it", count, traced() - before))
+
+    before = traced()
+    for name, _ in pipelines:
+        held.append(
+            cache.rewritten(cache.world(store, writes, NAMESPACE, name), writes, NAMESPACE, name)
+        )
+    terms.append(Term("per pipeline: the loop's last view", count, traced() - before))
+
+    before = traced()
+    for name, one in pipelines:
+        metrics.export_pipeline(NAMESPACE, name, one.step, one.traffic, one.phase)
+    terms.append(Term("per pipeline: metrics series", count, traced() - before))
+
+    before = traced()
+    wakeups = Wakeups()
+    tasks = []
+    for (name, _), memory in zip(pipelines, memories, strict=True):
         memory.memo = copy.copy(kopf.Memo(store=store, wakeups=wakeups))  # type: ignore[assignment]
         stopper: aioenums.FlagSetter[kopf.DaemonStoppingReason] = aioenums.FlagSetter()
         stopped = aioenums.FlagWaiter(stopper)
-        last = cache.rewritten(cache.world(store, writes, NAMESPACE, name), writes, NAMESPACE, name)
         wakeup = wakeups.event(NAMESPACE, name)
         tasks.append(asyncio.create_task(loop._sleep(wakeup, stopped, 3600.0)))
-        metrics.export_pipeline(NAMESPACE, name, one.step, one.traffic, one.phase)
-        held.append((memory, stopper, last))
+        held.append(stopper)
     await asyncio.sleep(0)  # every task waits in its sleep
     await asyncio.sleep(0)
-    retained = traced() - before
+    terms.append(Term("per pipeline: daemon task, wake-up", count, traced() - before))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return retained
+    return terms
 
 
 def baseline_rss_mib() -> float:
