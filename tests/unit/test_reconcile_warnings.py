@@ -56,3 +56,26 @@ def test_a_pipeline_without_warnings_has_no_warnings_condition() -> None:
     kube = FakeKube(pipeline(scale_to_zero=False))
     reconcile(Reconciler(kube, OperatorSettings()), kube)  # type: ignore[arg-type]
     assert condition(kube) is None
+
+
+def test_a_host_name_kserve_cannot_fit_in_a_dns_label_is_a_warning() -> None:
+    body = pipeline(scale_to_zero=False)
+    body["metadata"]["namespace"] = "ml-production-team-a"  # 20 characters
+    stage = body["spec"]["stages"][0]
+    stage["name"] = "classifier"
+    stage["transformer"] = {"image": "t:1"}
+    body["metadata"]["name"] = "sentiment-experiment"
+    kube = FakeKube(body)
+    reconcile(Reconciler(kube, OperatorSettings()), kube)  # type: ignore[arg-type]
+    warned = condition(kube)
+    assert warned is not None and warned["status"] == "True"
+    message = warned["message"]
+    assert "spec.stages[0] (classifier): KServe names the host of its predictor" in message
+    assert "its transformer sentiment-experiment-classifier-" in message
+    assert "-transformer-ml-production-team-a (73 characters)" in message
+    assert "-predictor-ml-production-team-a (71 characters)" in message
+
+    short = pipeline(scale_to_zero=False)
+    kube = FakeKube(short)
+    reconcile(Reconciler(kube, OperatorSettings()), kube)  # type: ignore[arg-type]
+    assert condition(kube) is None

@@ -104,6 +104,17 @@ def service_name(pipeline: str, stage: str, revision: str) -> str:
     return fit_name(pipeline, stage, revision)
 
 
+DNS_LABEL_LIMIT = 63
+
+
+def host_label(service: str, component: str, namespace: str) -> str:
+    """The first label of the host name KServe gives a component of an InferenceService
+    under its default domain template (``{{ .Name }}-{{ .Namespace }}.{{ .IngressDomain }}``,
+    the name being ``<service>-<component>``): it must fit a DNS label, 63 characters, or
+    KServe does not reconcile the component."""
+    return f"{service}-{component}-{namespace}"
+
+
 def graph_name(pipeline: str, preview: bool = False) -> str:
     return fit_name(pipeline, "preview" if preview else "")
 
