@@ -33,7 +33,14 @@ import yaml
 
 from tests.harness.cluster import Cluster
 from tests.harness.node import NODE_IP
-from tests.harness.processes import ClusterError, answers_ok, free_port, log, wait_until
+from tests.harness.processes import (
+    ClusterError,
+    answers_ok,
+    free_port,
+    log,
+    stop_process,
+    wait_until,
+)
 
 CONTROLLER_NAME = "traefik.io/gateway-controller"
 INSTANCE_LABEL = "gateway.inference.dev/instance"
@@ -137,13 +144,7 @@ class Traefik:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
         self.cluster.kubectl(
             "delete", "gatewayclass", self.class_name, "--ignore-not-found", "--wait=false",

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -98,6 +99,18 @@ def terminate(pid: int, grace: float = 15) -> None:
     if process_running(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 20) -> None:
+    """SIGTERM a child process, then SIGKILL it if it has not exited after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def answers_ok(url: str, timeout: float = 2) -> bool:

@@ -21,7 +21,14 @@ from typing import Any
 
 import yaml
 
-from tests.harness.processes import ClusterError, answers_ok, free_port, log, wait_until
+from tests.harness.processes import (
+    ClusterError,
+    answers_ok,
+    free_port,
+    log,
+    stop_process,
+    wait_until,
+)
 from tests.harness.tools import ToolSet
 
 
@@ -134,13 +141,7 @@ class Prometheus:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> Prometheus:

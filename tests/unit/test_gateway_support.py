@@ -107,7 +107,7 @@ def test_a_read_is_kept_for_its_ttl() -> None:
     assert supports.known(keys) == ([], keys)
 
 
-def test_a_refused_read_is_known_as_an_error() -> None:
+def test_a_refused_read_is_known_as_refused() -> None:
     class Refusing(FakeKube):
         def read_gateway(self, namespace: str, name: str) -> dict[str, Any] | None:
             raise RefusedError(403, "gateways is forbidden")
@@ -115,10 +115,9 @@ def test_a_refused_read_is_known_as_an_error() -> None:
     supports = GatewaySupports(Refusing({}))  # type: ignore[arg-type]
     supports.read([("edge", "public")])
     [support], _ = supports.known([("edge", "public")])
-    assert support.features is None and support.error is not None
-    assert (
-        "refused (403)" in support.error and unsupported_mirrors(model(spec(20)), [support]) == []
-    )
+    assert support.features is None and support.refused and support.unknown is not None
+    assert "refused (403)" in support.unknown
+    assert unsupported_mirrors(model(spec(20)), [support]) == []
 
 
 def pipeline(body: dict[str, Any]) -> dict[str, Any]:

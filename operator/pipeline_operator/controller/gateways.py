@@ -60,5 +60,5 @@ class GatewaySupports:
                 f"({err.status}): {err}"
             )
             log.warning("%s", why)
-            return GatewaySupport(key, unknown=why, error=why)
+            return GatewaySupport(key, unknown=why, refused=True)
         return read_support(key, gateway, gateway_class)

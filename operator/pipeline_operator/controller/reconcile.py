@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -45,7 +45,7 @@ from pipeline_operator.api.v1alpha1 import (
 )
 from pipeline_operator.api.validation import lint, unreadable, validate
 from pipeline_operator.controller.gateways import GatewaySupports
-from pipeline_operator.core.naming import DNS_LABEL_LIMIT, graph_name, host_label, service_name
+from pipeline_operator.core.naming import graph_name, long_hosts
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
@@ -426,9 +426,9 @@ class Reconciler:
         invalid = "; ".join([*validate(spec), *unsupported]) or None
         unchecked = [
             f"spec.rollout.trafficRouting.gatewayAPI: not known whether Gateway "
-            f"{'/'.join(s.gateway)} mirrors: {s.error}"
+            f"{'/'.join(s.gateway)} mirrors: {s.unknown}"
             for s in supports
-            if s.error
+            if s.refused
         ]
         # Only what this pipeline controls: a same-named pipeline recreated, or another
         # pipeline whose names hash alike, is never adopted or pruned.
@@ -868,25 +868,6 @@ class Reconciler:
         )
         self._write_status(basis, basis.status.model_copy(update={"last_command": ack}))
         self.kube.post_event(basis.pipeline, "Warning", "CommandRejected", bad.message)
-
-
-def long_hosts(
-    spec: InferencePipelineSpec, pipeline: str, namespace: str, revision: str
-) -> Iterator[str]:
-    """A stage whose component's host name KServe would not fit in a DNS label."""
-    for i, stage in enumerate(spec.stages):
-        service = service_name(pipeline, stage.name, revision)
-        components = ["predictor", *(["transformer"] if stage.transformer else [])]
-        for component in components:
-            label = host_label(service, component, namespace)
-            if len(label) > DNS_LABEL_LIMIT:
-                yield (
-                    f"spec.stages[{i}] ({stage.name}): KServe names the host of its {component} "
-                    f"{label} ({len(label)} characters) under its default domain template, "
-                    f"over the {DNS_LABEL_LIMIT} a DNS label holds, and will not reconcile it: "
-                    "shorten the pipeline's, the stage's or the namespace's name, or set "
-                    "KServe's domainTemplate"
-                )
 
 
 def _due(seen: Observed) -> tuple[Any, ...]:

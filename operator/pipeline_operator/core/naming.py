@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -131,3 +132,22 @@ def labels(pipeline: str, revision: str | None = None, stage: str | None = None)
     if stage:
         out[LABEL_STAGE] = stage
     return out
+
+
+def long_hosts(
+    spec: InferencePipelineSpec, pipeline: str, namespace: str, revision: str
+) -> Iterator[str]:
+    """A stage whose component's host name KServe would not fit in a DNS label."""
+    for i, stage in enumerate(spec.stages):
+        service = service_name(pipeline, stage.name, revision)
+        components = ["predictor", *(["transformer"] if stage.transformer else [])]
+        for component in components:
+            label = host_label(service, component, namespace)
+            if len(label) > DNS_LABEL_LIMIT:
+                yield (
+                    f"spec.stages[{i}] ({stage.name}): KServe names the host of its {component} "
+                    f"{label} ({len(label)} characters) under its default domain template, "
+                    f"over the {DNS_LABEL_LIMIT} a DNS label holds, and will not reconcile it: "
+                    "shorten the pipeline's, the stage's or the namespace's name, or set "
+                    "KServe's domainTemplate"
+                )

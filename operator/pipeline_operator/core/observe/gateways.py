@@ -26,13 +26,13 @@ GatewayKey = tuple[str, str]
 @dataclass(frozen=True)
 class GatewaySupport:
     """A Gateway's class and the features it lists (None: unknown, ``unknown`` says why;
-    ``error`` when the operator was refused the reads)."""
+    ``refused`` when the API refused the operator the reads)."""
 
     gateway: GatewayKey
     class_name: str | None = None
     features: frozenset[str] | None = None
     unknown: str | None = None
-    error: str | None = None
+    refused: bool = False
 
 
 def gateway_keys(spec: InferencePipelineSpec, namespace: str) -> list[GatewayKey]:
