@@ -197,7 +197,12 @@ def test_pods_reach_the_gateway(cluster: Cluster, gateway: Gateway, revisions: s
         return value if value in ("Succeeded", "Failed") else None
 
     final = wait_for(phase, 120, "the client pod to finish")
-    logs = cluster.kubectl("logs", "client", "-n", namespace).stdout
+    # The kubelet may serve a finished container's log a moment after the pod's phase says so.
+    logs = wait_for(
+        lambda: cluster.kubectl("logs", "client", "-n", namespace, check=False).stdout.strip(),
+        30,
+        "the client pod's log",
+    )
     assert final == "Succeeded", logs
     body = json.loads(logs)
     assert body["path"] == "/from-pod" and _revision(body) == "stable"
