@@ -5,7 +5,7 @@
 # GOTOOLCHAIN=local, so nothing but the Go module proxy is reached. Each tool is cached under
 # $PIPELINE_TOOLS_CACHE/store/<tool>-<key>, the key being a hash of its wrapper and of this
 # script, so a version bump rebuilds that tool only. The tool set (bin/, kserve-crds/,
-# kserve-config/ and gateway-api-crds/) is assembled under $PIPELINE_TOOLS_CACHE/sets/<key>;
+# kserve-config/, gateway-api-crds/ and traefik-crds/) is assembled under $PIPELINE_TOOLS_CACHE/sets/<key>;
 # its path is the last line printed on stdout.
 # Progress goes to stderr.
 set -euo pipefail
@@ -116,7 +116,7 @@ build_tool() {
 }
 
 # The set's key: its tools' keys and the layout version of what is assembled beside them.
-set_layout=5
+set_layout=6
 set_key=$({ echo "$set_layout"; for t in "${order[@]}"; do key_of "$t"; done; } | sha256sum | cut -c1-12)
 set_dir="$cache/sets/$set_key"
 # A set is reusable when complete and none of its links dangles (a store entry was removed).
@@ -151,6 +151,13 @@ if ! set_ok; then
   cp -R "$gateway_dir/config/crd/standard" "$gateway_dir/config/crd/experimental" "$set_dir/gateway-api-crds/"
   chmod -R u+w "$set_dir/gateway-api-crds"
   rm -f "$set_dir"/gateway-api-crds/*/kustomization.yaml
+  # Traefik's own CRDs (TraefikService: its mirroring), from the module traefik is built from.
+  traefik_dir=$(cd "$here/traefik" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  mkdir -p "$set_dir/traefik-crds"
+  cp "$traefik_dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
+    "$set_dir/traefik-crds/traefik.io.yaml"
+  chmod -R u+w "$set_dir/traefik-crds"
   { grep -E '^[A-Z_]+=' "$here/versions.env" | grep -v '^KSERVE_VERSION='
     echo "KSERVE_VERSION=$KSERVE_VERSION"; } > "$set_dir/versions.env"
   touch "$set_dir/.complete"

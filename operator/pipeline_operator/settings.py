@@ -61,6 +61,11 @@ class OperatorSettings(BaseSettings):
         description="Route pipelines that ask for it through Gateway API HTTPRoutes (the "
         "gateway.networking.k8s.io CRDs must be installed; HTTPRoutes are watched).",
     )
+    traefik_services: bool = Field(
+        default=False,
+        description="Let pipelines mirror through Traefik TraefikServices (gatewayAPI."
+        "mirrorWith: TraefikService; the traefik.io CRDs must be installed; they are watched).",
+    )
     prometheus_bearer_token_file: Path | None = Field(
         default=None,
         description="File holding a bearer token for prometheus_address (re-read per query).",

@@ -794,3 +794,22 @@ def test_gateway_api_routing_adds_the_httproute_rules_and_setting_only_when_enab
         "containers"
     ]
     assert all(e["name"] != "PIPELINE_OPERATOR_GATEWAY_API" for e in default["env"])
+
+
+def test_traefik_services_add_their_rules_and_setting_only_with_the_gateway_api(
+    helm: Helm,
+) -> None:
+    both = ("--set", "gatewayAPI.enabled=true", "--set", "gatewayAPI.traefikServices=true")
+    routes_only = helm.template("default", "--set", "gatewayAPI.enabled=true")
+    objects = helm.template("default", *both)
+    assert rules_of(operator_role(objects)) - rules_of(operator_role(routes_only)) == {
+        ("traefik.io", "traefikservices", v)
+        for v in ("get", "list", "watch", "create", "patch", "delete")
+    }
+    (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "PIPELINE_OPERATOR_TRAEFIK_SERVICES", "value": "true"} in container["env"]
+    # Without the Gateway API there is no route to mirror through: neither rule nor setting.
+    alone = helm.template("default", "--set", "gatewayAPI.traefikServices=true")
+    assert not any(g == "traefik.io" for g, _, _ in rules_of(operator_role(alone)))
+    (plain,) = only(alone, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert all(e["name"] != "PIPELINE_OPERATOR_TRAEFIK_SERVICES" for e in plain["env"])

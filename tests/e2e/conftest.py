@@ -25,11 +25,16 @@ def operator_release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory)
     control-plane tier's per-namespace operators never meet it."""
     if not isinstance(cluster, LocalCluster):
         pytest.skip("the chart is installed by the harness on the local cluster only")
-    # The Gateway API's CRDs first: an operator with gatewayAPI.enabled watches HTTPRoutes.
-    # Pipelines without trafficRouting.gatewayAPI keep KServe's Splitter, as without it.
-    cluster.apply_crds(cluster.tools.gateway_api_crds())
+    # The Gateway API's and Traefik's CRDs first: an operator with gatewayAPI.enabled watches
+    # HTTPRoutes, and with traefikServices TraefikServices. Pipelines without
+    # trafficRouting.gatewayAPI keep KServe's Splitter, as without them.
+    cluster.apply_crds([*cluster.tools.gateway_api_crds(), *cluster.tools.traefik_crds()])
     helm = Helm(cluster.tools, cluster.kubeconfig, tmp_path_factory.mktemp("helm"))
-    helm.install_operator(RELEASE, OPERATOR_NAMESPACE, "--set", "gatewayAPI.enabled=true")
+    helm.install_operator(
+        RELEASE,
+        OPERATOR_NAMESPACE,
+        *("--set", "gatewayAPI.enabled=true", "--set", "gatewayAPI.traefikServices=true"),
+    )
     selector = f"app.kubernetes.io/instance={RELEASE}"
 
     def ready_pods() -> list[dict] | None:

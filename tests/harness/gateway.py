@@ -13,7 +13,9 @@ selector), so two instances on one cluster never fight over a Gateway's status.
 What Traefik's provider implements (``pkg/provider/kubernetes/gateway`` at the pinned
 version): HTTPRoute path, header and query matches, weighted backendRefs, redirects,
 rewrites and header modifiers; not the RequestMirror filter (a route that has one is refused:
-"unsupported filter"), nor session persistence.
+"unsupported filter"), nor session persistence. Its Kubernetes CRD provider is on as well, so
+an HTTPRoute may name a ``TraefikService`` (``group: traefik.io``) as a backend: one of kind
+mirroring copies a share of the requests it serves to other Services, Traefik's own mirror.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class Traefik:
 
     def start(self, timeout: float = 60) -> Traefik:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.cluster.apply_crds(self.cluster.tools.gateway_api_crds(self.channel))
+        tools = self.cluster.tools
+        self.cluster.apply_crds([*tools.gateway_api_crds(self.channel), *tools.traefik_crds()])
         self._apply_gateway_class()
         self.api_port = free_port()
         args = [
@@ -104,6 +107,7 @@ class Traefik:
             "--providers.kubernetesgateway=true",
             f"--providers.kubernetesgateway.labelselector={INSTANCE_LABEL}={self.class_name}",
             f"--providers.kubernetesgateway.statusaddress.ip={self.host}",
+            "--providers.kubernetescrd=true",
         ]
         if self.channel == "experimental":
             args.append("--providers.kubernetesgateway.experimentalchannel=true")

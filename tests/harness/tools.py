@@ -46,6 +46,13 @@ class ToolSet:
             raise ToolError(f"no Gateway API CRDs of channel {channel!r} in {self.root}")
         return found
 
+    def traefik_crds(self) -> list[Path]:
+        """Traefik's own CRDs (IngressRoute, Middleware, TraefikService and the rest)."""
+        found = sorted((self.root / "traefik-crds").glob("*.yaml"))
+        if not found:
+            raise ToolError(f"no Traefik CRDs in {self.root}")
+        return found
+
     def versions(self) -> dict[str, str]:
         lines = (self.root / "versions.env").read_text(encoding="utf-8").splitlines()
         return dict(line.split("=", 1) for line in lines if "=" in line)

@@ -171,3 +171,32 @@ def test_a_refused_read_is_a_warning_not_a_refusal(kube: FakeKube) -> None:
     assert status["phase"] != "Degraded", status
     [warned] = [c for c in status["conditions"] if c["type"] == "Warnings"]
     assert "not known whether Gateway ml/public mirrors" in warned["message"]
+
+
+TRAEFIK = {"parentRefs": [{"name": "public"}], "mirrorWith": "TraefikService"}
+
+
+def test_a_mirror_through_a_traefik_service_asks_nothing_of_the_class(kube: FakeKube) -> None:
+    assert gateway_keys(model(spec(20, gateway=TRAEFIK)), "ml") == []
+    kube.pipeline["spec"] = spec(20, gateway=TRAEFIK)
+    settings = OperatorSettings(gateway_api=True, traefik_services=True)
+    reconciler = Reconciler(kube, settings)  # type: ignore[arg-type]
+    reconcile(reconciler, kube)
+    assert kube.pipeline["status"]["phase"] != "Degraded", kube.pipeline["status"]
+    assert kube.gateway_reads == 0
+    assert [c for c in kube.children if c[0] == "HTTPRoute"]
+
+
+def test_a_mirror_through_traefik_on_an_operator_without_it_is_degraded(kube: FakeKube) -> None:
+    kube.pipeline["spec"] = spec(20, gateway=TRAEFIK)
+    reconciler = Reconciler(kube, OperatorSettings(gateway_api=True))  # type: ignore[arg-type]
+    reconcile(reconciler, kube)
+    status = kube.pipeline["status"]
+    assert status["phase"] == "Degraded"
+    assert "spec.rollout.trafficRouting.gatewayAPI.mirrorWith" in status["message"]
+    assert "gatewayAPI.traefikServices=true" in status["message"]
+    # Without a mirror step, the same routing needs no TraefikService and is let through.
+    kube.pipeline["spec"] = spec(gateway=TRAEFIK)
+    kube.pipeline["metadata"]["generation"] = 2
+    reconcile(reconciler, kube)
+    assert kube.pipeline["status"]["phase"] != "Degraded", kube.pipeline["status"]

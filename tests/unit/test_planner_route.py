@@ -204,3 +204,45 @@ def test_a_cohort_sets_exactly_one_match(cohort: dict) -> None:
     assert refusal.endswith("a cohort sets exactly one of header or cookie")
     with pytest.raises(ValidationError, match="exactly one of header or cookie"):
         Rollout.model_validate(rollout)
+
+
+TRAEFIK = TrafficRouting.model_validate(
+    {"gatewayAPI": {**GATEWAY, "mirrorWith": "TraefikService"}, "stickiness": {"header": "X-User"}}
+)
+
+
+def test_a_mirror_through_traefik_puts_a_mirroring_service_in_the_stable_revision_place() -> None:
+    status = CANARY.model_copy(update={"mirror_percent": 20})
+    objects = plan(OWNER, SPECS, status, routing=TRAEFIK)
+    kinds = [o["kind"] for o in objects if o["kind"] != "InferenceService"]
+    # The service before the route that names it, so the route never names a missing one.
+    assert kinds == ["InferenceGraph", "InferenceGraph", "TraefikService", "HTTPRoute"]
+    mirroring, route = objects[-2], objects[-1]
+    assert mirroring["apiVersion"] == "traefik.io/v1alpha1"
+    assert mirroring["metadata"]["name"] == "clf-mirror"
+    assert mirroring["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert mirroring["spec"] == {
+        "mirroring": {
+            "name": "clf-r1",
+            "port": 80,
+            "mirrors": [{"name": "clf-r2", "port": 80, "percent": 20}],
+        }
+    }
+    to_canary, to_stable, split = route["spec"]["rules"]
+    service = {"group": "traefik.io", "kind": "TraefikService", "name": "clf-mirror"}
+    # The stable revision's users and share pass the mirror; the canary's go straight to it.
+    assert to_canary["backendRefs"] == [{"name": "clf-r2", "port": 80}]
+    assert to_stable["backendRefs"] == [service]
+    assert split["backendRefs"] == [
+        {**service, "weight": 70},
+        {"name": "clf-r2", "port": 80, "weight": 30},
+    ]
+    assert not any("filters" in rule for rule in route["spec"]["rules"])
+    assert route["metadata"]["annotations"]["pipelines.inference.dev/mirror"] == "r2=20"
+
+
+def test_without_a_mirror_share_traefik_routing_names_the_graphs_alone() -> None:
+    objects = plan(OWNER, SPECS, CANARY, routing=TRAEFIK)
+    assert "TraefikService" not in [o["kind"] for o in objects]
+    (route,) = [o for o in objects if o["kind"] == "HTTPRoute"]
+    assert backends(route["spec"]["rules"][-1]) == [("clf-r1", 70), ("clf-r2", 30)]

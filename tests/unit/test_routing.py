@@ -18,8 +18,14 @@ from pipeline_operator.api.v1alpha1 import (
     Rollout,
 )
 from pipeline_operator.core.naming import LABEL_REVISION, LABEL_ROLE
-from pipeline_operator.core.observe.routing import revision_urls, router_rollout, served_traffic
+from pipeline_operator.core.observe.routing import (
+    revision_urls,
+    route_served,
+    router_rollout,
+    served_traffic,
+)
 from pipeline_operator.core.planner.graph import TRAFFIC_ANNOTATION, format_traffic, parse_traffic
+from pipeline_operator.core.planner.route import MIRROR_ANNOTATION
 from pipeline_operator.core.rollout.analysis import due_measurements
 from tests.unit.world import World, reasons, sample_spec
 
@@ -251,3 +257,56 @@ def test_revision_urls_name_the_ready_graphs_of_revisions_only() -> None:
         },
     ]
     assert revision_urls("ml", children) == {"r1": "http://clf-r1.ml.svc"}
+
+
+def http_route(backend_refs: list[dict[str, Any]], generation: int = 2) -> dict[str, Any]:
+    verdicts = [
+        {"type": t, "status": "True", "observedGeneration": generation}
+        for t in ("Accepted", "ResolvedRefs")
+    ]
+    return {
+        "metadata": {
+            "name": "clf",
+            "namespace": "ml",
+            "generation": generation,
+            "annotations": {TRAFFIC_ANNOTATION: "r1=100", MIRROR_ANNOTATION: "r2=20"},
+        },
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": backend_refs}]},
+        "status": {"parents": [{"parentRef": {"name": "gw"}, "conditions": verdicts}]},
+    }
+
+
+def ready_graph(name: str, status: str = "True") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": status}]},
+    }
+
+
+MIRRORING = {
+    "metadata": {"name": "clf-mirror"},
+    "spec": {"mirroring": {"name": "clf-r1", "port": 80, "mirrors": [{"name": "clf-r2"}]}},
+}
+BY_TRAEFIK = [{"group": "traefik.io", "kind": "TraefikService", "name": "clf-mirror"}]
+
+
+def test_a_route_through_a_mirroring_service_waits_for_it_and_the_graphs_it_names() -> None:
+    graphs = {"clf-r1": ready_graph("clf-r1"), "clf-r2": ready_graph("clf-r2", "False")}
+    served, mirror, rollout = route_served(http_route(BY_TRAEFIK), graphs, {})
+    assert (served, mirror, rollout.rolled_out) == (None, 0, False)
+    assert rollout.message == "route waits for TraefikService/clf-mirror to be created"
+    # There, it still waits for the canary's graph it copies to.
+    _, _, rollout = route_served(http_route(BY_TRAEFIK), graphs, {"clf-mirror": MIRRORING})
+    assert rollout.message == "route waits for graph clf-r2 to be Ready"
+    graphs["clf-r2"] = ready_graph("clf-r2")
+    served, mirror, rollout = route_served(
+        http_route(BY_TRAEFIK), graphs, {"clf-mirror": MIRRORING}
+    )
+    assert (served, mirror, rollout.rolled_out) == ({"r1": 100}, 20, True)
+
+
+def test_a_route_not_yet_accepted_at_its_generation_is_not_served() -> None:
+    route = http_route([{"name": "clf-r1", "port": 80}])
+    route["metadata"]["generation"] = 3
+    served, _, rollout = route_served(route, {"clf-r1": ready_graph("clf-r1")})
+    assert served is None and rollout.message == "Gateway ml/gw: Accepted not yet reported"

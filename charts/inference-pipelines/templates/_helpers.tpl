@@ -130,6 +130,13 @@ docs/operations.md has the same table and tests/delivery/test_chart.py checks it
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- if .Values.gatewayAPI.traefikServices }}
+# Pipelines that mirror through Traefik: the TraefikService a mirror step routes the stable
+# revision's requests through, applied, watched and removed.
+- apiGroups: ["traefik.io"]
+  resources: ["traefikservices"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- end }}
 {{- if .Values.rbac.analysisJobs.enabled }}
 # Job analysis metrics: each measurement creates one Job and reads it, then the end of the

@@ -719,6 +719,15 @@ class GatewayRouting(ApiModel):
             ),
         ]
     ] = Field(default_factory=list, max_length=16, description="Default: the Gateway's.")
+    mirror_with: Literal["RequestMirror", "TraefikService"] = Field(
+        default="RequestMirror",
+        description="How setMirror steps copy requests to the canary. RequestMirror: the "
+        "Gateway API's filter (the Gateway's class must list HTTPRouteRequestMirror, and "
+        "HTTPRouteRequestPercentageMirror for a share under 100%). TraefikService: for "
+        "Traefik, whose Gateway provider has no RequestMirror: the stable revision's backend "
+        "becomes a TraefikService of kind mirroring that the operator owns (Traefik's "
+        "kubernetesCRD provider on; the chart's gatewayAPI.traefikServices).",
+    )
 
 
 class HeaderMatch(ApiModel):

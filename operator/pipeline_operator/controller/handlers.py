@@ -28,7 +28,13 @@ from pipeline_operator.controller.loop import FINALIZER, Wakeups, reconcile_loop
 from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.k8s.cache import Store
 from pipeline_operator.k8s.client import Kube, load_config
-from pipeline_operator.k8s.informers import HTTP_ROUTES, WATCHED, UnlistableError, Watches
+from pipeline_operator.k8s.informers import (
+    HTTP_ROUTES,
+    TRAEFIK_SERVICES,
+    WATCHED,
+    UnlistableError,
+    Watches,
+)
 from pipeline_operator.settings import OperatorSettings
 from pipeline_operator.telemetry import metrics, tracing
 
@@ -88,7 +94,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         namespaces,
         memo.store,
         lambda changed, change: wake_changed(memo, changed, change),
-        (*WATCHED, HTTP_ROUTES) if config.gateway_api else WATCHED,
+        (
+            *WATCHED,
+            *([HTTP_ROUTES] if config.gateway_api else []),
+            *([TRAEFIK_SERVICES] if config.gateway_api and config.traefik_services else []),
+        ),
     )
     try:
         await memo.watches.start()

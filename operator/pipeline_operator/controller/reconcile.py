@@ -49,7 +49,12 @@ from pipeline_operator.core.naming import graph_name, long_hosts
 from pipeline_operator.core.objects import controller_uid, merge_patch, ref
 from pipeline_operator.core.observe import pods, refusals, snapshots
 from pipeline_operator.core.observe.drift import Drift, drift
-from pipeline_operator.core.observe.gateways import GatewayKey, gateway_keys, unsupported_mirrors
+from pipeline_operator.core.observe.gateways import (
+    GatewayKey,
+    gateway_keys,
+    mirror_steps,
+    unsupported_mirrors,
+)
 from pipeline_operator.core.observe.readiness import Readiness, readiness, ready_summary
 from pipeline_operator.core.observe.routing import (
     RouterRollout,
@@ -65,7 +70,7 @@ from pipeline_operator.core.planner import (
     plan,
     plan_revision,
 )
-from pipeline_operator.core.planner.route import ROUTE_KIND
+from pipeline_operator.core.planner.route import MIRRORING_KIND, ROUTE_KIND
 from pipeline_operator.core.revisions import active_revisions
 from pipeline_operator.core.rollout import (
     AnalysisError,
@@ -97,6 +102,7 @@ from pipeline_operator.telemetry.tracing import tracer
 log = logging.getLogger(__name__)
 
 RETIRED_AT = f"{GROUP}/retired-at"
+ROUTE_SETTLE = 2.0  # seconds between looks at a route a child waits on
 T = TypeVar("T")
 
 
@@ -485,10 +491,17 @@ class Reconciler:
 
     def _unsupported(self, spec: InferencePipelineSpec) -> list[str]:
         """What the spec asks of this operator's installation that it was not given."""
-        if spec.rollout.traffic_routing.gateway_api is not None and not self.settings.gateway_api:
+        gateway = spec.rollout.traffic_routing.gateway_api
+        if gateway is not None and not self.settings.gateway_api:
             return [
                 "spec.rollout.trafficRouting.gatewayAPI: this operator runs without Gateway API "
                 "support: install its chart with gatewayAPI.enabled=true"
+            ]
+        by_traefik = gateway is not None and gateway.mirror_with == "TraefikService"
+        if by_traefik and mirror_steps(spec) and not self.settings.traefik_services:
+            return [
+                "spec.rollout.trafficRouting.gatewayAPI.mirrorWith: this operator runs without "
+                "TraefikService support: install its chart with gatewayAPI.traefikServices=true"
             ]
         return []
 
@@ -497,11 +510,16 @@ class Reconciler:
         main, preview = graph_name(name), graph_name(name, preview=True)
         wanted = [g for g in (main, preview) if g in graphs]
         route = next((c for c in children if c["kind"] == ROUTE_KIND), None)
+        mirrorings = {c["metadata"]["name"]: c for c in children if c["kind"] == MIRRORING_KIND}
         return Routing.observe(
             {g: served_traffic(graphs[g], world.routers.get(g), world.pods) for g in wanted},
             main,
             preview,
-            (route["metadata"]["name"], route_served(route, graphs)) if route else None,
+            (
+                (route["metadata"]["name"], route_served(route, graphs, mirrorings))
+                if route
+                else None
+            ),
         )
 
     def _snapshot(
@@ -696,12 +714,14 @@ class Reconciler:
         no longer wanted go at once. An InferenceService the graph stopped routing to is
         retired only once the router serves the graph without it (``served`` known, and the
         graph unchanged by this reconcile), then deleted ``drain_seconds`` later, so requests
-        that router pods already accepted can finish. A child already being deleted is left
-        to go.
+        that router pods already accepted can finish. A TraefikService goes once the route
+        no longer names it and its Gateways have taken that route in (``served`` known, the
+        route unchanged by this reconcile). A child already being deleted is left to go.
         """
         now = basis.now
         live = {(c["kind"], c["metadata"]["name"]): c for c in children}
         out = Applied()
+        route_changed = False
         for obj in wanted:
             current = live.get((obj["kind"], obj["metadata"]["name"]))
             try:
@@ -713,6 +733,7 @@ class Reconciler:
                 continue
             if wrote and obj["kind"] == "InferenceGraph":
                 out.graphs_changed.add(obj["metadata"]["name"])
+            route_changed = route_changed or (wrote and obj["kind"] == ROUTE_KIND)
             if current is not None and retired_at(current) is not None:
                 log.info("back in service: %s", ref(current))
                 self._wrote(basis, self.kube.annotate(current, RETIRED_AT, None))
@@ -728,6 +749,9 @@ class Reconciler:
             key=lambda c: c["kind"] != "InferenceGraph",
         ):
             retired = retired_at(obj)
+            if obj["kind"] == MIRRORING_KIND and (served is None or route_changed):
+                out.wait(ROUTE_SETTLE)  # the route may still name it: kept until it does not
+                continue
             if obj["kind"] == "InferenceService":
                 if retired is None and not settled:
                     continue  # still routed to until the router has rolled out

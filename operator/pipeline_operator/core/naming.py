@@ -125,6 +125,11 @@ def revision_graph_name(pipeline: str, revision: str) -> str:
     return fit_name(pipeline, revision)
 
 
+def mirror_name(pipeline: str) -> str:
+    """The TraefikService that mirrors a pipeline's stable revision to its canary."""
+    return fit_name(pipeline, "mirror")
+
+
 def labels(pipeline: str, revision: str | None = None, stage: str | None = None) -> dict[str, Any]:
     out = {LABEL_PIPELINE: fit_name(pipeline, limit=63), MANAGED_BY: OPERATOR_NAME}
     if revision:

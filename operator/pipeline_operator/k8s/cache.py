@@ -318,10 +318,11 @@ PIPELINES = Kind(KIND, trim_pipeline, None)
 SERVICES = Kind("InferenceService", trim_child)
 GRAPHS = Kind("InferenceGraph", trim_child)
 ROUTES = Kind("HTTPRoute", trim_route)
+MIRRORS = Kind("TraefikService", trim_child)
 SNAPSHOTS = Kind("ControllerRevision", trim_revision)
 PODS = Kind("Pod", trim_pod)
 ROUTERS = Kind("Deployment", trim_router, ROUTER_LABEL)
-OWNED = (SERVICES, GRAPHS, ROUTES, SNAPSHOTS)
+OWNED = (SERVICES, GRAPHS, ROUTES, MIRRORS, SNAPSHOTS)
 """The kinds the operator writes for a pipeline."""
 
 
@@ -488,7 +489,9 @@ def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
     """The view one reconcile of ``namespace/name`` reads."""
     label = (namespace, pipeline_label(name))
     pipelines = [p for p in store.get(PIPELINES, label) if p.body["metadata"]["name"] == name]
-    children = [*store.get(SERVICES, label), *store.get(GRAPHS, label), *store.get(ROUTES, label)]
+    children = [
+        *(c for kind in (SERVICES, GRAPHS, ROUTES, MIRRORS) for c in store.get(kind, label))
+    ]
     graphs = (graph_name(name), graph_name(name, preview=True))
     routers = {g: next(iter(store.get(ROUTERS, (namespace, g))), None) for g in graphs}
     return _view(

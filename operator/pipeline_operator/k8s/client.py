@@ -32,7 +32,13 @@ APPLY_PATCH = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
 GATEWAY_API = "/apis/gateway.networking.k8s.io/v1"
-CHILD_KINDS = {"InferenceService": ISVC, "InferenceGraph": GRAPH, "HTTPRoute": ROUTE}
+MIRRORING = ("traefik.io", "v1alpha1", "traefikservices")
+CHILD_KINDS = {
+    "InferenceService": ISVC,
+    "InferenceGraph": GRAPH,
+    "HTTPRoute": ROUTE,
+    "TraefikService": MIRRORING,
+}
 LEASE_TIMEOUT = 5.0  # seconds: a renewal that takes longer is as good as failed
 READ_TIMEOUT = 10.0  # seconds: a direct read (a web metric's Secret)
 WRITE_TIMEOUT = 30.0  # seconds: the longest any write may take

@@ -33,6 +33,7 @@ from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from pipeline_operator.core.naming import LABEL_PIPELINE
 from pipeline_operator.k8s.cache import (
     GRAPHS,
+    MIRRORS,
     PIPELINES,
     PODS,
     ROUTER_LABEL,
@@ -85,6 +86,8 @@ WATCHED = (
 )
 HTTP_ROUTES = Resource(ROUTES, "gateway.networking.k8s.io", "v1", "httproutes", LABEL_PIPELINE)
 """Watched too where the operator routes through the Gateway API (settings.gateway_api)."""
+TRAEFIK_SERVICES = Resource(MIRRORS, "traefik.io", "v1alpha1", "traefikservices", LABEL_PIPELINE)
+"""Watched too where pipelines mirror through Traefik (settings.traefik_services)."""
 
 
 @dataclass(frozen=True)

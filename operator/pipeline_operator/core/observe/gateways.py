@@ -5,7 +5,8 @@ A GatewayClass lists the Gateway API features its implementation supports in
 ``RequestMirror`` filter may fail every request of a rule that carries one (Traefik answers
 500), so a pipeline whose ``setMirror`` steps a Gateway's class does not list is refused,
 naming the step, before any route carries the filter. A class that lists no features, or a
-Gateway not read, is not judged: the route's own status tells then.
+Gateway not read, is not judged: the route's own status tells then. A pipeline that mirrors
+through a TraefikService (``mirrorWith``) asks no filter of the class.
 """
 
 from __future__ import annotations
@@ -48,14 +49,26 @@ def _key(ref: ParentRef, namespace: str) -> GatewayKey:
     return (ref.namespace or namespace, ref.name)
 
 
-def mirror_needs(spec: InferencePipelineSpec) -> dict[int, str]:
-    """Per canary step that mirrors, the feature it needs: a share below 100% the
-    percentage mirror, all requests the plain one (a ``setMirror`` of 0 needs none)."""
+def mirror_steps(spec: InferencePipelineSpec) -> dict[int, int]:
+    """Per canary step that mirrors (a ``setMirror`` above 0), its share."""
     steps = spec.rollout.canary.steps if spec.rollout.canary is not None else []
     return {
-        index: MIRROR if step.set_mirror.percent == 100 else PERCENTAGE_MIRROR
+        index: step.set_mirror.percent
         for index, step in enumerate(steps)
         if step.set_mirror is not None and step.set_mirror.percent > 0
+    }
+
+
+def mirror_needs(spec: InferencePipelineSpec) -> dict[int, str]:
+    """Per canary step that mirrors with the RequestMirror filter, the feature it needs: a
+    share below 100% the percentage mirror, all requests the plain one (a ``setMirror`` of 0
+    needs none)."""
+    gateway = spec.rollout.traffic_routing.gateway_api
+    if gateway is not None and gateway.mirror_with != "RequestMirror":
+        return {}
+    return {
+        index: MIRROR if percent == 100 else PERCENTAGE_MIRROR
+        for index, percent in mirror_steps(spec).items()
     }
 
 

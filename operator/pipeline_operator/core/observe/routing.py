@@ -17,7 +17,7 @@ from pipeline_operator.core.planner.graph import (
     TRAFFIC_ANNOTATION,
     parse_traffic,
 )
-from pipeline_operator.core.planner.route import MIRROR_ANNOTATION
+from pipeline_operator.core.planner.route import MIRROR_ANNOTATION, MIRRORING_KIND
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,14 @@ def revision_urls(namespace: str, children: Iterable[Mapping[str, Any]]) -> dict
 
 
 def route_served(
-    route: Mapping[str, Any], graphs: Mapping[str, Mapping[str, Any]]
+    route: Mapping[str, Any],
+    graphs: Mapping[str, Mapping[str, Any]],
+    mirrorings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, int] | None, int, RouterRollout]:
     """The split and the mirror share an HTTPRoute serves (None, 0 until it does), and what
     it waits for: every Gateway it names has Accepted it and ResolvedRefs at its generation,
-    and every graph it routes to (``graphs``, by name) is Ready."""
+    every TraefikService it names is there (``mirrorings``, by name), and every graph it or
+    they route to (``graphs``, by name) is Ready."""
     meta = route["metadata"]
     generation = meta.get("generation", 0)
     parents = (route.get("status") or {}).get("parents") or []
@@ -145,7 +148,13 @@ def route_served(
             if found["status"] != "True":
                 why = ": ".join(x for x in (found.get("reason"), found.get("message")) if x)
                 return None, 0, RouterRollout(False, f"{gateway}: not {kind}: {why}")
-    for name in _backends(route):
+    names = _backends(route)
+    for name in [n for n in names if n.startswith(f"{MIRRORING_KIND}/")]:
+        mirroring = (mirrorings or {}).get(name.partition("/")[2])
+        if mirroring is None:
+            return None, 0, RouterRollout(False, f"route waits for {name} to be created")
+        names += _mirrored(mirroring)
+    for name in [n for n in names if "/" not in n]:
         graph = graphs.get(name)
         ready = condition(dict(graph), "Ready") if graph is not None else None
         if ready is None or ready.get("status") != "True":
@@ -174,5 +183,17 @@ def _backends(route: Mapping[str, Any]) -> list[str]:
             for f in rule.get("filters") or []
             if "requestMirror" in f
         ]
-        names += [ref["name"] for ref in refs]
+        names += [_backend(ref) for ref in refs]
     return list(dict.fromkeys(names))
+
+
+def _backend(ref: Mapping[str, Any]) -> str:
+    """A graph's Service by its name; a TraefikService as ``TraefikService/<name>``."""
+    kind = ref.get("kind") or "Service"
+    return ref["name"] if kind == "Service" else f"{kind}/{ref['name']}"
+
+
+def _mirrored(mirroring: Mapping[str, Any]) -> list[str]:
+    """The Services a TraefikService of kind mirroring serves from and copies to."""
+    spec = (mirroring.get("spec") or {}).get("mirroring") or {}
+    return [spec.get("name", ""), *(m.get("name", "") for m in spec.get("mirrors") or [])]

@@ -26,7 +26,7 @@ from pipeline_operator.core.planner.options import (
     PlanError,
     PlanOptions,
 )
-from pipeline_operator.core.planner.route import build_http_route
+from pipeline_operator.core.planner.route import build_http_route, build_mirroring
 from pipeline_operator.core.revisions import active_revisions, canary_active, scale_of
 
 # KServe's webhooks accept InferenceService and InferenceGraph names of this form only.
@@ -91,7 +91,7 @@ def plan(
     routing: TrafficRouting | None = None,
 ) -> list[dict[str, Any]]:
     """Every desired child, in apply order: InferenceServices, InferenceGraph(s), then the
-    HTTPRoute.
+    HTTPRoute (after the TraefikService it mirrors through, if any).
 
     InferenceServices: one per stage of each active revision (stable first), each stage
     scaled as ``capacity`` says for its name (the spec's scaling now, applied in place to
@@ -101,7 +101,8 @@ def plan(
     canary's analysis runs jobs against each revision), a canary in progress adds a graph of
     the stable revision's own and one of the canary's. With ``routing`` through the Gateway
     API, every revision the route sends requests to has a graph of its own and the HTTPRoute
-    splits between them, in place of the Splitter graph.
+    splits between them, in place of the Splitter graph; a mirror through Traefik adds the
+    TraefikService that copies the stable revision's requests.
     """
     revisions = active_revisions(status)
     weights = traffic_weights(status)
@@ -126,6 +127,9 @@ def plan(
             build_inference_graph(owner, {revision: 100}, active, options, ROLE_REVISION)
         )
     if route_by is not None and weights:
+        mirroring = build_mirroring(owner, route_by, status, options)
+        # Before the route that names it: a route whose service is not there yet fails.
+        objects += [mirroring] if mirroring is not None else []
         objects.append(build_http_route(owner, route_by, weights, status, options))
     check_names(objects)
     return objects

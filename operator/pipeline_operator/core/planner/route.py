@@ -6,7 +6,9 @@ Rules, in the order the Gateway API's precedence takes them (a rule with more he
 first; among equals, the first in the list): a rule per cohort; with stickiness, the users
 whose id falls in the canary's share to the canary and the other users to the stable; last,
 requests that match nothing else, split by weight. A mirror copies the share of the requests
-the stable revision answers to the canary.
+the stable revision answers to the canary: with the Gateway API's RequestMirror filter on
+those rules, or (``mirrorWith: TraefikService``) through a Traefik TraefikService of kind
+mirroring that takes the stable revision's place among them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pipeline_operator.core.revisions import canary_active
 ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 ROUTE_KIND = "HTTPRoute"
 MIRROR_ANNOTATION = f"{GROUP}/mirror"
+MIRRORING_API_VERSION = "traefik.io/v1alpha1"
+MIRRORING_KIND = "TraefikService"
 GRAPH_PORT = 80  # the port of the Service KServe puts before an InferenceGraph's router
 BUCKETS = 256  # sticky users: the last two hex digits of their id
 HEX = "0123456789abcdef"
@@ -60,6 +64,8 @@ def build_http_route(
     if mirror and canary:
         metadata["annotations"][MIRROR_ANNOTATION] = f"{canary}={mirror}"
     target = canary or stable
+    by_traefik = bool(mirror and canary) and gateway.mirror_with == "TraefikService"
+    mirroring = naming.mirror_name(owner.name)
 
     def backend(revision: str, weight: int | None = None) -> dict[str, Any]:
         ref: dict[str, Any] = {
@@ -68,8 +74,15 @@ def build_http_route(
         }
         return ref if weight is None else {**ref, "weight": weight}
 
+    def served(revision: str, weight: int | None = None) -> dict[str, Any]:
+        """``backend``, but the stable revision's requests pass the mirroring service."""
+        if not (by_traefik and revision == stable):
+            return backend(revision, weight)
+        ref = {"group": "traefik.io", "kind": MIRRORING_KIND, "name": mirroring}
+        return ref if weight is None else {**ref, "weight": weight}
+
     filters = []
-    if mirror and canary:
+    if mirror and canary and not by_traefik:
         # Without ``percent``, a filter copies every request: what implementations without
         # the percentage mirror (HTTPRouteRequestPercentageMirror) support.
         mirror_to = {"backendRef": backend(canary), **({"percent": mirror} if mirror < 100 else {})}
@@ -85,10 +98,10 @@ def build_http_route(
             rules.append({"matches": [canary_match], "backendRefs": [backend(canary)]})
         stable_rule: dict[str, Any] = {
             "matches": [sticky_match(routing.stickiness, 0)],
-            "backendRefs": [backend(stable)],
+            "backendRefs": [served(stable)],
         }
         rules.append({**stable_rule, **({"filters": filters} if filters else {})})
-    split = {"backendRefs": [backend(r, w) for r, w in weights.items()]}
+    split = {"backendRefs": [served(r, w) for r, w in weights.items()]}
     rules.append({**split, **({"filters": filters} if filters else {})})
     spec: dict[str, Any] = {
         "parentRefs": [
@@ -106,6 +119,39 @@ def build_http_route(
     if gateway.hostnames:
         spec["hostnames"] = list(gateway.hostnames)
     return {"apiVersion": ROUTE_API_VERSION, "kind": ROUTE_KIND, "metadata": metadata, "spec": spec}
+
+
+def build_mirroring(
+    owner: Owner, routing: TrafficRouting, status: InferencePipelineStatus, options: PlanOptions
+) -> dict[str, Any] | None:
+    """With ``mirrorWith: TraefikService``, while a canary is mirrored to: the TraefikService
+    the route sends the stable revision's requests to, which serves them from the stable
+    revision's graph and copies ``status.mirror_percent`` of them to the canary's (Traefik
+    discards the copies' answers and never waits on them)."""
+    gateway = routing.gateway_api
+    canary = status.canary_revision if canary_active(status) else None
+    mirror = status.mirror_percent if canary else 0
+    if gateway is None or gateway.mirror_with != "TraefikService" or not (mirror and canary):
+        return None
+    stable = status.stable_revision
+    if stable is None:
+        return None
+    name = naming.mirror_name(owner.name)
+    metadata = build_metadata(owner, name, naming.labels(owner.name), options)
+    target = {"name": naming.revision_graph_name(owner.name, canary), "port": GRAPH_PORT}
+    spec = {
+        "mirroring": {
+            "name": naming.revision_graph_name(owner.name, stable),
+            "port": GRAPH_PORT,
+            "mirrors": [{**target, "percent": mirror}],
+        }
+    }
+    return {
+        "apiVersion": MIRRORING_API_VERSION,
+        "kind": MIRRORING_KIND,
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 def _revision(cohort: Cohort, stable: str, canary: str) -> str:
