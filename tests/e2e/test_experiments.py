@@ -8,6 +8,10 @@ reaches the canary, sticky users keep their revision as its weight grows from 10
 the promotion waits until the approval webhook allows it. A model that labels the texts
 otherwise is then aborted by the Job, and every request, the cohort's too, returns to the
 stable. The shares are checked within four standard deviations of their binomial law.
+
+Last, a shadow rollout: Traefik's Gateway provider has no RequestMirror filter, so a
+mirror step is refused there, while one through a TraefikService (``mirrorWith``) copies its
+share of the stable revision's requests to the canary, whose answers no caller ever gets.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline_operator.core.naming import service_name
 from tests import pipelines as p
 from tests.e2e.labelled import TEXTS, job_report, labelled_set
 from tests.harness import Cluster, LocalCluster
@@ -41,6 +47,7 @@ EXAMPLE = Path(__file__).parents[2] / "manifests" / "examples" / "05-experiments
 NAME = "experiment"
 USERS = 200
 BUCKETS = 256  # a sticky user's bucket: the last two hex digits of its id
+MIRRORED = 500  # requests sent while the canary is mirrored to, besides the latency probe
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +143,8 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
     record_property: pytest.RecordProperty,
 ) -> None:
     v1 = example_models["pvc://models/sentiment-v1"]
-    install_models(namespace, {**example_models, "pvc://models/sentiment-v1-retrained": v1})
+    copies = {"pvc://models/sentiment-v1-retrained": v1, "pvc://models/sentiment-v1-shadow": v1}
+    install_models(namespace, {**example_models, **copies})
     labelled_set(cluster, namespace, v1)
     p.apply(cluster, rolled_out(namespace, "pvc://models/sentiment-v1", approvals))
     st = p.wait_status(cluster, namespace, NAME, "v1 Healthy", timeout=600, phase="Healthy")
@@ -148,7 +156,11 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
     with httpx.Client(timeout=60) as http:
         # Traefik reads the route's backends from their EndpointSlices: the first answer may
         # take a moment after the route is accepted.
-        wait_for(lambda: _answers(http, url), 90, "the Gateway to answer")
+        seen: list[str] = []
+        try:
+            wait_for(lambda: _answers(http, url, seen), 90, "the Gateway to answer")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; it answered {seen}") from None
         assert {ask(http, url, cohort) for _ in range(20)} == {stable}
 
         # The retrained model: it agrees with v1 on every text, passes the Job.
@@ -239,6 +251,42 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
         assert all("filters" not in rule for rule in route["spec"]["rules"]), route
         assert {ask(http, url) for _ in range(20)} == {promoted}
 
+        # The same step through a TraefikService: the stable revision's requests pass it, and
+        # it copies 20% of them to the canary; every answer is still the stable revision's.
+        shadow = rolled_out(namespace, "pvc://models/sentiment-v1-shadow", approvals)
+        shadow["spec"]["rollout"]["trafficRouting"]["gatewayAPI"]["mirrorWith"] = "TraefikService"
+        shadow["spec"]["rollout"]["canary"]["steps"] = [
+            {"setMirror": {"percent": 20}},
+            {"pause": {}},
+        ]
+        p.apply(cluster, shadow)
+        st = wait_for(lambda: _mirroring(cluster, namespace), 600, "the canary mirrored to")
+        shadowed_revision = st["canaryRevision"]
+        [mirroring] = p.children(cluster, namespace, "traefikservices")
+        assert mirroring["spec"]["mirroring"]["mirrors"][0]["percent"] == 20, mirroring
+        wait_for_route(gateway, namespace, NAME, timeout=120)
+        before = _predictor_requests(cluster, namespace, shadowed_revision)
+        mirrored_answers = Counter(ask(http, url) for _ in range(MIRRORED))
+        with_mirror = latencies(http, url, 200)
+        time.sleep(2)  # the copies are sent beside the answers, not before them
+        copies = _predictor_requests(cluster, namespace, shadowed_revision) - before
+        assert mirrored_answers == {promoted: MIRRORED}, mirrored_answers
+        # Traefik copies a request whenever its copies fall below the share of those it saw.
+        low, high = bound(MIRRORED + 200, 0.2)
+        assert low <= copies <= high, (copies, low, high)
+
+        # Aborted: the route names the stable graph again, then the TraefikService goes.
+        p.command(cluster, namespace, NAME, "abort", "shadow")
+        p.wait_status(cluster, namespace, NAME, "the shadow's abort", timeout=120, phase="Aborted")
+        wait_for(
+            lambda: not p.children(cluster, namespace, "traefikservices"),
+            120,
+            "the TraefikService to go once the route no longer names it",
+        )
+        wait_for_route(gateway, namespace, NAME, timeout=120)
+        without_mirror = latencies(http, url, 200)
+        assert {ask(http, url) for _ in range(20)} == {promoted}
+
     figures = {
         "rollout_requests": USERS * 3 + 100 + 900 + 300,
         "cohort_correct": f"{testers_10[canary] + testers_50[canary]}/1000",
@@ -250,17 +298,26 @@ def test_cohorts_sticky_users_and_the_evaluation_job_through_a_real_gateway(
         "direct_p50_ms": round(percentile(beside, 50) * 1000, 1),
         "direct_p99_ms": round(percentile(beside, 99) * 1000, 1),
         "evaluation_job_seconds": job_seconds,
+        f"mirrored_copies_of_{MIRRORED + 200}_at_20": copies,
+        "mirror_on_p50_ms": round(percentile(with_mirror, 50) * 1000, 1),
+        "mirror_on_p99_ms": round(percentile(with_mirror, 99) * 1000, 1),
+        "mirror_off_p50_ms": round(percentile(without_mirror, 50) * 1000, 1),
+        "mirror_off_p99_ms": round(percentile(without_mirror, 99) * 1000, 1),
     }
     print(f"gateway figures: {json.dumps(figures)}")
     for key, value in figures.items():
         record_property(key, value)
 
 
-def _answers(http: httpx.Client, url: str) -> bool:
+def _answers(http: httpx.Client, url: str, seen: list[str]) -> bool:
+    """Whether one request gets a 200; what it got instead is left in ``seen``."""
     try:
-        return http.post(url, json={"instances": [TEXTS[0]]}).status_code == 200
-    except httpx.HTTPError:
+        response = http.post(url, json={"instances": [TEXTS[0]]})
+    except httpx.HTTPError as err:
+        seen[:] = [f"{type(err).__name__}: {err}"]
         return False
+    seen[:] = [f"{response.status_code} {response.text[:300]}"]
+    return response.status_code == 200
 
 
 def _refused_mirror(cluster: Cluster, namespace: str) -> dict | None:
@@ -276,3 +333,32 @@ def _job_seconds(cluster: Cluster, namespace: str) -> float:
     started, done = job["status"]["startTime"], job["status"]["completionTime"]
     parse = "%Y-%m-%dT%H:%M:%SZ"
     return time.mktime(time.strptime(done, parse)) - time.mktime(time.strptime(started, parse))
+
+
+def _mirroring(cluster: Cluster, namespace: str) -> dict | None:
+    st = p.status(cluster, namespace, NAME)
+    paused = st.get("currentStepIndex") == 1 and st.get("canaryRevision")
+    return st if paused and st.get("mirrorPercent") == 20 else None
+
+
+def _predictor_requests(cluster: Cluster, namespace: str, revision: str) -> int:
+    """Requests the predictor pods of ``revision`` answered, from their own metrics."""
+    isvc = service_name(NAME, "classifier", revision)
+    selector = f"serving.kserve.io/inferenceservice={isvc},component=predictor"
+    listed = kubectl_json(cluster, "get", "pods", "-n", namespace, "-l", selector)["items"]
+    ips = [pod["status"].get("podIP") for pod in listed if pod["status"].get("phase") == "Running"]
+    assert ips, f"no running predictor pod of {isvc}"
+    total = 0
+    for ip in ips:
+        text = httpx.get(f"http://{ip}:8080/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            if family.name != "pipeline_stage_requests":
+                continue
+            total += int(
+                sum(
+                    sample.value
+                    for sample in family.samples
+                    if sample.name.endswith("_total") and sample.labels.get("outcome") == "ok"
+                )
+            )
+    return total

@@ -123,6 +123,13 @@ class NodePaths:
         return self.run / "cni"
 
     @property
+    def pod_logs(self) -> Path:
+        """The node's pod logs. Never one directory for all: a kubelet removes the log
+        directories of pods it does not run, so kubelets sharing /var/log/pods delete each
+        other's pods' logs (``kubectl logs`` of a finished pod then finds none)."""
+        return self.run / "pod-logs"
+
+    @property
     def bridge(self) -> str:
         return f"ipl-{self.name}"[:15]
 
@@ -162,7 +169,8 @@ def containerd_config(paths: NodePaths) -> str:
 
 def cni_config(paths: NodePaths, subnet: str) -> dict[str, Any]:
     """A bridge per node with host-local addresses; the firewall plugin opens the machine's
-    FORWARD chain (Docker's policy drops) to the pods' own traffic."""
+    FORWARD chain (Docker's policy drops) to each pod's traffic (and ``prepare_network`` to
+    the pod range's)."""
     return {
         "cniVersion": "1.0.0",
         "name": f"ipl-{paths.name}",
@@ -223,6 +231,7 @@ def kubelet_config(
         "maxPods": 110,
         "shutdownGracePeriod": "0s",
         "resolvConf": "/etc/resolv.conf",
+        "podLogsDir": str(paths.pod_logs),
     }
 
 
@@ -268,10 +277,17 @@ def prepare_network() -> None:
         run("modprobe", "br_netfilter", check=False)
     for key in ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"):
         Path("/proc/sys", key).write_text("1", encoding="ascii")
-    # Pods reach each other, Services and this machine, and nothing beyond it.
-    rule = ["-s", POD_RANGE, "!", "-d", POD_RANGE, "-j", "DROP"]
-    if run("iptables", "-C", "FORWARD", *rule, check=False).returncode != 0:
-        run("iptables", "-I", "FORWARD", "1", *rule)
+    # Pods reach each other, Services and this machine, and nothing beyond it. Pod to pod is
+    # accepted by one rule of the range, not only by the firewall plugin's rules per pod
+    # address: the delete of a sandbox left by an earlier cluster removes the rules of its
+    # address, which a pod of this cluster may have been given again (its requests, even on
+    # its own bridge, were then dropped by Docker's FORWARD policy).
+    for rule in (
+        ["-s", POD_RANGE, "!", "-d", POD_RANGE, "-j", "DROP"],
+        ["-s", POD_RANGE, "-d", POD_RANGE, "-j", "ACCEPT"],
+    ):
+        if run("iptables", "-C", "FORWARD", *rule, check=False).returncode != 0:
+            run("iptables", "-I", "FORWARD", "1", *rule)
 
 
 def cgroup_root_create(name: str) -> None:
@@ -467,6 +483,7 @@ class RealNodes:
         paths.run.mkdir(parents=True, exist_ok=True)
         paths.containerd_root.mkdir(parents=True, exist_ok=True)
         paths.cni_dir.mkdir(parents=True, exist_ok=True)
+        paths.pod_logs.mkdir(parents=True, exist_ok=True)
         subnet = POD_RANGE.replace("0.0/16", f"{index}.0/24")
         (paths.cni_dir / "10-ipl.conflist").write_text(
             json.dumps(cni_config(paths, subnet), indent=2), encoding="utf-8"

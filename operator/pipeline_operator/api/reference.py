@@ -133,10 +133,12 @@ A canary through a Gateway API HTTPRoute (`trafficRouting.gatewayAPI`) can copy 
 requests to the new revision before it answers any (`setMirror`), pin a cohort to it by a
 header or cookie, keep each user on one revision (`stickiness`), be judged by a Job on a
 labelled set (`job` metrics, e.g. the kit's evaluation image) and wait for a webhook before
-promotion (`webhooks`). `manifests/examples/05-experiments` runs all but the mirror through
-a real Gateway; a mirror needs a Gateway whose class lists `HTTPRouteRequestMirror`
+promotion (`webhooks`). `manifests/examples/05-experiments` runs them through a real
+Gateway (Traefik). A mirror needs a Gateway whose class lists `HTTPRouteRequestMirror`
 (`HTTPRouteRequestPercentageMirror` for a share) in `status.supportedFeatures`, or the
-pipeline is refused, naming the step (docs/operations.md).
+pipeline is refused, naming the step; on Traefik, which has no such filter, set
+`gatewayAPI.mirrorWith: TraefikService` and the mirror goes through a TraefikService the
+operator owns (docs/operations.md).
 
 ```yaml
 rollout:
