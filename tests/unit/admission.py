@@ -30,7 +30,7 @@ MINIMAL = {"stages": [{"name": "model", "predictor": {"container": {"image": "ex
 # longer the same pipeline less an optional block, and the CRD rightly refuses it.
 _ALTERNATIVES = [
     (r"\.predictor$", {"model", "container"}),
-    (r"\.canary\.steps\[\d+\]$", {"pause", "analysis"}),
+    (r"\.canary\.steps\[\d+\]$", {"pause", "analysis", "setMirror"}),
     # A metric's provider, a cohort's match: exactly one of each.
     (r"\.metrics\[\d+\]$", {"web", "job"}),
     (r"\.cohorts\[\d+\]$", {"header", "cookie"}),
@@ -130,10 +130,20 @@ def _blocks(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[str
 def stripped(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """``spec`` with each optional block removed or emptied in turn.
 
-    Without ``nodePools`` the stages' references to them go too.
+    Without ``nodePools`` the stages' references to them go too; without the Gateway API
+    routing, the ``setMirror`` steps (a mirror needs it).
     """
     for label, variant in _blocks(spec_schema(), spec, "spec"):
         if "nodePools" not in variant and "nodePools" in spec:
             stages = [{k: v for k, v in s.items() if k != "nodePool"} for s in variant["stages"]]
             variant = {**variant, "stages": stages}
+        if _gateway(spec) and not _gateway(variant) and "canary" in variant.get("rollout", {}):
+            canary = variant["rollout"]["canary"]
+            steps = [s for s in canary.get("steps", []) if "setMirror" not in s]
+            rollout = {**variant["rollout"], "canary": {**canary, "steps": steps}}
+            variant = {**variant, "rollout": rollout}
         yield label, variant
+
+
+def _gateway(spec: dict[str, Any]) -> bool:
+    return "gatewayAPI" in spec.get("rollout", {}).get("trafficRouting", {})
