@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,17 @@ class Traefik:
         if self.process is None or self.process.poll() is not None:
             raise ClusterError(f"Traefik exited during start-up:\n{self.log_tail()}")
         return answers_ok(f"{self.api}/ping")
+
+    def serves_route(self, namespace: str, route: str) -> bool:
+        """Whether Traefik's applied configuration holds a router of the HTTPRoute (its
+        provider names them ``httproute-<namespace>-<route>-...``)."""
+        try:
+            with urllib.request.urlopen(f"{self.api}/api/http/routers", timeout=5) as answer:
+                routers = json.loads(answer.read())
+        except (OSError, ValueError):
+            return False
+        prefix = f"httproute-{namespace}-{route}-"
+        return any(str(r.get("name", "")).startswith(prefix) for r in routers)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -263,12 +275,15 @@ class Gateway:
 
 
 def wait_for_route(gateway: Gateway, namespace: str, route: str, timeout: float = 60) -> None:
-    """Wait until Traefik has accepted an HTTPRoute and resolved its backends; fail with the
-    route's conditions."""
+    """Wait until Traefik has accepted an HTTPRoute, resolved its backends and serves a router
+    of it; fail with the route's conditions. (Traefik writes the route's status when its
+    provider reads the route, and serves it only once the configuration is applied, which
+    providers' throttling delays: a request between the two gets a 404.)"""
 
     def accepted() -> bool:
         conditions = {c["type"]: c["status"] for c in gateway.route_conditions(namespace, route)}
-        return conditions.get("Accepted") == conditions.get("ResolvedRefs") == "True"
+        held = conditions.get("Accepted") == conditions.get("ResolvedRefs") == "True"
+        return held and gateway.traefik.serves_route(namespace, route)
 
     try:
         wait_until(accepted, timeout, f"HTTPRoute {namespace}/{route} to be accepted")
