@@ -102,7 +102,6 @@ from pipeline_operator.telemetry.tracing import tracer
 log = logging.getLogger(__name__)
 
 RETIRED_AT = f"{GROUP}/retired-at"
-ROUTE_SETTLE = 2.0  # seconds between looks at a route a child waits on
 T = TypeVar("T")
 
 
@@ -750,8 +749,7 @@ class Reconciler:
         ):
             retired = retired_at(obj)
             if obj["kind"] == MIRRORING_KIND and (served is None or route_changed):
-                out.wait(ROUTE_SETTLE)  # the route may still name it: kept until it does not
-                continue
+                continue  # the route may still name it; the Gateway's verdict wakes it again
             if obj["kind"] == "InferenceService":
                 if retired is None and not settled:
                     continue  # still routed to until the router has rolled out

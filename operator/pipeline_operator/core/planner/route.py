@@ -64,7 +64,7 @@ def build_http_route(
     if mirror and canary:
         metadata["annotations"][MIRROR_ANNOTATION] = f"{canary}={mirror}"
     target = canary or stable
-    by_traefik = bool(mirror and canary) and gateway.mirror_with == "TraefikService"
+    by_traefik = traefik_mirror(routing, status) is not None
     mirroring = naming.mirror_name(owner.name)
 
     def backend(revision: str, weight: int | None = None) -> dict[str, Any]:
@@ -128,14 +128,10 @@ def build_mirroring(
     the route sends the stable revision's requests to, which serves them from the stable
     revision's graph and copies ``status.mirror_percent`` of them to the canary's (Traefik
     discards the copies' answers and never waits on them)."""
-    gateway = routing.gateway_api
-    canary = status.canary_revision if canary_active(status) else None
-    mirror = status.mirror_percent if canary else 0
-    if gateway is None or gateway.mirror_with != "TraefikService" or not (mirror and canary):
+    mirrored = traefik_mirror(routing, status)
+    if mirrored is None:
         return None
-    stable = status.stable_revision
-    if stable is None:
-        return None
+    stable, canary, mirror = mirrored
     name = naming.mirror_name(owner.name)
     metadata = build_metadata(owner, name, naming.labels(owner.name), options)
     target = {"name": naming.revision_graph_name(owner.name, canary), "port": GRAPH_PORT}
@@ -152,6 +148,19 @@ def build_mirroring(
         "metadata": metadata,
         "spec": spec,
     }
+
+
+def traefik_mirror(
+    routing: TrafficRouting, status: InferencePipelineStatus
+) -> tuple[str, str, int] | None:
+    """(stable, canary, share) while a canary is mirrored to through a TraefikService."""
+    gateway = routing.gateway_api
+    if gateway is None or gateway.mirror_with != "TraefikService":
+        return None
+    stable, canary = status.stable_revision, status.canary_revision
+    if stable is None or canary is None or not canary_active(status) or not status.mirror_percent:
+        return None
+    return stable, canary, status.mirror_percent
 
 
 def _revision(cohort: Cohort, stable: str, canary: str) -> str:
