@@ -1,7 +1,7 @@
 """Where the operator's memory goes, without a cluster (``make bench-memory``).
 
 Builds N synthetic pipelines' worth of the objects the operator watches, as it stores them:
-each pipeline (as ``kubectl apply`` leaves it, with kopf's finalizer) is reconciled by the
+each pipeline (as ``kubectl apply`` leaves it) is reconciled by the
 real :class:`~pipeline_operator.controller.reconcile.Reconciler` against a simulated
 apiserver (server-side apply's managedFields, resource versions) and KServe (its finalizer,
 its status of each InferenceService and InferenceGraph, a pod per stage, the router
@@ -13,8 +13,8 @@ history limit, are built by the real snapshot code with other images.
 Then, with tracemalloc, the objects are put in a fresh store kind by kind as a listing would,
 and the heap each term retains is measured: the store per kind, the operator's own-write
 records (every pipeline with the writes of one reconcile in flight, the worst case; none
-once the watch caught up), and the per-pipeline state term by term (kopf's memory of the
-pipeline, the loop's last view, the metrics series, the daemon's task and wake-up event).
+once the watch caught up), and the per-pipeline state term by term (the loop's last view,
+the metrics series, the loop's task and wake-up event).
 Prints bytes per object, per pipeline, and totals at 2,550 and 10,000 pipelines.
 
 tracemalloc counts the Python heap the objects hold; the process's RSS adds the interpreter
@@ -39,15 +39,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-from kopf._cogs.aiokits import aioenums
-from kopf._cogs.structs import bodies
-from kopf._core.reactor.inventory import ResourceMemory
-
 from pipeline_operator.api.v1alpha1 import API_VERSION, KIND, InferencePipelineSpec
 from pipeline_operator.api.v1alpha1 import InferencePipelineStatus as Status
-from pipeline_operator.controller import loop
-from pipeline_operator.controller.loop import Wakeups
+from pipeline_operator.controller.loop import Loop, Loops
 from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.core.naming import revision_of
 from pipeline_operator.core.observe import snapshots
@@ -71,7 +65,6 @@ from tests.unit.fake_kube import apply_merge_patch
 
 NAMESPACE = "bench"
 POOL = "pipelines.inference.dev/pool"
-KOPF_FINALIZER = loop.FINALIZER
 KSERVE_MANAGER = "manager"
 STAMP = "2026-01-01T00:00:00Z"
 SCALES = (2550, 10000)
@@ -269,8 +262,7 @@ class Apiserver:
         return obj
 
     def applied(self, body: dict[str, Any]) -> None:
-        """The user's ``kubectl apply`` (client-side: last-applied-configuration), then
-        kopf's finalizer."""
+        """The user's ``kubectl apply`` (client-side: last-applied-configuration)."""
         body = copy.deepcopy(body)
         last = json.dumps(body, separators=(",", ":"))
         meta = body["metadata"]
@@ -278,7 +270,6 @@ class Apiserver:
             uid=f"uid-{meta['name']}",
             generation=1,
             creationTimestamp=STAMP,
-            finalizers=[KOPF_FINALIZER],
             annotations={"kubectl.kubernetes.io/last-applied-configuration": last + "\n"},
         )
         meta["managedFields"] = [
@@ -295,13 +286,7 @@ class Apiserver:
                     },
                     "f:spec": fieldset(body["spec"], keyed=False),
                 },
-            ),
-            entry(
-                "kopf",
-                "Update",
-                API_VERSION,
-                {"f:metadata": {"f:finalizers": {".": {}, f'v:"{KOPF_FINALIZER}"': {}}}},
-            ),
+            )
         ]
         self.pipeline = self.bump(body)
 
@@ -675,22 +660,13 @@ def measure(pipelines: list[tuple[str, Converged]], settings: OperatorSettings) 
 async def per_pipeline_state(
     pipelines: list[tuple[str, Converged]], store: Store, writes: OwnWrites
 ) -> list[Term]:
-    """What the operator holds per pipeline besides the store, term by term: kopf's memory of
-    it (the pipeline as last delivered, untrimmed, which its daemon gets as ``body``), the
-    loop's last view, the metrics series, and the daemon's task waiting in the reconcile
-    loop's sleep with its wake-up event and stop flag."""
+    """What the operator holds per pipeline besides the store, term by term: the loop's last
+    view, the metrics series, and the loop's task waiting in its sleep with its wake-up
+    event."""
     await asyncio.sleep(0)
     count = len(pipelines)
     held: list[Any] = []
     terms = []
-
-    before = traced()
-    memories = []
-    for _, one in pipelines:
-        memory = ResourceMemory()
-        memory.daemons_memory.live_fresh_body = bodies.Body(load(one.objects[KIND][0]))  # type: ignore[arg-type]
-        memories.append(memory)
-    terms.append(Term("per pipeline: kopf's body of it", count, traced() - before))
 
     before = traced()
     for name, _ in pipelines:
@@ -704,22 +680,16 @@ async def per_pipeline_state(
         metrics.export_pipeline(NAMESPACE, name, one.step, one.traffic, one.phase)
     terms.append(Term("per pipeline: metrics series", count, traced() - before))
 
+    async def sleeping(namespace: str, name: str, control: Loop) -> None:
+        await control.sleep(3600.0)  # where a reconcile loop waits between reconciles
+
     before = traced()
-    wakeups = Wakeups()
-    tasks = []
-    for (name, _), memory in zip(pipelines, memories, strict=True):
-        memory.memo = copy.copy(kopf.Memo(store=store, wakeups=wakeups))  # type: ignore[assignment]
-        stopper: aioenums.FlagSetter[kopf.DaemonStoppingReason] = aioenums.FlagSetter()
-        stopped = aioenums.FlagWaiter(stopper)
-        wakeup = wakeups.event(NAMESPACE, name)
-        tasks.append(asyncio.create_task(loop._sleep(wakeup, stopped, 3600.0)))
-        held.append(stopper)
+    loops = Loops(sleeping, lambda *_: None)
+    loops.start((NAMESPACE, name) for name, _ in pipelines)
     await asyncio.sleep(0)  # every task waits in its sleep
     await asyncio.sleep(0)
-    terms.append(Term("per pipeline: daemon task, wake-up", count, traced() - before))
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    terms.append(Term("per pipeline: its loop's task and wake-up", count, traced() - before))
+    await loops.stop(0.0)
     return terms
 
 

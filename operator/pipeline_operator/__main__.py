@@ -49,8 +49,6 @@ def parse_args(argv: list[str] | None = None) -> OperatorSettings:
         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
         '"message":"%(message)s"}',
     )
-    # kopf logs every handler call at INFO; the reconciler logs what it does.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     return settings
 
 

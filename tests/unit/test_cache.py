@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from types import SimpleNamespace
 from typing import Any
 
 import kopf
 
-from pipeline_operator.controller.loop import Wakeups, wake_changed
+from pipeline_operator.controller.loop import Loop, Loops, wake_changed
 from pipeline_operator.core.naming import LABEL_PIPELINE
 from pipeline_operator.k8s.cache import (
     GRAPHS,
@@ -313,12 +314,25 @@ def test_a_relist_drops_the_own_writes_it_supersedes() -> None:
 
 
 def test_a_relist_that_drops_an_own_write_wakes_its_pipeline() -> None:
-    fake = Fake()
-    memo = kopf.Memo(store=fake.store, wakeups=Wakeups(), reconciler=SimpleNamespace())
-    memo.reconciler.writes = fake.writes
-    woken = memo.wakeups.event(NS, NAME)
-    fake.writes.record(NS, NAME, service("a", 11))
-    services = next(r for r in WATCHED if r.kind is SERVICES)
-    wake_changed(memo, set(), Listed(services, NS, frozenset(), 20))
-    assert woken.is_set()
-    assert fake.view().children == ()
+    async def scenario() -> None:
+        fake = Fake()
+        woken: list[Loop] = []
+
+        async def run(namespace: str, name: str, loop: Loop) -> None:
+            loop.wakeup.clear()
+            woken.append(loop)
+            await loop.sleep(None)
+
+        memo = kopf.Memo(store=fake.store, loops=Loops(run, lambda *_: None))
+        memo.reconciler = SimpleNamespace(writes=fake.writes)
+        memo.loops.start([(NS, NAME)])
+        await asyncio.sleep(0)
+        [loop] = woken
+        fake.writes.record(NS, NAME, service("a", 11))
+        services = next(r for r in WATCHED if r.kind is SERVICES)
+        wake_changed(memo, set(), Listed(services, NS, frozenset(), 20))
+        assert loop.wakeup.is_set()
+        assert fake.view().children == ()
+        await memo.loops.stop(1.0)
+
+    asyncio.run(scenario())

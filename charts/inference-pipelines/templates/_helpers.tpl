@@ -89,7 +89,7 @@ cluster (the ClusterRole). Keep this in step with pipeline_operator/k8s/client.p
 docs/operations.md has the same table and tests/delivery/test_chart.py checks it.
 */}}
 {{- define "inference-pipelines.namespacedRules" -}}
-# The pipelines: read, watch, and patch (kopf's finalizer and progress annotations, commands).
+# The pipelines: read, watch, and patch (removing the finalizer earlier releases kept; commands).
 - apiGroups: ["pipelines.inference.dev"]
   resources: ["inferencepipelines"]
   verbs: ["get", "list", "watch", "patch"]

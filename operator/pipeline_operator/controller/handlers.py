@@ -1,13 +1,14 @@
-"""kopf wiring (registration only): start-up and clean-up, and one daemon per pipeline that
-runs its reconcile loop (:mod:`~pipeline_operator.controller.loop`).
+"""kopf wiring (registration only): the operator's start-up and clean-up.
 
 The watches (:mod:`~pipeline_operator.k8s.informers`) keep the pipelines and everything their
 reconciles read in a store (InferenceServices and InferenceGraphs, the ControllerRevisions
 holding spec snapshots, the stages' pods and the graphs' router Deployments, all but the
 pipelines filtered by label in the apiserver), each object trimmed (see
-:mod:`~pipeline_operator.k8s.cache`), so a reconcile reads memory, not the API. They have listed
-everything before the operator starts its daemons, so the first reconcile after a start
-already sees everything; kopf itself watches only the pipelines, to run their daemons.
+:mod:`~pipeline_operator.k8s.cache`), so a reconcile reads memory, not the API. Each pipeline
+in the store has its reconcile loop (:mod:`~pipeline_operator.controller.loop`), started once
+everything is listed, so the first reconcile after a start already sees everything. kopf runs
+the operator's lifecycle (start-up, signals, clean-up) and registers no handler per resource:
+it keeps no copy of any pipeline beside the store's trimmed one.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from typing import Any
 
 import kopf
 
-from pipeline_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from pipeline_operator.controller import health
 from pipeline_operator.controller.leader import Alone, Leadership, identity
-from pipeline_operator.controller.loop import FINALIZER, Wakeups, reconcile_loop, wake_changed
+from pipeline_operator.controller.loop import Loops, ended, reconcile_loop, wake_changed
 from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.k8s.cache import Store
 from pipeline_operator.k8s.client import Kube, load_config
@@ -40,6 +40,9 @@ from pipeline_operator.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
+LOOPS_STOP_TIMEOUT = 10.0
+"""Seconds the reconciles in flight get to finish when the operator stops."""
+
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
@@ -53,20 +56,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = 30
-    settings.posting.level = logging.WARNING
     if config.namespaces:
         # Exact namespaces need no scanning: kopf would otherwise list all namespaces, which a
         # namespaced installation may not, and retry the refusal for a minute and a half.
         settings.scanning.disabled = True
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
     if config.metrics_port:
         metrics.start_server(config.metrics_port)
     tracing.configure()
     kube = Kube(load_config(connections=config.workers + 1), config.field_manager)
+    memo.loops = Loops(
+        lambda namespace, name, loop: reconcile_loop(namespace, name, loop, memo),
+        lambda namespace, name, gone: ended(memo, namespace, name, gone),
+    )
     leadership: Alone | Leadership = Alone()
     if config.lease_name:
         namespace = (
@@ -75,12 +76,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
             or next(iter(config.namespaces), "default")
         )
         leadership = Leadership(kube, namespace, config.lease_name, identity())
+        leadership.on_leading = memo.loops.wake_all
         kube.write_window = leadership.window
         memo.elector = asyncio.create_task(leadership.run())
     else:
         metrics.LEADER.set(1)
     memo.leadership = leadership
-    memo.wakeups = Wakeups()
     memo.reconciler = Reconciler(
         kube,
         config,
@@ -105,6 +106,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     except UnlistableError as err:  # no CRD, no RBAC: say which, and stop
         log.error("%s", err)
         raise kopf.PermanentError(str(err)) from None
+    memo.loops.start(memo.store.every_pipeline())
 
 
 @kopf.on.cleanup()
@@ -115,6 +117,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await memo.health.cleanup()
     if memo.get("watches") is None:
         return
+    await memo.loops.stop(LOOPS_STOP_TIMEOUT)
     memo.watches.stop()
     leadership = memo.leadership
     pool = memo.reconciler.api_pool
@@ -125,20 +128,3 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await asyncio.to_thread(
             leadership.release, lambda: pool.shutdown(wait=True, cancel_futures=True)
         )
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def pipeline_daemon(
-    name: str, namespace: str | None, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
-) -> None:
-    """Reconcile the pipeline until it is deleted or the operator stops."""
-    assert namespace is not None  # InferencePipelines are namespaced
-    memo.reconciler.writes.track(namespace, name)
-    try:
-        await reconcile_loop(namespace, name, stopped, memo)
-    finally:
-        memo.wakeups.forget(namespace, name)
-        memo.reconciler.writes.forget(namespace, name)
-        reason = stopped.reason
-        if reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in reason:
-            metrics.forget_pipeline(namespace, name)

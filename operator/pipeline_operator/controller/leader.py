@@ -61,9 +61,6 @@ class Alone:
         """No Lease, no deadline on writes."""
         return None
 
-    async def wait(self) -> None:
-        return None
-
 
 class Leadership:
     """Holds (or waits for) the Lease ``namespace/name`` as ``holder``.
@@ -95,7 +92,8 @@ class Leadership:
         """The Lease as this replica last wrote it."""
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="lease")
         """Its own thread: renewals never queue behind the API writes of reconciles."""
-        self._leading = asyncio.Event()
+        self.on_leading: Callable[[], None] = lambda: None
+        """Called each time this replica becomes the leader (the loops wake)."""
 
     def leading(self) -> bool:
         """Whether this replica may write now."""
@@ -104,12 +102,6 @@ class Leadership:
     def window(self) -> float:
         """Seconds this replica may still write (0: it does not lead)."""
         return max(0.0, self._until - self.clock())
-
-    async def wait(self) -> None:
-        """Return once this replica leads."""
-        while not self.leading():
-            self._leading.clear()
-            await self._leading.wait()
 
     async def run(self) -> None:
         """Acquire, then renew, the Lease every ``RETRY`` seconds (a standby tries again
@@ -125,7 +117,7 @@ class Leadership:
             if now and not was:
                 self.epoch += 1
                 log.info("leading: lease %s/%s held by %s", self.namespace, self.name, self.holder)
-                self._leading.set()
+                self.on_leading()
             elif was and not now:
                 log.warning("no longer leading: lease %s/%s not renewed", self.namespace, self.name)
                 metrics.forget_pipelines()

@@ -407,6 +407,23 @@ class Reconciler:
         if body is not None:
             self.writes.record(namespace, name, body)
 
+    async def drop_finalizer(self, world: World, finalizer: str) -> None:
+        """Remove ``finalizer`` from the pipeline ``world`` shows; the next view holds the
+        result."""
+        assert world.pipeline is not None
+        meta = world.pipeline["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        kept = [f for f in meta.get("finalizers") or [] if f != finalizer]
+        body = await self._run(
+            self.api_pool,
+            self.kube.patch_pipeline_finalizers,
+            namespace,
+            name,
+            kept,
+            meta.get("resourceVersion"),
+        )
+        self.writes.record(namespace, name, body)
+
     # -- observe -----------------------------------------------------------------------------
 
     def observe(self, world: World) -> Observed | Stop | None:

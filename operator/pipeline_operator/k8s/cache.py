@@ -394,6 +394,18 @@ class Store:
         """Names of the pipelines filed under ``label``."""
         return [c.body["metadata"]["name"] for c in self.get(PIPELINES, label)]
 
+    def every_pipeline(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every pipeline held."""
+        return [
+            (label[0], c.body["metadata"]["name"])
+            for label, filed in self._objects.get(PIPELINES.name, {}).items()
+            for c in filed.values()
+        ]
+
+    def holds_pipeline(self, namespace: str, name: str) -> bool:
+        filed = self._objects.get(PIPELINES.name, {}).get((namespace, pipeline_label(name)), {})
+        return any(c.body["metadata"]["name"] == name for c in filed.values())
+
     def _owners(self, kind: Kind, label: Label) -> set[Label]:
         if kind is not ROUTERS:
             return {label}

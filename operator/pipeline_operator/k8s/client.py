@@ -122,6 +122,17 @@ class Kube:
             body["metadata"] = {"resourceVersion": resource_version}
         return self._patch(path, body, MERGE_PATCH, timeout)
 
+    def patch_pipeline_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Set the pipeline's finalizers; a concurrent change fails with 409."""
+        timeout = self._writing("patch", KIND)
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        meta: dict[str, Any] = {"finalizers": finalizers}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        return self._patch(path, {"metadata": meta}, MERGE_PATCH, timeout)
+
     def _writing(self, verb: str, kind: str) -> float:
         """Count a write about to be sent and give its timeout; refuse it when this replica
         may not write long enough."""
