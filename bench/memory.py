@@ -650,7 +650,7 @@ def measure(pipelines: list[tuple[str, Converged]], settings: OperatorSettings) 
             count += 1
     terms.append(Term("own writes in flight (worst case)", count, traced() - before))
     for name, _ in pipelines:  # the watch caught up: only the tracking itself is left
-        cache.world(store, writes, NAMESPACE, name)
+        cache.view(store, writes, NAMESPACE, name)
 
     terms += asyncio.run(per_pipeline_state(pipelines, store, writes))
     tracemalloc.stop()
@@ -671,7 +671,7 @@ async def per_pipeline_state(
     before = traced()
     for name, _ in pipelines:
         held.append(
-            cache.rewritten(cache.world(store, writes, NAMESPACE, name), writes, NAMESPACE, name)
+            cache.rewritten(cache.view(store, writes, NAMESPACE, name), writes, NAMESPACE, name)
         )
     terms.append(Term("per pipeline: the loop's last view", count, traced() - before))
 

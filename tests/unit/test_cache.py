@@ -25,6 +25,7 @@ from pipeline_operator.k8s.cache import (
     trim_child,
     trim_pipeline,
     trim_pod,
+    view,
     world,
 )
 from pipeline_operator.k8s.informers import WATCHED, Listed
@@ -108,15 +109,16 @@ class Fake:
     def view(self) -> Any:
         return world(self.store, self.writes, NS, NAME)
 
+    def packed(self) -> Any:
+        return view(self.store, self.writes, NS, NAME)
+
 
 def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
     body = service("a", 5, ready="True")
     trimmed = trim_child(body)
     assert trimmed["status"] == {"conditions": [{"type": "Ready", "status": "True"}]}
     # What drift reads: an Apply entry whole, the spec fields of an Update; no status entry.
-    # Each fieldset is kept as its JSON.
-    managed = trimmed["metadata"]["managedFields"]
-    assert [{**e, "fieldsV1": json.loads(e["fieldsV1"])} for e in managed] == [
+    assert trimmed["metadata"]["managedFields"] == [
         {
             "manager": "inference-pipelines",
             "operation": "Apply",
@@ -148,15 +150,35 @@ def test_trimmed_objects_keep_what_reconciles_read_and_drop_the_rest() -> None:
     }
 
 
-def test_objects_decoded_apart_share_their_strings_in_the_store() -> None:
-    first, second = (json.loads(json.dumps(service(name, 5))) for name in ("a", "b"))
-    assert first["spec"] is not second["spec"]
-    one, other = cached(first).body, cached(second).body
-    assert one == trim_child(first)
-    [key] = one["spec"]["predictor"]
-    [same] = other["spec"]["predictor"]
-    assert key is same
-    assert one["metadata"]["labels"][LABEL_PIPELINE] is other["metadata"]["labels"][LABEL_PIPELINE]
+def test_the_store_keeps_each_object_packed_and_compares_it_by_content() -> None:
+    body = service("a", 5)
+    kept = cached(body)
+    assert kept.key == ("InferenceService", "a") and kept.version == 5
+    assert len(kept.packed.blob) < len(json.dumps(trim_child(body)))
+    assert kept.body == trim_child(body)
+    assert kept.body is not kept.body  # each reconcile opens its own copy
+    # The same object, its keys in another order (another encoder), is no change.
+    reordered = json.loads(json.dumps(body))
+    reordered["spec"] = dict(reversed(list({**body["spec"], "z": 1, "b": 2}.items())))
+    body["spec"] = {**body["spec"], "b": 2, "z": 1}
+    assert cached(body) == cached(reordered)
+    # An object of a list names no kind: the store gives it.
+    listed = {k: v for k, v in body.items() if k != "kind"}
+    assert cached(listed, trim_child, "InferenceService").key == kept.key
+
+
+def test_a_loop_keeps_a_packed_view_that_opens_into_the_world_a_reconcile_reads() -> None:
+    fake = Fake()
+    fake.show(PIPELINES, pipeline(3))
+    fake.show(SERVICES, service("a", 5))
+    packed = fake.packed()
+    assert packed == fake.packed()
+    assert packed.opened() == fake.view()
+    assert all(
+        c is fake.store.get(SERVICES, LABEL)[0]
+        for c in packed.objects.values()
+        if c.key[0] == "InferenceService"
+    )
 
 
 def test_an_own_write_shows_until_the_watch_delivers_it() -> None:
@@ -212,17 +234,17 @@ def test_what_a_reconcile_left_ignores_what_others_changed_meanwhile() -> None:
     fake = Fake()
     fake.show(PIPELINES, pipeline(10))
     fake.show(SERVICES, service("a", 11))
-    before = fake.view()
+    before = fake.packed()
     # The reconcile writes status; meanwhile KServe reports the service Ready.
     fake.writes.record(NS, NAME, pipeline(13, phase="Progressing"))
     fake.show(SERVICES, service("a", 12, ready="True"))
     left = rewritten(before, fake.writes, NS, NAME)
-    assert left.pipeline["status"] == {"phase": "Progressing"}
-    assert left.children == before.children
-    assert fake.view() != left  # the Ready service is news: reconcile again
+    assert left.opened().pipeline["status"] == {"phase": "Progressing"}
+    assert left.opened().children == before.opened().children
+    assert fake.packed() != left  # the Ready service is news: reconcile again
     fake.show(SERVICES, service("a", 11))
     fake.show(PIPELINES, pipeline(13, phase="Progressing"))
-    assert fake.view() == left  # only its own writes came back: nothing to do
+    assert fake.packed() == left  # only its own writes came back: nothing to do
 
 
 def test_a_view_holding_the_children_a_reconcile_wrote_is_reconciled_again() -> None:
@@ -230,15 +252,17 @@ def test_a_view_holding_the_children_a_reconcile_wrote_is_reconciled_again() -> 
     # that holds it is news, or that status would say "missing" until something else changed.
     fake = Fake()
     fake.show(PIPELINES, pipeline(10))
-    before = fake.view()
+    before = fake.packed()
     fake.writes.record(NS, NAME, service("a", 11))
     fake.writes.record(NS, NAME, pipeline(12, phase="Deploying"))
     left = rewritten(before, fake.writes, NS, NAME)
-    assert left.children == () and left.pipeline["status"] == {"phase": "Deploying"}
-    assert fake.view() != left
+    assert left.opened().children == () and left.opened().pipeline["status"] == {
+        "phase": "Deploying"
+    }
+    assert fake.packed() != left
     fake.show(SERVICES, service("a", 11))
     fake.show(PIPELINES, pipeline(12, phase="Deploying"))
-    assert fake.view() != left
+    assert fake.packed() != left
 
 
 def router(graph: str, version: int, available: int) -> dict[str, Any]:

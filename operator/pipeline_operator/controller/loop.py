@@ -171,7 +171,7 @@ async def reconcile_loop(namespace: str, name: str, control: Loop, memo: kopf.Me
     backoff = 1.0
     epoch = 0  # the leadership epoch in which this pipeline was last read from the API
     stale = False  # a status patch lost a race: read the pipeline from the API first
-    last: cache.World | None = None  # what the last reconcile read, with its own writes
+    last: cache.View | None = None  # what the last reconcile read, with its own writes
     due = 0.0  # when to reconcile even if nothing changed
     reconciler.writes.track(namespace, name)  # forgotten as the loop ends (see ended)
     while not control.stopping and store.holds_pipeline(namespace, name):
@@ -185,10 +185,11 @@ async def reconcile_loop(namespace: str, name: str, control: Loop, memo: kopf.Me
                 # after the watch last delivered the pipeline here).
                 await reconciler.refresh(namespace, name)
                 last, stale, epoch = None, False, leadership.epoch
-            world = cache.world(store, reconciler.writes, namespace, name)
-            if world == last and clock.time() < due:
+            view = cache.view(store, reconciler.writes, namespace, name)
+            if view == last and clock.time() < due:
                 await control.sleep(due - clock.time())
                 continue
+            world = view.opened()
             if LEGACY_FINALIZER in finalizers(world):
                 await reconciler.drop_finalizer(world, LEGACY_FINALIZER)
                 continue
@@ -221,15 +222,16 @@ def finalizers(world: cache.World) -> list[str]:
 
 
 class _Reader:
-    """Reads a pipeline's view from the cache for its reconcile, keeping the last one read."""
+    """Reads a pipeline's view from the cache for its reconcile, keeping the last one read
+    (packed)."""
 
     def __init__(self, store: Store, writes: OwnWrites, namespace: str, name: str):
         self.store, self.writes, self.namespace, self.name = store, writes, namespace, name
-        self.last = cache.World(pipeline=None)
+        self.last = cache.View({})
 
     def __call__(self) -> cache.World:
-        self.last = cache.world(self.store, self.writes, self.namespace, self.name)
-        return self.last
+        self.last = cache.view(self.store, self.writes, self.namespace, self.name)
+        return self.last.opened()
 
 
 # -- what wakes a pipeline ---------------------------------------------------------------------

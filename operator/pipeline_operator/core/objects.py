@@ -75,22 +75,18 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Packed:
-    """A JSON value kept compressed and decoded when read: how the operator's store holds what
-    a reconcile reads whole or not at all (a snapshot's spec). Equal when the values are
-    encoded alike."""
+    """A JSON value kept compressed and decoded when read: how the operator's store holds each
+    object, which a reconcile reads whole or not at all. Equal when the values are (keys
+    sorted: the order they came in does not matter)."""
 
     blob: bytes
 
     @classmethod
     def of(cls, value: Any) -> Packed:
-        return cls(zlib.compress(json.dumps(value, separators=(",", ":")).encode()))
+        encoded = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return cls(zlib.compress(encoded.encode()))
 
     def value(self) -> Any:
         return json.loads(zlib.decompress(self.blob))
-
-
-def unpacked(value: Any) -> Any:
-    """``value``, decoded if it is :class:`Packed`."""
-    return value.value() if isinstance(value, Packed) else value

@@ -2,9 +2,11 @@
 
 Watches (``informers``) fill a :class:`Store` with the pipelines and everything a reconcile
 reads of them (children, spec snapshots, pods, router Deployments), each object trimmed to
-the fields a reconcile reads (``trim_*``). A reconcile reads a :class:`World` of its pipeline
-from the store, overlaid with the operator's own writes that the watch has not delivered yet
-(:class:`OwnWrites`): no reconcile acts on a view older than its own last write.
+the fields a reconcile reads (``trim_*``) and kept packed (:class:`Cached`). A reconcile
+reads a :class:`World` of its pipeline, its few objects opened, from the store overlaid with
+the operator's own writes that the watch has not delivered yet (:class:`OwnWrites`): no
+reconcile acts on a view older than its own last write. Between reconciles, a loop keeps
+only the :class:`View` it last read: references to packed objects the store holds anyway.
 
 Resource versions are compared as numbers (etcd revisions, as every apiserver backed by etcd
 gives them): a cached object at or past the version a write returned has caught up with it.
@@ -12,8 +14,6 @@ gives them): a cached object at or past the version a write returned has caught 
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,39 +46,38 @@ def key_of(body: Mapping[str, Any]) -> Key:
     return str(body["kind"]), str(body["metadata"]["name"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cached:
-    """A trimmed object and its resourceVersion; equal when the trimmed fields are, so that a
-    change of fields no reconcile reads replaces nothing and wakes nothing."""
+    """A trimmed object, packed, with its key and resourceVersion; equal when the trimmed
+    fields are, so that a change of fields no reconcile reads replaces nothing and wakes
+    nothing.
 
-    body: dict[str, Any]
+    Packed, an object costs a few hundred bytes (its JSON, compressed) where its Python
+    objects would cost several kilobytes, which the store would hold between reconciles for
+    nothing: a reconcile reads each object of its pipeline whole or not at all, and opens
+    (:attr:`body`) only the few of its own pipeline.
+    """
+
+    key: Key
+    packed: Packed
     version: int = field(compare=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The trimmed object, decoded (a fresh copy each time)."""
+        return dict(self.packed.value())
 
 
 def cached(
-    body: Mapping[str, Any], trimmer: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    body: Mapping[str, Any],
+    trimmer: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    kind: str | None = None,
 ) -> Cached:
-    """``body`` trimmed (by kind, or with ``trimmer``) and :func:`compact`, with its
-    resourceVersion."""
-    return Cached(compact((trimmer or trim)(body)), version(body))
-
-
-def compact(value: Any) -> Any:
-    """``value`` rebuilt with its keys and strings interned.
-
-    Each watch event is decoded on its own, so every object brings fresh copies of the same
-    keys (``f:spec``, ``kserve-container``, ...) and values (images, label values, the serving
-    spec every InferenceService of a revision carries); the store holds thousands of objects,
-    and sharing one copy of each string makes it smaller. An interned string no object holds
-    any more is freed.
-    """
-    if isinstance(value, dict):
-        return {sys.intern(k): compact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compact(v) for v in value]
-    if isinstance(value, str):
-        return sys.intern(value)
-    return value
+    """``body`` trimmed (by kind, or with ``trimmer``) and packed, with its resourceVersion;
+    ``kind`` for an object of a list, which names no kind of its own."""
+    name = str(body.get("metadata", {}).get("name"))
+    key = (kind, name) if kind is not None else key_of(body)
+    return Cached(key, Packed.of((trimmer or trim)(body)), version(body))
 
 
 def pipeline_label(name: str) -> str:
@@ -123,9 +122,7 @@ def _managed(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     Entries of a subresource (status) are dropped, and an Update entry keeps only the spec
     fields it owns (none: it is dropped): drift reads the whole set of an Apply entry (the
-    operator's) and the spec fields of every other entry. Each fieldset is kept as its JSON
-    (keys sorted), which drift decodes: children of the same shape own the same fields, and
-    share one interned string where they would each hold a tree of small dicts.
+    operator's) and the spec fields of every other entry.
     """
     kept = []
     for entry in entries:
@@ -140,7 +137,7 @@ def _managed(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             {
                 "manager": entry.get("manager"),
                 "operation": entry.get("operation"),
-                "fieldsV1": json.dumps(fields, sort_keys=True, separators=(",", ":")),
+                "fieldsV1": fields,
             }
         )
     return kept
@@ -204,15 +201,13 @@ ROUTE_CONDITION_KEYS = ("type", "status", "reason", "message", "observedGenerati
 
 
 def trim_revision(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A ControllerRevision holding a spec snapshot; its ``data`` packed (a reconcile reads it
-    whole: ``snapshots.parse`` decodes it)."""
-    data = body.get("data")
+    """A ControllerRevision holding a spec snapshot."""
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": _meta(body, "name", "namespace", "uid", "labels"),
         "revision": body.get("revision", 0),
-        "data": Packed.of(data) if data is not None else None,
+        "data": body.get("data"),
     }
 
 
@@ -359,7 +354,7 @@ class Store:
         moved = where is not None and where[:2] != (kind, label)
         changed = self.delete(uid) if moved else set()
         stored = self._objects.setdefault(kind.name, {}).setdefault(label, {})
-        new = cached(body, kind.trim)
+        new = cached(body, kind.trim, kind.name)
         same = stored.get(uid) == new
         stored[uid] = new
         self._where[uid] = (kind, label, name)
@@ -392,19 +387,19 @@ class Store:
 
     def pipelines(self, label: Label) -> list[str]:
         """Names of the pipelines filed under ``label``."""
-        return [c.body["metadata"]["name"] for c in self.get(PIPELINES, label)]
+        return [c.key[1] for c in self.get(PIPELINES, label)]
 
     def every_pipeline(self) -> list[tuple[str, str]]:
         """(namespace, name) of every pipeline held."""
         return [
-            (label[0], c.body["metadata"]["name"])
+            (label[0], c.key[1])
             for label, filed in self._objects.get(PIPELINES.name, {}).items()
             for c in filed.values()
         ]
 
     def holds_pipeline(self, namespace: str, name: str) -> bool:
         filed = self._objects.get(PIPELINES.name, {}).get((namespace, pipeline_label(name)), {})
-        return any(c.body["metadata"]["name"] == name for c in filed.values())
+        return any(c.key[1] == name for c in filed.values())
 
     def _owners(self, kind: Kind, label: Label) -> set[Label]:
         if kind is not ROUTERS:
@@ -416,7 +411,7 @@ class Store:
 @dataclass
 class _Written:
     version: int
-    body: dict[str, Any] | None
+    kept: Cached | None
     """None: deleted (by the operator, or seen deleted by the watch)."""
 
 
@@ -446,7 +441,7 @@ class OwnWrites:
     def record(self, namespace: str, pipeline: str, response: Mapping[str, Any]) -> None:
         """A write's response (a pipeline, child or snapshot), or a fresh read."""
         kept = cached(response)
-        self._put(namespace, pipeline, key_of(response), _Written(kept.version, kept.body))
+        self._put(namespace, pipeline, kept.key, _Written(kept.version, kept))
 
     def deleted(self, namespace: str, pipeline: str, key: Key, after: int) -> None:
         """``key`` was deleted (by this operator, or as the watch says) past version ``after``."""
@@ -481,15 +476,15 @@ class OwnWrites:
 
     def merge(self, namespace: str, pipeline: str, objects: Iterable[Cached]) -> dict[Key, Cached]:
         """``objects`` by key with this pipeline's records laid over them."""
-        out = {key_of(c.body): c for c in objects}
+        out = {c.key: c for c in objects}
         with self._lock:
             pending = self._pending.get((namespace, pipeline), {})
             for key, written in list(pending.items()):
                 seen = out.get(key)
                 if seen is not None and seen.version >= written.version:
                     del pending[key]  # the watch caught up
-                elif written.body is not None:
-                    out[key] = Cached(written.body, written.version)
+                elif written.kept is not None:
+                    out[key] = written.kept
                 elif seen is None:
                     del pending[key]  # deleted, and the cache agrees
                 else:
@@ -497,55 +492,60 @@ class OwnWrites:
         return out
 
 
-def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
-    """The view one reconcile of ``namespace/name`` reads."""
+@dataclass(frozen=True)
+class View:
+    """One pipeline's objects as the store holds them (packed), with its own writes laid
+    over: what its loop compares between wake-ups (equal when the trimmed objects are), and
+    what :meth:`opened` decodes into the :class:`World` a reconcile reads."""
+
+    objects: Mapping[Key, Cached]
+    """The pipeline, its children and snapshots."""
+    pods: tuple[Cached, ...] = ()
+    routers: Mapping[str, Cached] = field(default_factory=dict)
+
+    def opened(self) -> World:
+        bodies = {key: c.body for key, c in self.objects.items()}
+        return World(
+            pipeline=next((b for k, b in bodies.items() if k[0] == KIND), None),
+            children=tuple(
+                b for k, b in bodies.items() if k[0] not in (KIND, "ControllerRevision")
+            ),
+            revisions=tuple(b for k, b in bodies.items() if k[0] == "ControllerRevision"),
+            pods=tuple(p.body for p in self.pods),
+            routers={g: r.body for g, r in self.routers.items()},
+            versions={k: c.version for k, c in self.objects.items()},
+        )
+
+
+def view(store: Store, writes: OwnWrites, namespace: str, name: str) -> View:
+    """What a reconcile of ``namespace/name`` reads, packed."""
     label = (namespace, pipeline_label(name))
-    pipelines = [p for p in store.get(PIPELINES, label) if p.body["metadata"]["name"] == name]
+    pipelines = [p for p in store.get(PIPELINES, label) if p.key[1] == name]
     children = [
         *(c for kind in (SERVICES, GRAPHS, ROUTES, MIRRORS) for c in store.get(kind, label))
     ]
     graphs = (graph_name(name), graph_name(name, preview=True))
     routers = {g: next(iter(store.get(ROUTERS, (namespace, g))), None) for g in graphs}
-    return _view(
-        writes,
-        namespace,
-        name,
-        [*pipelines, *children, *store.get(SNAPSHOTS, label)],
-        tuple(p.body for p in store.get(PODS, label)),
-        {g: r.body for g, r in routers.items() if r is not None},
+    return View(
+        writes.merge(namespace, name, [*pipelines, *children, *store.get(SNAPSHOTS, label)]),
+        tuple(store.get(PODS, label)),
+        {g: r for g, r in routers.items() if r is not None},
     )
 
 
-def rewritten(before: World, writes: OwnWrites, namespace: str, name: str) -> World:
+def world(store: Store, writes: OwnWrites, namespace: str, name: str) -> World:
+    """The view one reconcile of ``namespace/name`` reads, opened."""
+    return view(store, writes, namespace, name).opened()
+
+
+def rewritten(before: View, writes: OwnWrites, namespace: str, name: str) -> View:
     """``before`` with the reconcile's own write of the pipeline (its status) laid over it:
     the view that status was computed from, as it reads once the write comes back, whatever
     else changed meanwhile. Its writes of children and snapshots are not laid over: a view
     that holds them is not the one the status was computed from, so it is reconciled again."""
-    bodies = [*([before.pipeline] if before.pipeline else []), *before.children, *before.revisions]
-    objects = [Cached(b, before.versions.get(key_of(b), 0)) for b in bodies]
-    after = _view(writes, namespace, name, objects, before.pods, before.routers)
     key = (KIND, name)
-    versions = {**before.versions, **({key: after.versions[key]} if key in after.versions else {})}
-    return replace(before, pipeline=after.pipeline, versions=versions)
-
-
-def _view(
-    writes: OwnWrites,
-    namespace: str,
-    name: str,
-    objects: list[Cached],
-    pods: tuple[dict[str, Any], ...],
-    routers: Mapping[str, dict[str, Any]],
-) -> World:
-    merged = writes.merge(namespace, name, objects)
-    pipeline = merged.get((KIND, name))
-    return World(
-        pipeline=pipeline.body if pipeline is not None else None,
-        children=tuple(
-            c.body for k, c in merged.items() if k[0] not in (KIND, "ControllerRevision")
-        ),
-        revisions=tuple(c.body for k, c in merged.items() if k[0] == "ControllerRevision"),
-        pods=pods,
-        routers=routers,
-        versions={k: c.version for k, c in merged.items()},
-    )
+    after = writes.merge(namespace, name, before.objects.values())
+    objects = {k: c for k, c in before.objects.items() if k != key}
+    if key in after:
+        objects[key] = after[key]
+    return replace(before, objects=objects)

@@ -55,9 +55,7 @@ def drift(desired: dict[str, Any], live: dict[str, Any], manager: str) -> Drift:
 
 
 def _fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """An entry's fieldset: as the API gives it, or as the operator's store keeps it (JSON)."""
-    fields = entry.get("fieldsV1") or {}
-    return dict(json.loads(fields) if isinstance(fields, str) else fields)
+    return dict(entry.get("fieldsV1") or {})
 
 
 def _step(value: Any, key: str) -> tuple[Any, str]:

@@ -23,7 +23,6 @@ from pipeline_operator.core.naming import (
     parse_serving_spec,
     revision_of,
 )
-from pipeline_operator.core.objects import unpacked
 from pipeline_operator.core.planner import Owner
 from pipeline_operator.core.planner.metadata import build_owner_reference
 
@@ -41,12 +40,11 @@ def snapshot_name(pipeline: str, revision: str) -> str:
 
 
 def parse(objects: Iterable[dict[str, Any]]) -> dict[str, Snapshot]:
-    """Snapshots by revision, from ControllerRevision objects (unreadable ones are skipped);
-    their ``data`` as the API gives it or as the operator's store keeps it (packed)."""
+    """Snapshots by revision, from ControllerRevision objects (unreadable ones are skipped)."""
     out: dict[str, Snapshot] = {}
     for obj in objects:
         revision = obj["metadata"].get("labels", {}).get(LABEL_REVISION)
-        data = (unpacked(obj.get("data")) or {}).get("spec")
+        data = (obj.get("data") or {}).get("spec")
         if not revision or data is None:
             continue
         try:
