@@ -168,3 +168,35 @@ def test_health_answers_at_once_and_readiness_waits_for_the_listings() -> None:
             await runner.cleanup()
 
     asyncio.run(probe())
+
+
+def test_an_informer_fetches_its_next_page_only_once_the_last_is_in_the_store() -> None:
+    """A listing delivers pages to a busy event loop: were they queued, the operator would
+    hold every page of the listing at once at a start."""
+    order: list[str] = []
+
+    class Paging:
+        def __init__(self) -> None:
+            self.pages = [
+                {"items": [obj("a", 3)], "metadata": {"continue": "next"}},
+                {"items": [obj("b", 4)], "metadata": {"resourceVersion": "10"}},
+            ]
+
+        def call_api(self, path: str, method: str, query_params: list[Any], **_: Any) -> Any:
+            if not self.pages:
+                return Stream([])
+            order.append(f"fetch {len(order)}")
+            return self.pages.pop(0)
+
+    def busy(changed: Any, change: Any) -> None:
+        if change is None:  # a page: the event loop is slow to take it
+            threading.Event().wait(0.3)
+            order.append("applied")
+
+    async def start() -> None:
+        watches = Watches(Paging(), ["ml"], Store(), busy, (SERVICES,))  # type: ignore[arg-type]
+        await watches.start()
+        watches.stop()
+
+    asyncio.run(start())
+    assert order == ["fetch 0", "applied", "fetch 2", "applied"]

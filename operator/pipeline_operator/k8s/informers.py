@@ -50,8 +50,12 @@ from pipeline_operator.telemetry import metrics
 log = logging.getLogger(__name__)
 
 GONE = 410
-PAGE = 500
-"""Objects per page of a listing."""
+PAGE = 100
+"""Objects per page of a listing. A page is decoded whole (an InferenceService as the API
+gives it is about 10 KB of JSON, several times that as Python objects), and each informer
+holds one at a time: a start, a relist or a leader handover lists every watched kind at
+once, and larger pages would raise the operator's peak memory far above what its store
+holds."""
 WATCH_SECONDS = 300
 """How long the apiserver keeps one watch request open before the loop resumes it."""
 MAX_BACKOFF = 30.0
@@ -306,6 +310,7 @@ class Watches:
         self._unlistable: Unlistable | None = None
         self._listed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
 
     def not_ready(self) -> str | None:
         """Why the operator is not ready yet (None: every first listing is in)."""
@@ -341,13 +346,29 @@ class Watches:
         )
 
     def stop(self) -> None:
+        self._stopped = True
         for informer in self.informers:
             informer.stop()
 
     def _deliver(self, update: Update) -> None:
-        """From an informer's thread: apply ``update`` on the event loop."""
+        """From an informer's thread: apply ``update`` on the event loop. A listing's page is
+        waited for until applied, so an informer never fetches a page while the last one is
+        still queued: it holds one page at a time, not as many as it lists while the event
+        loop is busy."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._apply, update)
+        if not isinstance(update, Page):
+            self._loop.call_soon_threadsafe(self._apply, update)
+            return
+        applied = threading.Event()
+        self._loop.call_soon_threadsafe(self._apply_page, update, applied)
+        while not applied.wait(1.0) and not self._stopped:
+            pass
+
+    def _apply_page(self, page: Page, applied: threading.Event) -> None:
+        try:
+            self._apply(page)
+        finally:
+            applied.set()
 
     def _apply(self, update: Update) -> None:
         kind = update.resource.kind
