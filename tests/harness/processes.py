@@ -67,10 +67,12 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
 
 @dataclass(frozen=True)
 class ProcessFigures:
-    """What a process has cost so far: peak resident memory and CPU time (from /proc)."""
+    """What a process has cost so far: peak resident memory and CPU time (from /proc), and
+    its resident memory now."""
 
     peak_rss_mib: float
     cpu_seconds: float
+    rss_mib: float = 0.0
 
     @classmethod
     def of(cls, pid: int) -> ProcessFigures | None:
@@ -81,11 +83,13 @@ class ProcessFigures:
         except OSError:
             return None
         match = re.search(r"VmHWM:\s+(\d+)", status)
+        now = re.search(r"VmRSS:\s+(\d+)", status)
         fields = stat.rsplit(")", 1)[-1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         return cls(
             peak_rss_mib=int(match.group(1)) / 1024 if match else 0.0,
             cpu_seconds=(int(fields[11]) + int(fields[12])) / ticks,
+            rss_mib=int(now.group(1)) / 1024 if now else 0.0,
         )
 
 
