@@ -14,6 +14,7 @@ gives them): a cached object at or past the version a write returned has caught 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -75,7 +76,7 @@ def cached(
 ) -> Cached:
     """``body`` trimmed (by kind, or with ``trimmer``) and packed, with its resourceVersion;
     ``kind`` for an object of a list, which names no kind of its own."""
-    name = str(body.get("metadata", {}).get("name"))
+    name = sys.intern(str(body.get("metadata", {}).get("name")))
     key = (kind, name) if kind is not None else key_of(body)
     return Cached(key, Packed.of((trimmer or trim)(body)), version(body))
 
@@ -306,7 +307,10 @@ class Kind:
             value: str | None = pipeline_label(str(meta.get("name")))
         else:
             value = (meta.get("labels") or {}).get(self.label)
-        return (str(meta.get("namespace")), str(value)) if value else None
+        if not value:
+            return None
+        # Interned: every object of a pipeline is filed under the same two strings.
+        return sys.intern(str(meta.get("namespace"))), sys.intern(str(value))
 
 
 PIPELINES = Kind(KIND, trim_pipeline, None)
@@ -346,7 +350,7 @@ class Store:
     def put(self, kind: Kind, body: Mapping[str, Any]) -> set[Label]:
         """An object as listed, added or modified (one that lost its label leaves)."""
         meta = body.get("metadata", {})
-        uid, name = str(meta.get("uid")), str(meta.get("name"))
+        uid, name = str(meta.get("uid")), sys.intern(str(meta.get("name")))
         label = kind.filed_under(body)
         if label is None:
             return self.delete(uid)
