@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from pipeline_operator.api.v1alpha1 import InferencePipelineSpec, InferencePipelineStatus
-from pipeline_operator.core.naming import revision_of
+from pipeline_operator.controller.loop import LEGACY_FINALIZER
+from pipeline_operator.core.naming import LABEL_PIPELINE, revision_of
 from pipeline_operator.core.planner import Owner, plan
 from tests import pipelines as p
 from tests.harness import Cluster, Topology
@@ -241,3 +243,38 @@ def test_a_pipeline_name_kserve_cannot_take_is_reported_not_retried_silently(
     assert "PlanFailed" in p.events(cluster, namespace, "1st-classifier")
     assert p.children(cluster, namespace, "inferenceservices") == []
     assert p.children(cluster, namespace, "controllerrevisions") == [], "no snapshot stored"
+
+
+def test_the_finalizer_of_earlier_releases_goes_and_a_pipeline_needs_no_operator_to_go(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """Earlier releases kept a finalizer on every pipeline for a kopf daemon; the operator
+    removes it (with the chart's RBAC) and keeps none, so a pipeline deleted while no operator
+    runs goes at once, its children with it."""
+    old = p.classifier("old", namespace)
+    old["metadata"]["finalizers"] = [LEGACY_FINALIZER, "example.com/keep"]
+    p.apply(cluster, old)
+    p.apply(cluster, p.classifier("clf", namespace))
+    for name in ("old", "clf"):
+        p.wait_status(cluster, namespace, name, f"{name} Healthy", phase="Healthy")
+
+    def finalizers(name: str) -> list[str]:
+        got = kubectl_json(cluster, "get", p.PLURAL, name, "-n", namespace)
+        return list(got["metadata"].get("finalizers") or [])
+
+    wait_for(lambda: finalizers("old") == ["example.com/keep"], 30, "the old finalizer to go")
+    assert finalizers("clf") == []
+    operator.stop()
+    cluster.kubectl("delete", p.PLURAL, "clf", "-n", namespace, "--timeout=30s")
+
+    def services_of(name: str) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in p.children(cluster, namespace, "inferenceservices")
+            if s["metadata"]["labels"].get(LABEL_PIPELINE) == name
+        ]
+
+    wait_for(lambda: not services_of("clf"), 60, "the deleted pipeline's children to go with it")
+    assert services_of("old")
+    patch = json.dumps({"metadata": {"finalizers": None}})
+    cluster.kubectl("patch", p.PLURAL, "old", "-n", namespace, "--type=merge", "-p", patch)
