@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import zlib
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline_operator.api.quantity import quantity
@@ -73,20 +70,3 @@ def controller_uid(obj: dict[str, Any]) -> str | None:
         if owner.get("controller"):
             return str(owner.get("uid"))
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Packed:
-    """A JSON value kept compressed and decoded when read: how the operator's store holds each
-    object, which a reconcile reads whole or not at all. Equal when the values are (keys
-    sorted: the order they came in does not matter)."""
-
-    blob: bytes
-
-    @classmethod
-    def of(cls, value: Any) -> Packed:
-        encoded = json.dumps(value, separators=(",", ":"), sort_keys=True)
-        return cls(zlib.compress(encoded.encode()))
-
-    def value(self) -> Any:
-        return json.loads(zlib.decompress(self.blob))

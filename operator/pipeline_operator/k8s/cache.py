@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import sys
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from pipeline_operator.api.v1alpha1 import KIND
 from pipeline_operator.core.naming import LABEL_PIPELINE, fit_name, graph_name
-from pipeline_operator.core.objects import Packed
 from pipeline_operator.core.observe.pods import (
     COMPONENT_LABEL,
     GRAPH_LABEL,
@@ -45,6 +47,21 @@ def version(body: Mapping[str, Any]) -> int:
 
 def key_of(body: Mapping[str, Any]) -> Key:
     return str(body["kind"]), str(body["metadata"]["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A JSON value kept compressed and decoded when read. Equal when the values are (keys
+    sorted: the order they came in does not matter)."""
+
+    blob: bytes
+
+    @classmethod
+    def of(cls, value: Any) -> Packed:
+        return cls(zlib.compress(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)))
+
+    def value(self) -> Any:
+        return orjson.loads(zlib.decompress(self.blob))
 
 
 @dataclass(frozen=True, slots=True)
