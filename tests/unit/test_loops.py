@@ -136,7 +136,7 @@ def test_a_sleep_ends_at_its_delay_or_when_woken() -> None:
 def series_of(name: str) -> list[Any]:
     return [
         sample
-        for family in (*metrics.PHASE.collect(), *metrics.TRAFFIC_WEIGHT.collect())
+        for family in metrics.PIPELINES.collect()
         for sample in family.samples
         if sample.labels.get("pipeline") == name and sample.labels.get("namespace") == NS
     ]
