@@ -343,7 +343,7 @@ def test_a_relist_that_drops_an_own_write_wakes_its_pipeline() -> None:
         woken: list[Loop] = []
 
         async def run(namespace: str, name: str, loop: Loop) -> None:
-            loop.wakeup.clear()
+            loop.woken = False
             woken.append(loop)
             await loop.sleep(None)
 
@@ -355,7 +355,7 @@ def test_a_relist_that_drops_an_own_write_wakes_its_pipeline() -> None:
         fake.writes.record(NS, NAME, service("a", 11))
         services = next(r for r in WATCHED if r.kind is SERVICES)
         wake_changed(memo, set(), Listed(services, NS, frozenset(), 20))
-        assert loop.wakeup.is_set()
+        assert loop.woken
         assert fake.view().children == ()
         await memo.loops.stop(1.0)
 

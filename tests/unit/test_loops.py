@@ -51,7 +51,7 @@ class Recorder:
     async def run(self, namespace: str, name: str, loop: Loop) -> None:
         while not loop.stopping and name not in self.finish:
             self.woken[name] = self.woken.get(name, 0) + 1
-            loop.wakeup.clear()
+            loop.woken = False
             await loop.sleep(None)
 
 
@@ -123,8 +123,8 @@ def test_a_sleep_ends_at_its_delay_or_when_woken() -> None:
         clock = asyncio.get_running_loop()
         started = clock.time()
         await loop.sleep(0.05)
-        assert clock.time() - started >= 0.04 and loop.wakeup.is_set()
-        loop.wakeup.clear()
+        assert clock.time() - started >= 0.04 and loop.woken
+        loop.woken = False
         clock.call_later(0.01, loop.wake)
         started = clock.time()
         await loop.sleep(30)

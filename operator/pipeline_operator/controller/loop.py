@@ -40,31 +40,38 @@ waits on it to go."""
 
 
 class Loop:
-    """What one pipeline's loop is woken and stopped by (a few hundred bytes: no task waits
-    beside it while it sleeps)."""
+    """What one pipeline's loop is woken and stopped by: a flag, and the future its sleep
+    waits on (a few hundred bytes in all; no task waits beside it while it sleeps)."""
 
-    __slots__ = ("stopping", "task", "wakeup")
+    __slots__ = ("_waiter", "stopping", "task", "woken")
 
     def __init__(self) -> None:
-        self.wakeup = asyncio.Event()
+        self.woken = False
         self.stopping = False
         self.task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
-        self.wakeup.set()
+        self.woken = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def stop(self) -> None:
         self.stopping = True
-        self.wakeup.set()
+        self.wake()
 
     async def sleep(self, delay: float | None) -> None:
-        """Until woken or stopped, at most ``delay`` seconds (None: no limit)."""
-        if self.wakeup.is_set():
+        """Until woken or stopped, at most ``delay`` seconds (None: no limit); a wake-up
+        since the last :attr:`woken` reset ends it at once."""
+        if self.woken:
             return
-        timer = None if delay is None else asyncio.get_running_loop().call_later(delay, self.wake)
+        clock = asyncio.get_running_loop()
+        self._waiter = clock.create_future()
+        timer = None if delay is None else clock.call_later(delay, self.wake)
         try:
-            await self.wakeup.wait()
+            await self._waiter
         finally:
+            self._waiter = None
             if timer is not None:
                 timer.cancel()
 
@@ -175,7 +182,7 @@ async def reconcile_loop(namespace: str, name: str, control: Loop, memo: kopf.Me
     due = 0.0  # when to reconcile even if nothing changed
     reconciler.writes.track(namespace, name)  # forgotten as the loop ends (see ended)
     while not control.stopping and store.holds_pipeline(namespace, name):
-        control.wakeup.clear()
+        control.woken = False
         if not leadership.leading():
             await control.sleep(None)  # woken by events, by a stop, or once this replica leads
             continue
