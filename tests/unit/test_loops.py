@@ -159,9 +159,8 @@ class Reconciler:
         self.reconciled.append(read())
         return None
 
-    async def drop_finalizer(self, world: World, finalizer: str) -> None:
-        assert world.pipeline is not None
-        meta = world.pipeline["metadata"]
+    async def drop_finalizer(self, body: dict[str, Any], finalizer: str) -> None:
+        meta = body["metadata"]
         kept = [f for f in meta["finalizers"] if f != finalizer]
         self.patched.append(kept)
         answer = pipeline(meta["name"], int(meta["resourceVersion"]) + 1, finalizers=kept)

@@ -196,9 +196,9 @@ async def reconcile_loop(namespace: str, name: str, control: Loop, memo: kopf.Me
             if view == last and clock.time() < due:
                 await control.sleep(due - clock.time())
                 continue
-            world = view.opened()
-            if LEGACY_FINALIZER in finalizers(world):
-                await reconciler.drop_finalizer(world, LEGACY_FINALIZER)
+            pipeline = view.pipeline()
+            if pipeline is not None and LEGACY_FINALIZER in finalizers(pipeline):
+                await reconciler.drop_finalizer(pipeline, LEGACY_FINALIZER)
                 continue
             read = _Reader(store, reconciler.writes, namespace, name)
             requeue = await reconciler.reconcile(namespace, name, read)
@@ -224,8 +224,8 @@ def ended(memo: kopf.Memo, namespace: str, name: str, gone: bool) -> None:
         metrics.forget_pipeline(namespace, name)
 
 
-def finalizers(world: cache.World) -> list[str]:
-    return list(((world.pipeline or {}).get("metadata") or {}).get("finalizers") or [])
+def finalizers(pipeline: dict[str, Any]) -> list[str]:
+    return list((pipeline.get("metadata") or {}).get("finalizers") or [])
 
 
 class _Reader:

@@ -407,11 +407,10 @@ class Reconciler:
         if body is not None:
             self.writes.record(namespace, name, body)
 
-    async def drop_finalizer(self, world: World, finalizer: str) -> None:
-        """Remove ``finalizer`` from the pipeline ``world`` shows; the next view holds the
-        result."""
-        assert world.pipeline is not None
-        meta = world.pipeline["metadata"]
+    async def drop_finalizer(self, pipeline: dict[str, Any], finalizer: str) -> None:
+        """Remove ``finalizer`` from ``pipeline`` (as the cache shows it); the next view holds
+        the result."""
+        meta = pipeline["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         kept = [f for f in meta.get("finalizers") or [] if f != finalizer]
         body = await self._run(

@@ -524,6 +524,11 @@ class View:
     pods: tuple[Cached, ...] = ()
     routers: Mapping[str, Cached] = field(default_factory=dict)
 
+    def pipeline(self) -> dict[str, Any] | None:
+        """The pipeline alone, opened."""
+        kept = next((c for k, c in self.objects.items() if k[0] == KIND), None)
+        return kept.body if kept is not None else None
+
     def opened(self) -> World:
         bodies = {key: c.body for key, c in self.objects.items()}
         return World(
