@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, NoReturn
 
 import pytest
@@ -16,6 +17,7 @@ from pipeline_operator.api.v1alpha1 import API_VERSION, KIND
 from pipeline_operator.controller.reconcile import Reconciler
 from pipeline_operator.k8s.cache import World
 from pipeline_operator.settings import OperatorSettings
+from tests.unit.fake_kube import FakeKube
 
 
 class FailingKube:
@@ -73,3 +75,35 @@ def test_a_failed_reconcile_records_the_error(spans: InMemorySpanExporter) -> No
         s for s in spans.get_finished_spans() if s.attributes.get("pipeline.name") == "broken"
     )
     assert [e.name for e in span.events] == ["exception"]
+
+
+def test_reconciles_waiting_for_a_slot_have_not_observed_their_view_yet() -> None:
+    """A burst of reconciles (a start, a handover) waits for the write slots holding nothing
+    but their packed views: only those holding a slot have opened and observed theirs."""
+    kube = FakeKube({**PIPELINE, "metadata": {**PIPELINE["metadata"], "name": "clf"}})
+    reconciler = Reconciler(kube, OperatorSettings(workers=1))  # type: ignore[arg-type]
+    observed: list[str] = []
+    observe, act = reconciler.observe, reconciler.act
+    gate = threading.Event()
+
+    def counting(world: World) -> Any:
+        observed.append("observed")
+        return observe(world)
+
+    def held(outcome: Any) -> Any:
+        assert gate.wait(10)
+        return act(outcome)
+
+    reconciler.observe, reconciler.act = counting, held  # type: ignore[method-assign]
+
+    async def burst() -> None:
+        reconciles = [
+            asyncio.create_task(reconciler.reconcile("ml", "clf", kube.world)) for _ in range(5)
+        ]
+        await asyncio.sleep(0.3)
+        assert observed == ["observed"]  # the one in its slot, waiting on its writes
+        gate.set()
+        await asyncio.gather(*reconciles)
+        assert len(observed) == 5
+
+    asyncio.run(burst())

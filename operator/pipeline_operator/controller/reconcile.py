@@ -374,26 +374,40 @@ class Reconciler:
     async def _reconcile(
         self, namespace: str, name: str, read: Callable[[], World]
     ) -> float | None:
-        seen = self.observe(read())
-        if isinstance(seen, Observed) and seen.gateways_due:
+        # Observed only once a slot is free: a burst of reconciles (a start, a handover, a
+        # resync) waits for the slots holding nothing but its loop's packed view, not each a
+        # decoded view with its specs and plans.
+        async with self.slots:
+            seen = self.observe(read())
+            if not (isinstance(seen, Observed) and (seen.gateways_due or seen.due or seen.hooks)):
+                return await self._decide_and_act(namespace, name, seen, {})
+        # Reads of Gateways and measurements take time: done without a slot.
+        if seen.gateways_due:
             await self._run(self.api_pool, self.gateways.read, seen.gateways_due)
             seen = self.observe(read())
         measured: dict[tuple[Any, ...], Measured] = {}
         if isinstance(seen, Observed) and (seen.due or seen.hooks):
             measured[_due(seen)] = await self._run(self.analysis_pool, self.ask, seen)
-        waited = bool(measured) or self.slots.locked()
-        async with self.slots:
-            if waited:  # the view may have changed meanwhile: read it again
-                seen = self.observe(read())
-            if seen is None:
-                metrics.forget_pipeline(namespace, name)
-                return None
-            outcome = (
-                self.decide(seen, measured.get(_due(seen), Measured()))
-                if isinstance(seen, Observed)
-                else seen
-            )
-            return await self._run(self.api_pool, self.act, outcome)
+        del seen
+        async with self.slots:  # the view may have changed meanwhile: read it again
+            return await self._decide_and_act(namespace, name, self.observe(read()), measured)
+
+    async def _decide_and_act(
+        self,
+        namespace: str,
+        name: str,
+        seen: Observed | Stop | None,
+        measured: dict[tuple[Any, ...], Measured],
+    ) -> float | None:
+        if seen is None:
+            metrics.forget_pipeline(namespace, name)
+            return None
+        outcome = (
+            self.decide(seen, measured.get(_due(seen), Measured()))
+            if isinstance(seen, Observed)
+            else seen
+        )
+        return await self._run(self.api_pool, self.act, outcome)
 
     async def _run(self, pool: Executor | None, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in ``pool``, within this task's context (its span)."""
