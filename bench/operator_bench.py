@@ -62,6 +62,8 @@ TARGETS = {
 }
 LARGE_SCALE, LARGE_PEAK_RSS_MIB = 2550, 800
 """Past this many pipelines, the peak RSS target is the one for 10,000."""
+BENCH_DEADLINE = 86400
+"""progressDeadlineSeconds of the benchmark's pipelines (the most the API allows)."""
 HEAP_PIPELINES = 200
 """Synthetic pipelines ``bench/memory.py`` attributes the heap over."""
 
@@ -103,6 +105,12 @@ def pipeline(name: str, namespace: str = NAMESPACE, stages: int = 3) -> dict[str
         "spec": {
             "nodePools": [gpu, {"name": "cpu", **FAKE_CPU}],
             "stages": steps,
+            # KServe's manager, on cores it shares with the apiserver and the benchmark, can
+            # take far longer than the default 600 s to make thousands of InferenceServices
+            # Ready (it reconciles them one after another). The benchmark measures the
+            # operator: a deadline passed mid-run would mark every pipeline Degraded and turn
+            # the restart and handover into a burst of status writes.
+            "rollout": {"progressDeadlineSeconds": BENCH_DEADLINE},
         },
     }
 
