@@ -8,9 +8,10 @@ saw when the apiserver ends a watch, and lists again when the watch expired (410
 after a jittered backoff when it failed. The operator awaits every loop's first listing before
 any reconcile runs, so the first reconcile after a start already sees everything.
 
-kopf still watches the pipelines to run a reconcile loop for each; these watches replace its
-indexes, whose readiness bookkeeping costs time quadratic in the number of watched objects
-when they are listed together, as on every start.
+The pipelines' watch also starts and ends their reconcile loops (``controller.loop``). These
+watches replace kopf's: its indexes' readiness bookkeeping costs time quadratic in the number
+of watched objects when they are listed together, as on every start, and its daemons kept an
+untrimmed copy of every pipeline.
 """
 
 from __future__ import annotations
