@@ -51,14 +51,14 @@ def key_of(body: Mapping[str, Any]) -> Key:
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """A JSON value kept compressed and decoded when read. Equal when the values are (keys
-    sorted: the order they came in does not matter)."""
+    """A JSON value kept compressed and decoded when read, its keys in the order they came in
+    (the apiserver encodes an object alike each time). Equal when encoded alike."""
 
     blob: bytes
 
     @classmethod
     def of(cls, value: Any) -> Packed:
-        return cls(zlib.compress(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)))
+        return cls(zlib.compress(orjson.dumps(value)))
 
     def value(self) -> Any:
         return orjson.loads(zlib.decompress(self.blob))

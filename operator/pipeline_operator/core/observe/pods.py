@@ -73,7 +73,11 @@ def by_component(pods: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Pods]:
         pending = (pod.get("status") or {}).get("phase") == "Pending"
         why = scheduled.get("message", "") if scheduled.get("status") == "False" else ""
         stuck = (pod.get("status") or {}).get("stuck") or []
-        failing = ": ".join(p for p in stuck[0].values() if p) if stuck else ""
+        failing = (
+            ": ".join(p for p in (stuck[0].get(k) for k in ("name", "reason", "message")) if p)
+            if stuck
+            else ""
+        )
         out[key] = Pods(
             ready=seen.ready + (ready.get("status") == "True"),
             pending=seen.pending + pending,
