@@ -115,23 +115,35 @@ class Kube:
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
     ) -> dict[str, Any]:
         """Merge-patch status; with ``resource_version``, a concurrent change fails with 409."""
-        timeout = self._writing("patch", "InferencePipelineStatus")
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-        body: dict[str, Any] = {"status": patch}
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        return self._patch(path, body, MERGE_PATCH, timeout)
+        return self._merge_pipeline(
+            namespace, name, "/status", {"status": patch}, {}, resource_version
+        )
 
     def patch_pipeline_finalizers(
         self, namespace: str, name: str, finalizers: list[str], resource_version: str | None
     ) -> dict[str, Any]:
         """Set the pipeline's finalizers; a concurrent change fails with 409."""
-        timeout = self._writing("patch", KIND)
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-        meta: dict[str, Any] = {"finalizers": finalizers}
-        if resource_version:
-            meta["resourceVersion"] = resource_version
-        return self._patch(path, {"metadata": meta}, MERGE_PATCH, timeout)
+        return self._merge_pipeline(
+            namespace, name, "", {}, {"finalizers": finalizers}, resource_version
+        )
+
+    def _merge_pipeline(
+        self,
+        namespace: str,
+        name: str,
+        subresource: str,
+        body: dict[str, Any],
+        meta: dict[str, Any],
+        resource_version: str | None,
+    ) -> dict[str, Any]:
+        """A merge patch of a pipeline (``subresource``: "" or "/status"), preconditioned on
+        ``resource_version`` when given."""
+        timeout = self._writing("patch", f"{KIND}Status" if subresource else KIND)
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}{subresource}"
+        meta = {**meta, **({"resourceVersion": resource_version} if resource_version else {})}
+        return self._patch(
+            path, {**body, **({"metadata": meta} if meta else {})}, MERGE_PATCH, timeout
+        )
 
     def _writing(self, verb: str, kind: str) -> float:
         """Count a write about to be sent and give its timeout; refuse it when this replica
